@@ -1,0 +1,233 @@
+"""The guest-kernel interface: the OS actions a workload may ask for.
+
+Design note
+-----------
+Every action reports work to ``platform.meter`` (never a cost): ``meter.add(cause, price, n)``
+with a profile key as price. The native implementation of each action is the baseline; mode
+subclasses add what their mode makes of the action (see each module's Design note):
+
+================  ===========================================================================
+action            meaning (per call)
+================  ===========================================================================
+user(c)           c cycles of user-mode work (never virtualized, except BT's kernel-only TC)
+kernel(c)         c cycles of guest-kernel work that touches nothing sensitive
+syscall()         one user -> kernel -> user round trip (the kernel work is reported separately)
+exception()       one non-MMU fault delivered to the guest kernel and returned from (divzero)
+page_fault(kind)  one true demand fault handled by the guest kernel, PTE installed
+prot_fault()      one protection fault (signal delivered, no PTE change)
+ptemod()          one guest PTE write in the current address space
+fork(pages)       copy an address space of ``pages`` present pages (COW), incl. page-table pages
+exec(pages)       tear down the old address space and build a new one of ``pages`` pages
+exit(pages)       tear down an address space of ``pages`` pages
+mmap(pages)       map ``pages`` pages (mapping only; touching them is page_fault)
+munmap(pages)     unmap ``pages`` pages (with the TLB flush it needs)
+context_switch()  switch process: kernel path, address-space switch, kernel stack, FPU
+tlb_refill(p)     after a switch or flush, the first touch of each of ``p`` pages
+io_port()         one in/out to a legacy or emulated device register
+cr8_write()       one write of the task-priority register
+call_ret(n)       n call/return pairs executed in kernel mode
+timer_read()      one clock read (vDSO / shared-info time, no trap)
+================  ===========================================================================
+
+Simplifications: actions are priced one at a time in the order given; there is no cache model
+beyond the per-reference costs in the profile; the MMU work of fork/exec/exit/mmap is delegated to
+``platform.mmu`` (:mod:`pvsim.mm`, page tables as data) when the builder provides one, else it is
+counted here from the page and page-table counts.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Protocol
+
+from pvsim.meter import Meter
+
+
+class Platform(Protocol):
+    """What a guest kernel receives from the builder (bound to one domain and vCPU)."""
+
+    meter: Meter
+    guest_type: str  # pv32 | pv64 | hvm32 | hvm64 (hypercall availability)
+    mmu: Any  # guest-side MMU (guest_kernels.mmu) or None
+
+    def hypercall(self, name: str, *args) -> int: ...
+    def trap(self, kind: str) -> None: ...  # PV: Xen bounces a guest trap
+    def vmexit(self, reason: str, handling: str = "simple") -> None: ...
+    def bt(self, kind: str, n: float = 1) -> None: ...  # binary-translation transfers
+    def sw_mmu(self, cause: str, n: float = 1) -> None: ...  # software-MMU operations
+    def value(self, key: str) -> float: ...  # a count-type profile constant
+
+
+# Page-table geometry per paging format: (levels, entries per table)
+PAGING = {"2level": (2, 1024), "4level": (4, 512)}
+
+
+class GuestKernel:
+    """Native behaviour; mode subclasses override what their mode changes."""
+
+    mode = "native"
+    paging = "4level"
+
+    def __init__(self, platform: Platform, **options):
+        self.p = platform
+        self.options = options
+
+    @property
+    def meter(self) -> Meter:
+        return self.p.meter
+
+    # ----------------------------------------------------------------- helpers
+    def _tables_for(self, pages: int) -> int:
+        """Leaf page-table pages needed to map ``pages`` pages (plus the upper levels' share)."""
+        levels, per = PAGING[self.paging]
+        leaf = math.ceil(pages / per) if pages else 0
+        return leaf + (levels - 1 if leaf else 0)
+
+    def _add(self, cause: str, price: str, n: float = 1) -> None:
+        self.meter.add(cause, price, n)
+
+    # ----------------------------------------------------------------- plain work
+    def user(self, cycles: float) -> None:
+        self._add("user", "cycles", cycles)
+
+    def kernel(self, cycles: float) -> None:
+        self._add("kernel", "cycles", cycles)
+
+    def call_ret(self, n: int = 1) -> None:
+        self._add("kernel", "native.call_ret_cycles", n)
+
+    def timer_read(self) -> None:
+        self._add("kernel", "cycles", 20)  # rdtsc + scale from shared time info
+
+    # ----------------------------------------------------------------- traps
+    def syscall(self) -> None:
+        self._add("kernel.syscall", "native.syscall_cycles")
+        self.meter.count("syscall")
+
+    def exception(self) -> None:
+        self._add("kernel.exception", "native.exception_cycles")
+        self.meter.count("exception")
+
+    def page_fault(self, kind: str = "anon") -> None:
+        self._add("kernel.page_fault", "native.page_fault_cycles")
+        self.meter.count("page_fault")
+        if kind != "nano":  # FrobOS's pgfault handler installs no PTE; a demand fault does
+            self._pte_writes(1, "kernel.page_fault")
+
+    def prot_fault(self) -> None:
+        self._add("kernel.page_fault", "native.page_fault_cycles")
+        self.meter.count("prot_fault")
+
+    def io_port(self) -> None:
+        self._add("device.port_io", "native.io_port_cycles")
+        self.meter.count("io_port")
+
+    def cr8_write(self) -> None:
+        self._add("kernel", "native.cr8_write_cycles")
+
+    # ----------------------------------------------------------------- timer, walks, I/O
+    def timer_tick(self) -> None:
+        """One timer interrupt and tick handler (HZ-driven or one-shot re-armed)."""
+        self._add("kernel.timer", "native.timer_tick_cycles")
+        self.meter.count("timer_tick")
+
+    def tlb_walks(self, n: float) -> None:
+        """n TLB misses that need a page walk (4 references natively, counted per level)."""
+        if self.p.mmu is not None and hasattr(self.p.mmu, "tlb_walks"):
+            return self.p.mmu.tlb_walks(n)
+        refs = 4 * n
+        self._add("mmu.page_walk", "native.mem_ref_cycles", refs)
+        self.meter.count("mmu.walk_refs", refs)
+
+    def disk_io(self, nbytes: int, write: bool) -> None:
+        """One block request (simple device model; the split-driver subsystem replaces it)."""
+        self._add("kernel.block", "native.blk_request_cycles")
+        self._add("kernel.interrupt", "native.interrupt_cycles")
+        self._device_wait(write)
+        self.meter.count("disk_io")
+
+    def _device_wait(self, write: bool) -> None:
+        key = "native.disk_write_latency_us" if write else "native.disk_read_latency_us"
+        self._add("idle.io_wait", key)
+
+    def net_io(self, packets: int, tx: bool) -> None:
+        """A burst of ``packets`` packets sent (tx) or received, one interrupt per burst."""
+        self._add("kernel.net", "native.net_packet_cycles", packets)
+        self._add("kernel.interrupt", "native.interrupt_cycles")
+        self.meter.count("net_packets", packets)
+
+    # ----------------------------------------------------------------- MMU
+    def _pte_writes(self, n: int, cause: str = "kernel.pte_write") -> None:
+        """n PTE writes into the current (live) page tables."""
+        self._add(cause, "native.pte_write_cycles", n)
+        self.meter.count("pte_write", n)
+
+    def _new_table_writes(self, n: int) -> None:
+        """n PTE writes into page-table pages not yet in use (no MMU mediation in any mode)."""
+        self._add("kernel.pte_write", "native.pte_write_cycles", n)
+        self.meter.count("pte_write", n)
+
+    def _flush_tlb(self) -> None:
+        self._add("mmu.tlb_flush", "native.tlb_flush_cycles")
+        self.meter.count("tlb_flush")
+
+    def _activate(self, pages: int) -> None:
+        """A new address space becomes usable (nothing to do natively)."""
+
+    def _retire(self, pages: int) -> None:
+        """An address space is torn down (nothing beyond the PTE clears natively)."""
+
+    def ptemod(self) -> None:
+        self._pte_writes(1)
+
+    def fork(self, pages: int) -> None:
+        if self.p.mmu is not None:
+            return self.p.mmu.fork(pages)
+        # child's tables are written while not yet live; the parent's PTEs are write-protected (COW)
+        self._new_table_writes(pages)
+        self._pte_writes(pages)
+        self._flush_tlb()
+        self._activate(pages)
+
+    def exit(self, pages: int) -> None:
+        if self.p.mmu is not None:
+            return self.p.mmu.exit()
+        self._retire(pages)
+        self._teardown_writes(pages)
+
+    def _teardown_writes(self, pages: int) -> None:
+        self._new_table_writes(pages)  # after retire the tables are plain memory again
+
+    def exec(self, pages: int) -> None:
+        if self.p.mmu is not None:
+            return self.p.mmu.exec(pages)
+        self.exit(pages)
+        self._activate(0)
+
+    def mmap(self, pages: int) -> None:
+        if self.p.mmu is not None:
+            return self.p.mmu.mmap(pages)
+        # mapping only creates the VMA; entries appear at fault time
+
+    def munmap(self, pages: int) -> None:
+        if self.p.mmu is not None:
+            return self.p.mmu.munmap(pages)
+        self._pte_writes(pages)
+        self._flush_tlb()
+
+    def context_switch(self, ws_pages: int = 0) -> None:
+        self._add("kernel.context_switch", "native.context_switch_cycles")
+        self.meter.count("context_switch")
+        self._switch_address_space()
+        self.tlb_refill(ws_pages)
+
+    def _switch_address_space(self) -> None:
+        """The CR3 load is part of native.context_switch_cycles (measured whole)."""
+
+    def tlb_refill(self, pages: int) -> None:
+        """First touch of ``pages`` pages after a switch: TLB misses (walk cost in the profile's
+        page_fault-free path is part of the measured native switch), shadow hidden faults in
+        shadow modes."""
+
+
+KernelFactory = Callable[..., GuestKernel]

@@ -1,0 +1,133 @@
+"""An unmodified kernel under a binary-translating VMM (``bt``): VMware-style software virtualization.
+
+Design note
+-----------
+After Adams & Agesen, ASPLOS'06 §3 (and VMware Workstation in SOSP'03's comparison). User code runs
+directly; kernel code runs from a translation cache (TC). The mode changes these actions:
+
+* **System calls and exceptions**: the hardware transfer lands in the VMM, which reflects it into the
+  translated guest handler; the guest's ``sysret``/``iret`` is translated into a return through the
+  VMM -- "a layer of code and an extra privilege transition" (S3). Priced as the calibrated true-fault
+  path less its software-MMU part (:func:`pvsim.hypervisor.traps.bt_transfer` ``reflect``).
+* **Page faults**: the VMM's software MMU interposes on true and hidden faults; a true fault is
+  classified and reflected (``bt.shadow_fault_cycles``, calibrated on nano.pgfault). A hidden fault
+  (shadow entry missing after a CR3 switch or a shadow drop) is fixed up without the guest seeing it.
+* **PTE writes** to traced (shadowed) page tables are discovered adaptively and translated into a
+  callout that updates guest PTE and shadow together (S3 ptemod: "a small program").
+* **Sensitive instructions** (CR3 load, TPR write, port I/O) are translated into short sequences or
+  callouts; ``in`` talks to the VMM's virtual chipset model without a trap.
+* **Indirect control flow** (returns) goes through the TC lookup and usually mispredicts.
+
+Simplifications: translated kernel code otherwise runs at native speed (``bt.kernel_slowdown_frac``);
+no translation-cache misses (warm TC); every CR3 switch re-shadows the pages next touched
+(``shadow_refill_frac`` option, default 1.0: no cross-switch shadow cache, as in the hosted VMMs of
+2003-2006).
+"""
+
+from __future__ import annotations
+
+from guest_kernels.base import GuestKernel
+
+
+class BTKernel(GuestKernel):
+    mode = "bt"
+    paging = "4level"
+
+    def syscall(self) -> None:
+        super().syscall()
+        self.p.bt("reflect")
+
+    def exception(self) -> None:
+        super().exception()
+        self.p.bt("reflect")
+
+    def _true_fault(self) -> None:
+        self._add("kernel.page_fault", "native.page_fault_cycles")
+        self._add("trap.bt_page_fault", "bt.shadow_fault_cycles")
+        self.meter.count("trap.bt_page_fault")
+
+    def page_fault(self, kind: str = "anon") -> None:
+        if self.p.mmu is not None and kind != "nano":
+            return self.p.mmu.page_fault(kind)
+        self._true_fault()
+        self.meter.count("page_fault")
+        if kind != "nano":  # the guest handler installs the PTE in a traced table
+            self.ptemod()
+
+    def prot_fault(self) -> None:
+        self._true_fault()
+        self.meter.count("prot_fault")
+
+    def ptemod(self) -> None:
+        self._add("mmu.emulated_pte_write", "native.pte_write_cycles")
+        self.p.bt("callout")
+        self.p.sw_mmu("mmu.emulated_pte_write")
+        self.meter.count("mmu.emulated_pte_write")
+
+    def _pte_writes(self, n: int, cause: str = "kernel.pte_write") -> None:
+        """Writes to traced page tables: translated callouts where the VMM adapts (ASPLOS'06), else
+        each write takes the VMM's fault path (write-protect trap, classify, emulate, propagate)."""
+        if n <= 0:
+            return
+        self._add("mmu.emulated_pte_write", "native.pte_write_cycles", n)
+        if self.p.value("bt.adaptive_pte_translation_count") >= 1:
+            self.p.bt("callout", n)
+            self.p.sw_mmu("mmu.emulated_pte_write", n)
+        else:
+            self._add("mmu.emulated_pte_write", "bt.shadow_fault_cycles", n)
+        self.meter.count("mmu.emulated_pte_write", n)
+        self.meter.count("pte_write", n)
+
+    def _teardown_writes(self, pages: int) -> None:
+        self._pte_writes(pages)  # the dying tables are still traced
+
+    def _retire(self, pages: int) -> None:
+        self.p.sw_mmu("mmu.shadow_sync", self._tables_for(pages))  # drop the shadows of dead tables
+
+    def io_port(self) -> None:
+        self.p.bt("callout")
+        self._add("device.emulation", "native.mem_ref_cycles", self.p.value("bt.chipset_refs_count"))
+        self.meter.count("io_port")
+
+    def cr8_write(self) -> None:
+        # translated into a store to the virtual TPR and a compare with the highest pending vector
+        self._add("kernel", "native.mem_ref_cycles")
+        self._add("kernel", "bt.tc_lookup_cycles")
+
+    def call_ret(self, n: int = 1) -> None:
+        super().call_ret(n)
+        self.p.bt("indirect", n)
+
+    def timer_tick(self) -> None:
+        self._add("kernel.timer", "native.timer_tick_cycles")
+        self.meter.count("timer_tick")
+        self.p.bt("reflect")  # the interrupt lands in the VMM, which reflects it into the translated handler
+        self.p.bt("callout", 2)  # EOI and timer re-arm: translated accesses to the virtual APIC
+
+    def _device_access(self, n: float) -> None:
+        self.p.bt("callout", n)
+        self._add("device.emulation", "bt.world_switch_cycles", n)  # hosted VMM: device I/O via the host
+
+    def disk_io(self, nbytes: int, write: bool) -> None:
+        self._add("kernel.block", "native.blk_request_cycles")
+        self._device_access(self.p.value("bt.emulated_blk_accesses_count"))
+        self._add("dom0.backend", "native.blk_request_cycles")  # the host OS performs the real I/O
+        self.p.bt("reflect")  # completion interrupt
+        self._device_wait(write)
+        self.meter.count("disk_io")
+
+    def net_io(self, packets: int, tx: bool) -> None:
+        self._add("kernel.net", "native.net_packet_cycles", packets)
+        self._device_access(self.p.value("bt.emulated_net_accesses_count"))
+        self._add("dom0.backend", "native.net_packet_cycles", packets)
+        self.p.bt("reflect")
+        self.meter.count("net_packets", packets)
+
+    def _switch_address_space(self) -> None:
+        self.p.bt("callout")  # translated mov to CR3
+        self.p.sw_mmu("mmu.shadow_sync")  # find or build the shadow root
+
+    def tlb_refill(self, pages: int) -> None:
+        n = pages * float(self.options.get("shadow_refill_frac", 1.0))
+        if n:
+            self.p.bt("hidden_fault", n)

@@ -1,0 +1,194 @@
+"""An unmodified kernel under hardware-assisted virtualization: ``hvm-shadow``, ``hvm``, ``pvhvm``, ``pvh``.
+
+Design note
+-----------
+VT-x/AMD-V run the guest kernel in non-root ring 0, so system calls and most exceptions run at native
+speed (ASPLOS'06 syscall and divzero; Xen ``xen/arch/x86/hvm/vmx/vmcs.c`` exception bitmap). What
+exits (``xen/arch/x86/hvm/vmx/vmx.c``):
+
+* ``hvm-shadow`` (first-generation VT-x, Xen shadow paging, ``xen/arch/x86/mm/shadow/``): #PF exits;
+  a true fault is classified by the shadow code and injected; guest page-table pages are
+  write-protected, so every guest PTE write exits and is emulated; CR3 loads exit; after a CR3 switch
+  the shadows of the pages next touched are filled by hidden faults.
+* ``hvm`` (EPT/NPT, ``xen/arch/x86/mm/hap/``): no exits for page faults, PTE writes or CR3 loads; a
+  TLB miss walks both dimensions (up to 24 references instead of 4; :mod:`pvsim.mm` computes them).
+  Port I/O and MMIO exit to the device model (QEMU in dom0, via an ioreq).
+* ``pvhvm``: ``hvm`` plus PV drivers for disk and network (the I/O subsystem routes them).
+* ``pvh``: HAP, PV drivers, event channels, no device model: a stray port access exits to Xen only.
+
+Simplifications: one hardware cost for every exit reason; no TPR-shadow exits (FrobOS takes no
+interrupts, modern parts shadow the TPR).
+"""
+
+from __future__ import annotations
+
+from guest_kernels.base import GuestKernel
+
+
+class _EmulatedIO:
+    """Timer and devices of an HVM guest without PV drivers: LAPIC timer, emulated disk and NIC."""
+
+    device_model = True
+
+    def timer_tick(self) -> None:
+        self.p.vmexit("external_interrupt")  # the host timer fires while the guest runs
+        self._add("kernel.timer", "native.timer_tick_cycles")
+        self.meter.count("timer_tick")
+        self.p.vmexit("apic_access")  # EOI write to the emulated LAPIC
+        self.p.vmexit("msr_write")  # re-arm the TSC-deadline / LAPIC timer
+
+    def _device_access(self, n: float) -> None:
+        for _ in range(int(n)):
+            if self.device_model:
+                self.p.vmexit("io_instruction", "device_model")
+            else:
+                self.p.vmexit("io_instruction")
+
+    def disk_io(self, nbytes: int, write: bool) -> None:
+        self._add("kernel.block", "native.blk_request_cycles")
+        self._device_access(self.p.value("hvm.emulated_blk_exits_count"))
+        self._add("dom0.backend", "native.blk_request_cycles")  # the device model's real I/O in dom0
+        self.p.vmexit("external_interrupt")  # completion interrupt injected
+        self.p.vmexit("apic_access")  # EOI
+        self._device_wait(write)
+        self.meter.count("disk_io")
+
+    def net_io(self, packets: int, tx: bool) -> None:
+        self._add("kernel.net", "native.net_packet_cycles", packets)
+        self._device_access(self.p.value("hvm.emulated_net_exits_count"))
+        self._add("dom0.backend", "native.net_packet_cycles", packets)  # tap/bridge + NIC in dom0
+        self.p.vmexit("external_interrupt")
+        self.p.vmexit("apic_access")
+        self.meter.count("net_packets", packets)
+
+
+class HVMShadowKernel(_EmulatedIO, GuestKernel):
+    mode = "hvm-shadow"
+    paging = "4level"
+
+    def page_fault(self, kind: str = "anon") -> None:
+        if self.p.mmu is not None and kind != "nano":
+            return self.p.mmu.page_fault(kind)
+        self._add("kernel.page_fault", "native.page_fault_cycles")
+        self.p.vmexit("exception_nmi", "shadow_fault")
+        self.meter.count("page_fault")
+        if kind != "nano":
+            self.ptemod()
+
+    def prot_fault(self) -> None:
+        self._add("kernel.page_fault", "native.page_fault_cycles")
+        self.p.vmexit("exception_nmi", "shadow_fault")
+        self.meter.count("prot_fault")
+
+    def ptemod(self) -> None:
+        self._add("mmu.emulated_pte_write", "native.pte_write_cycles")
+        self.p.vmexit("exception_nmi", "emulate")
+        self.meter.count("mmu.emulated_pte_write")
+
+    def _pte_writes(self, n: int, cause: str = "kernel.pte_write") -> None:
+        for _ in range(int(n)):
+            self.ptemod()
+        self.meter.count("pte_write", n)
+
+    def _teardown_writes(self, pages: int) -> None:
+        self._pte_writes(pages)  # the dying tables are still shadowed and write-protected
+
+    def _flush_tlb(self) -> None:
+        super()._flush_tlb()
+        self.p.vmexit("cr_access")  # the flush is a CR3 reload, which exits under shadow paging
+
+    def _retire(self, pages: int) -> None:
+        self.p.sw_mmu("mmu.shadow_sync", self._tables_for(pages))
+
+    def io_port(self) -> None:
+        self.p.vmexit("io_instruction", "device_model")
+        self.meter.count("io_port")
+
+    def _switch_address_space(self) -> None:
+        self.p.vmexit("cr_access")
+        self.p.sw_mmu("mmu.shadow_sync")
+
+    def tlb_refill(self, pages: int) -> None:
+        n = int(round(pages * float(self.options.get("shadow_refill_frac", 1.0))))
+        for _ in range(n):
+            self.p.vmexit("exception_nmi", "shadow_fault")
+        self.meter.count("mmu.hidden_fault", n)
+
+
+class HVMKernel(_EmulatedIO, GuestKernel):
+    """EPT/NPT: page tables are the guest's own; only the walk is longer."""
+
+    mode = "hvm"
+    paging = "4level"
+
+    def io_port(self) -> None:
+        if self.device_model:
+            self.p.vmexit("io_instruction", "device_model")
+        else:
+            self.p.vmexit("io_instruction")
+        self.meter.count("io_port")
+
+    def tlb_refill(self, pages: int) -> None:
+        if self.p.mmu is not None:
+            return
+        # each first touch misses the TLB: a 2-D walk has 20 more references than a native one
+        extra = (4 + 1) * (4 + 1) - 1 - 4
+        self._add("mmu.page_walk", "native.mem_ref_cycles", extra * pages)
+        self.meter.count("mmu.walk_refs", extra * pages)
+
+    def tlb_walks(self, n: float) -> None:
+        if self.p.mmu is not None and hasattr(self.p.mmu, "tlb_walks"):
+            return self.p.mmu.tlb_walks(n)
+        refs = ((4 + 1) * (4 + 1) - 1) * n  # 4-level guest x 4-level EPT, no walk caches
+        self._add("mmu.page_walk", "native.mem_ref_cycles", refs)
+        self.meter.count("mmu.walk_refs", refs)
+
+
+class PVHVMKernel(HVMKernel):
+    """HVM with PV drivers: split-driver I/O, event channels delivered through the callback vector."""
+
+    mode = "pvhvm"
+
+    def timer_tick(self) -> None:
+        self.p.vmexit("external_interrupt")
+        self._add("kernel.timer", "native.timer_tick_cycles")
+        self.meter.count("timer_tick")
+        self._add("io.evtchn", "xen.event_upcall_cycles")  # VIRQ_TIMER via the callback vector
+        self.p.hypercall("set_timer_op", 0)  # a vmcall exit (charged by the dispatcher)
+
+    def _notify(self) -> None:
+        self._add("io.evtchn", "xen.evtchn_send_cycles")
+        self.meter.count("io.notify")
+        self.p.hypercall("event_channel_op", 4, None)
+
+    def disk_io(self, nbytes: int, write: bool) -> None:
+        self._add("kernel.block", "native.blk_request_cycles")
+        self._notify()
+        pages = max(1, -(-nbytes // 4096))
+        self._add("io.grant", "xen.grant_map_cycles", pages)
+        self._add("dom0.backend", "xen.backend_request_cycles")
+        self._add("dom0.backend", "native.blk_request_cycles")
+        self._add("dom0.backend", "native.interrupt_cycles")
+        self._add("io.evtchn", "xen.evtchn_send_cycles")
+        self._add("io.evtchn", "xen.event_upcall_cycles")
+        self._device_wait(write)
+        self.meter.count("disk_io")
+
+    def net_io(self, packets: int, tx: bool) -> None:
+        self._add("kernel.net", "native.net_packet_cycles", packets)
+        if tx:
+            self._notify()
+        self._add("io.grant", "xen.grant_copy_cycles", packets)
+        self._add("dom0.backend", "xen.backend_request_cycles", packets / 2)
+        self._add("dom0.backend", "native.net_packet_cycles", packets)
+        self._add("dom0.backend", "native.interrupt_cycles")
+        self._add("io.evtchn", "xen.evtchn_send_cycles")
+        self._add("io.evtchn", "xen.event_upcall_cycles")
+        self.meter.count("net_packets", packets)
+
+
+class PVHKernel(PVHVMKernel):
+    """PVH: HAP + PV drivers + event channels, no device model (stray port I/O exits to Xen only)."""
+
+    mode = "pvh"
+    device_model = False

@@ -1,0 +1,164 @@
+"""Paravirtualized kernels: XenoLinux-style x86-64 (``pv``) and the SOSP'03 ring-1 kernel (``pv32``).
+
+Design note
+-----------
+Models what a PV-modified Linux does differently from native (Barham et al. SOSP'03 §2-3; Xen
+``xen/arch/x86/pv/``; Linux ``arch/x86/xen/``):
+
+* **System calls.** ``pv32``: the guest registers a fast trap gate for int $0x80 and system calls go
+  straight to the ring-1 kernel without entering Xen (SOSP'03 §2.1.2). ``pv``: x86-64 has no segment
+  limits, so the guest kernel runs in ring 3; every syscall enters Xen, which bounces it to the
+  registered ``CALLBACKTYPE_syscall`` entry and switches to the kernel page table; the return is a
+  ``HYPERVISOR_iret`` hypercall with the switch back (Linux commit d6182fbf, S25).
+* **Exceptions and page faults** always go via Xen (only ring 0 can read CR2), which bounces them to
+  the handler registered with ``set_trap_table``. The guest installs the PTE with a validating
+  hypercall (``update_va_mapping``), so a demand fault costs two Xen transitions (SOSP'03 §5.1).
+* **Page tables** are read-only to the guest: live updates go through ``mmu_update`` batched up to
+  ``batch`` entries per call (2048 in SOSP'03 = 8 MB of address space); new tables are written
+  while still ordinary pages and then pinned, which validates them; exit unpins (devalidates)
+  first so teardown writes are plain stores. See :mod:`pvsim.mm` for the structures.
+* **Context switch**: a ``multicall`` of ``stack_switch``, ``mmuext_op(MMUEXT_NEW_BASEPTR)`` (and
+  ``MMUEXT_NEW_USER_BASEPTR`` on x86-64) and ``fpu_taskswitch`` (lazy FPU via virtual CR0.TS).
+
+Simplifications: the kernel work between these points runs at native speed; event-channel upcalls
+are priced by the I/O subsystem.
+"""
+
+from __future__ import annotations
+
+import math
+
+from guest_kernels.base import GuestKernel
+
+
+class PVKernel(GuestKernel):
+    mode = "pv"
+    paging = "4level"
+
+    @property
+    def batch(self) -> int:
+        return int(self.options.get("batch", 2048))
+
+    # -------------------------------------------------------------- traps
+    def _return_to_user(self) -> None:
+        if self.p.guest_type == "pv64":
+            self.p.hypercall("iret")
+
+    def syscall(self) -> None:
+        super().syscall()
+        self.p.trap("syscall")
+        self._return_to_user()
+
+    def exception(self) -> None:
+        super().exception()
+        self.p.trap("exception")
+        self._return_to_user()
+
+    def page_fault(self, kind: str = "anon") -> None:
+        if self.p.mmu is not None:
+            return self.p.mmu.page_fault(kind)
+        self._add("kernel.page_fault", "native.page_fault_cycles")
+        self.meter.count("page_fault")
+        self.p.trap("page_fault")
+        self._pv_mmu_update(1, call="update_va_mapping")
+        self._return_to_user()
+
+    def prot_fault(self) -> None:
+        super().prot_fault()
+        self.p.trap("page_fault")
+        self._return_to_user()
+
+    # -------------------------------------------------------------- MMU (counted form)
+    def _pv_mmu_update(self, n: int, call: str = "mmu_update") -> None:
+        """n validated PTE updates to live tables, batched ``batch`` per hypercall."""
+        if n <= 0:
+            return
+        calls = 1 if call == "update_va_mapping" else math.ceil(n / self.batch)
+        cause = f"hypercall.{call}"
+        entry = "xen.hypercall_entry_pv64_cycles" if self.p.guest_type == "pv64" else "xen.hypercall_entry_pv32_cycles"
+        self._add(cause, entry, calls)
+        self.meter.count(cause, calls)
+        self._add("mmu.validate", "xen.pte_validate_cycles", n)
+        self.meter.count("mmu.validate", n)
+        self.meter.count("pte_write", n)
+
+    def _pte_writes(self, n: int, cause: str = "kernel.pte_write") -> None:
+        self._pv_mmu_update(n)
+
+    def _flush_tlb(self) -> None:
+        # MMUEXT_TLB_FLUSH_LOCAL rides in the same batch: no extra transition
+        self._add("mmu.tlb_flush", "native.tlb_flush_cycles")
+        self.meter.count("tlb_flush")
+
+    def _activate(self, pages: int) -> None:
+        """Pin the new address space: Xen validates every present entry of every table."""
+        tables = self._tables_for(pages)
+        self._add("mmu.validate", "xen.pte_validate_cycles", pages + tables)
+        self.meter.count("mmu.validate", pages + tables)
+
+    def _retire(self, pages: int) -> None:
+        """Unpin before teardown: Xen drops the references every entry held."""
+        tables = self._tables_for(pages)
+        self._add("mmu.validate", "xen.pte_validate_cycles", (pages + tables) / 2)
+        self.meter.count("mmu.devalidate", pages + tables)
+
+    # -------------------------------------------------------------- timer and split-driver I/O
+    def timer_tick(self) -> None:
+        """VIRQ_TIMER arrives as an event-channel upcall; the one-shot timer is re-armed."""
+        self._add("kernel.timer", "native.timer_tick_cycles")
+        self.meter.count("timer_tick")
+        self._add("io.evtchn", "xen.event_upcall_cycles")
+        self.p.hypercall("set_timer_op", 0)
+        self._return_to_user()
+
+    def _notify(self) -> None:
+        """Frontend pushes requests and the ring says notify: EVTCHNOP_send."""
+        self._add("io.evtchn", "xen.evtchn_send_cycles")
+        self.meter.count("io.notify")
+        self.p.hypercall("event_channel_op", 4, None)  # EVTCHNOP_send; port bound by the I/O subsystem
+
+    def _response_upcall(self) -> None:
+        self._add("io.evtchn", "xen.event_upcall_cycles")
+        self._return_to_user()
+
+    def disk_io(self, nbytes: int, write: bool) -> None:
+        self._add("kernel.block", "native.blk_request_cycles")  # guest block layer + blkfront
+        self._notify()
+        pages = max(1, -(-nbytes // 4096))
+        self._add("io.grant", "xen.grant_map_cycles", pages)  # blkback maps the granted pages
+        self._add("dom0.backend", "xen.backend_request_cycles")
+        self._add("dom0.backend", "native.blk_request_cycles")  # dom0's real driver
+        self._add("dom0.backend", "native.interrupt_cycles")
+        self._add("io.evtchn", "xen.evtchn_send_cycles")  # blkback's response notification
+        self._response_upcall()
+        self._device_wait(write)
+        self.meter.count("disk_io")
+
+    def net_io(self, packets: int, tx: bool) -> None:
+        self._add("kernel.net", "native.net_packet_cycles", packets)  # guest stack + netfront
+        if tx:
+            self._notify()
+        self._add("io.grant", "xen.grant_copy_cycles", packets)  # netback copies to/from granted buffers
+        self._add("dom0.backend", "xen.backend_request_cycles", packets / 2)
+        self._add("dom0.backend", "native.net_packet_cycles", packets)  # bridge + physical NIC in dom0
+        self._add("dom0.backend", "native.interrupt_cycles")
+        self._add("io.evtchn", "xen.evtchn_send_cycles")
+        self._response_upcall()
+        self.meter.count("net_packets", packets)
+
+    # -------------------------------------------------------------- context switch
+    def _switch_address_space(self) -> None:
+        entries = 3 if self.p.guest_type == "pv64" else 2  # stack_switch, NEW_BASEPTR [, NEW_USER_BASEPTR]
+        entry = "xen.hypercall_entry_pv64_cycles" if self.p.guest_type == "pv64" else "xen.hypercall_entry_pv32_cycles"
+        self._add("hypercall.multicall", entry)
+        self.meter.count("hypercall.multicall")
+        self._add("hypercall.multicall", "xen.multicall_entry_cycles", entries)
+        self._add("hypercall.stack_switch", "xen.stack_switch_cycles")
+        self._add("hypercall.fpu_taskswitch", "xen.fpu_taskswitch_cycles")
+        # new_guest_cr3 on a pinned root: type get + put
+        self._add("mmu.validate", "xen.pte_validate_cycles", 2)
+
+
+class PV32Kernel(PVKernel):
+    mode = "pv32"
+    paging = "2level"

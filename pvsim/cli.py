@@ -1,0 +1,338 @@
+"""The ``pvsim`` command line (Typer). ``pvsim --help`` lists the commands; each has ``--help``.
+
+Errors in the user's input (a bad scenario or value) print one line ``pvsim: error: <field>: <why>``
+on stderr and exit with status 2, writing nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pvsim import __version__
+from pvsim.errors import ScenarioError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="pvsim: simulate a Xen-style hypervisor; compare paravirtualization, binary translation, "
+                       "VT-x (shadow/EPT), containers and bare metal, and see where the time goes.")
+out = Console()
+err = Console(stderr=True)
+
+MODES_HELP = "comma-separated modes: native, container, pv, pv32, bt, hvm-shadow, hvm, pvhvm, pvh"
+
+
+def user_errors(fn):
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        try:
+            return fn(*a, **kw)
+        except ScenarioError as e:
+            err.print(f"pvsim: error: {e}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _progress():
+    return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err,
+                    transient=True, disable=not err.is_terminal)
+
+
+def _write_outputs(rows: list[dict], meta: dict, json_path, csv_path) -> None:
+    from pvsim.results import Results
+
+    res = Results(rows, meta)
+    if json_path:
+        res.to_json(json_path)
+    if csv_path:
+        res.to_csv(csv_path)
+
+
+def _meta(profile: str, seed: int) -> dict:
+    from pvsim.profile import load_profile
+
+    return {"pvsim_version": __version__, "profile": load_profile(profile).name, "seed": seed}
+
+
+def _check_profile(profile: str) -> None:
+    from pvsim.profile import load_profile
+
+    load_profile(profile, field_name="--profile")
+
+
+def _check_outputs(*paths) -> None:
+    for p in paths:
+        if p is not None:
+            parent = Path(p).parent
+            if str(parent) and not parent.exists():
+                raise ScenarioError(str(p), f"directory {str(parent)!r} does not exist")
+
+
+def _run_rows(workloads, modes, profile, seed, ops, duration_ms, pcpus, options=None) -> list[dict]:
+    from pvsim.compare import compare
+
+    n = len(workloads) * len(set(modes) | {"native"})
+    with _progress() as prog:
+        task = prog.add_task("simulating", total=n)
+
+        def step(desc):
+            prog.update(task, description=f"simulating {desc}", advance=1)
+
+        return compare(workloads, modes, profile, seed=seed, ops=ops, duration_ms=duration_ms, pcpus=pcpus,
+                       options=options, progress=step)
+
+
+# ---------------------------------------------------------------------------------------------- run
+@app.command()
+@user_errors
+def run(scenario: Path = typer.Argument(..., help="scenario TOML file"),
+        seed: Optional[int] = typer.Option(None, help="override the scenario's seed"),
+        json_out: Optional[Path] = typer.Option(None, "--json", help="write results as JSON"),
+        csv_out: Optional[Path] = typer.Option(None, "--csv", help="write results as CSV"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="no table on stdout")):
+    """Run one scenario file and print a row per domain."""
+    from pvsim.scenario import Scenario
+    from pvsim.system import build
+
+    _check_outputs(json_out, csv_out)
+    sc = Scenario.from_toml(scenario)
+    if seed is not None:
+        sc = sc.with_seed(seed)
+    system = build(sc)
+    with _progress() as prog:
+        task = prog.add_task(f"running {sc.name}", total=1.0)
+        res = system.run(progress=lambda f: prog.update(task, completed=f))
+    if json_out:
+        res.to_json(json_out)
+    if csv_out:
+        res.to_csv(csv_out)
+    if not quiet:
+        t = Table(title=f"{sc.name} (profile {res.meta['profile']}, seed {sc.seed}, {sc.scheduler})")
+        for c in ("domain", "mode", "workload", "metric", "value", "cpu share", "elapsed ms", "top causes"):
+            t.add_column(c)
+        for r in res.rows:
+            top = sorted(r["breakdown_ns"].items(), key=lambda kv: -kv[1])[:3]
+            t.add_row(r["domain"], r["mode"], r["workload"], r["metric"], f"{r['value']:.4g}",
+                      f"{r['cpu_share']:.1%}", f"{r['elapsed_ns'] / 1e6:.1f}",
+                      ", ".join(f"{k} {v / max(1, r['elapsed_ns']):.0%}" for k, v in top))
+        out.print(t)
+
+
+# ---------------------------------------------------------------------------------------------- compare
+@app.command()
+@user_errors
+def compare(workload: str = typer.Option(..., "--workload", "-w", help="comma-separated workloads (pvsim list workloads)"),
+            modes: str = typer.Option("native,pv,hvm", "--modes", "-m", help=MODES_HELP),
+            profile: str = typer.Option("modern", "--profile", "-p", help="bundled profile name or a profile TOML"),
+            seed: int = typer.Option(0, help="random seed"),
+            ops: Optional[int] = typer.Option(None, help="units of work per run (default: 1 s for throughput "
+                                                          "workloads, 10000 ops for latency ones)"),
+            duration_ms: Optional[float] = typer.Option(None, help="simulated time per run instead of --ops"),
+            pcpus: int = typer.Option(1, help="pCPUs of the simulated host"),
+            mmu: str = typer.Option("structural", help="structural (page tables as data) or counted"),
+            json_out: Optional[Path] = typer.Option(None, "--json", help="write rows as JSON"),
+            csv_out: Optional[Path] = typer.Option(None, "--csv", help="write rows as CSV"),
+            plot: Optional[Path] = typer.Option(None, "--plot", help="write the relative-performance bar chart "
+                                                                     "(and <name>-breakdown.png beside it)")):
+    """Run workloads under several modes; print a table relative to native; plot SOSP'03 Figure 3 style."""
+    from guest_kernels.registry import MODES
+    from pvsim.compare import split_list
+    from pvsim.workloads import workload_names
+
+    _check_profile(profile)
+    _check_outputs(json_out, csv_out, plot)
+    ws = split_list(workload, "--workload", workload_names())
+    ms = split_list(modes, "--modes", list(MODES))
+    rows = _run_rows(ws, ms, profile, seed, ops, duration_ms, pcpus, {"mmu": mmu} if mmu != "structural" else None)
+    t = Table(title=f"pvsim compare (profile {profile}; relative to native)")
+    t.add_column("workload")
+    t.add_column("metric")
+    for m in ms:
+        t.add_column(m, justify="right")
+    for w in ws:
+        cells = []
+        metric = ""
+        for m in ms:
+            r = next(r for r in rows if r["workload"] == w and r["mode"] == m)
+            metric = r["metric"]
+            rel = r["relative_to_native"]
+            cells.append(f"{r['value']:.4g} ({rel:.3f})" if rel is not None else f"{r['value']:.4g}")
+        t.add_row(w, metric, *cells)
+    out.print(t)
+    _write_outputs(rows, _meta(profile, seed), json_out, csv_out)
+    if plot:
+        from pvsim import plots
+
+        plots.relative_bars(rows, plot, title=f"Relative performance, profile {profile}")
+        p = Path(plot)
+        plots.breakdown_bars(rows, p.with_name(p.stem + "-breakdown" + p.suffix),
+                             title=f"Time per unit of work by cause, profile {profile}")
+
+
+# ---------------------------------------------------------------------------------------------- lmbench
+@app.command()
+@user_errors
+def lmbench(modes: str = typer.Option("native,pv32,bt", "--modes", "-m", help=MODES_HELP),
+            profile: str = typer.Option("xeon-2003", "--profile", "-p", help="profile name or TOML"),
+            seed: int = typer.Option(0),
+            ops: int = typer.Option(2000, help="operations per measurement"),
+            mmu: str = typer.Option("structural", help="structural (page tables as data) or counted"),
+            json_out: Optional[Path] = typer.Option(None, "--json"),
+            csv_out: Optional[Path] = typer.Option(None, "--csv"),
+            plot: Optional[Path] = typer.Option(None, "--plot", help="bar chart of ratios to native")):
+    """lmbench latencies laid out as SOSP'03 Tables 3 (processes), 4 (context switches) and 5 (file & VM)."""
+    from guest_kernels.registry import MODES
+    from pvsim.compare import split_list
+    from pvsim.workloads.lmbench import TABLES
+
+    _check_profile(profile)
+    _check_outputs(json_out, csv_out, plot)
+    ms = split_list(modes, "--modes", list(MODES))
+    ws = [f"lmbench.{c}" for _, cols in TABLES.values() for c in cols]
+    rows = _run_rows(ws, ms, profile, seed, ops, None, 1, {"mmu": mmu} if mmu != "structural" else None)
+    for _key, (title, cols) in TABLES.items():
+        t = Table(title=f"{title}, profile {profile}")
+        t.add_column("Config")
+        for c in cols:
+            t.add_column(c, justify="right")
+        for m in ms:
+            vals = []
+            for c in cols:
+                r = next(r for r in rows if r["workload"] == f"lmbench.{c}" and r["mode"] == m)
+                vals.append(f"{r['value']:.3g}")
+            t.add_row(m, *vals)
+        out.print(t)
+    _write_outputs(rows, _meta(profile, seed), json_out, csv_out)
+    if plot:
+        from pvsim import plots
+
+        rel = [dict(r, value=r["relative_to_native"]) for r in rows]
+        plots.grouped_log_bars(rel, plot, f"lmbench relative to native, profile {profile}", "latency / native",
+                               label_key=lambda r: r["workload"].split(".", 1)[1])
+
+
+# ---------------------------------------------------------------------------------------------- nanobench
+@app.command()
+@user_errors
+def nanobench(modes: str = typer.Option("native,bt,hvm-shadow", "--modes", "-m", help=MODES_HELP),
+              profile: str = typer.Option("p4-2006", "--profile", "-p", help="profile name or TOML"),
+              seed: int = typer.Option(0),
+              ops: int = typer.Option(10000, help="iterations per test"),
+              json_out: Optional[Path] = typer.Option(None, "--json"),
+              csv_out: Optional[Path] = typer.Option(None, "--csv"),
+              plot: Optional[Path] = typer.Option(None, "--plot")):
+    """The ASPLOS'06 nanobenchmarks (cycles per operation), beside the published values where the profile is p4-2006."""
+    from guest_kernels.registry import MODES
+    from pvsim.compare import split_list
+    from pvsim.workloads.nanobench import CALIBRATION_SET, NANO, PUBLISHED
+
+    _check_profile(profile)
+    _check_outputs(json_out, csv_out, plot)
+    ms = split_list(modes, "--modes", list(MODES))
+    ws = list(NANO)
+    rows = _run_rows(ws, ms, profile, seed, ops, None, 1)
+    t = Table(title=f"ASPLOS'06 nanobenchmarks (cycles), profile {profile}")
+    t.add_column("test")
+    for m in ms:
+        t.add_column(m, justify="right")
+        if profile == "p4-2006" and m in ("native", "bt", "hvm-shadow"):
+            t.add_column(f"{m} (paper)", justify="right", style="dim")
+    for w in ws:
+        cells = []
+        for m in ms:
+            r = next(r for r in rows if r["workload"] == w and r["mode"] == m)
+            cells.append(f"{r['value']:.0f}")
+            if profile == "p4-2006" and m in ("native", "bt", "hvm-shadow"):
+                pub = PUBLISHED[w][m]
+                tag = " (calibration)" if w in CALIBRATION_SET and m != "native" else ""
+                cells.append(f"{pub}{tag}" if pub is not None else "-")
+        t.add_row(w.split(".", 1)[1], *cells)
+    out.print(t)
+    _write_outputs(rows, _meta(profile, seed), json_out, csv_out)
+    if plot:
+        from pvsim import plots
+
+        plots.grouped_log_bars(rows, plot, f"Nanobenchmarks, profile {profile}", "cycles per operation",
+                               label_key=lambda r: r["workload"].split(".", 1)[1])
+
+
+# ---------------------------------------------------------------------------------------------- list
+@app.command("list")
+@user_errors
+def list_(what: str = typer.Argument(..., help="modes | workloads | profiles | hypercalls | schedulers"),
+          json_flag: bool = typer.Option(False, "--json", help="print JSON instead of a table")):
+    """List modes, workloads, profiles, hypercalls or schedulers."""
+    rows = _listing(what)
+    if json_flag:
+        out.print_json(json.dumps(rows))
+        return
+    t = Table(title=what)
+    for c in rows[0]:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*[str(v) for v in r.values()])
+    out.print(t)
+
+
+def _listing(what: str) -> list[dict]:
+    if what == "modes":
+        from guest_kernels.registry import MODES
+
+        return [{"mode": m.name, "guest type": m.guest_type, "paging": m.paging, "I/O": m.io,
+                 "needs VT-x": m.needs_vtx, "summary": m.summary} for m in MODES.values()]
+    if what == "workloads":
+        from pvsim.workloads import ALL, workload_names
+
+        rows = [{"workload": n, "metric": o.metric, "group": o.group, "description": o.description}
+                for n, o in ALL.items()]
+        for n in workload_names():
+            if n not in ALL:
+                rows.append({"workload": n, "metric": "-", "group": "io", "description": "split-driver I/O workload"})
+        return rows
+    if what == "profiles":
+        from pvsim.profile import bundled_profiles, load_profile
+
+        return [{"profile": n, "clock GHz": load_profile(n).clock_ghz, "constants": len(load_profile(n).constants),
+                 "description": load_profile(n).description} for n in bundled_profiles()]
+    if what == "hypercalls":
+        from hypercalls.table import HYPERCALLS
+
+        return [{"nr": nr, "name": name, "who": ",".join(sorted(who)) or "-"} for nr, (name, who) in HYPERCALLS.items()]
+    if what == "schedulers":
+        from pvsim.sched import SCHEDULER_NAMES
+
+        return [{"scheduler": n} for n in SCHEDULER_NAMES]
+    raise ScenarioError("list", f"unknown listing {what!r}; allowed: modes, workloads, profiles, hypercalls, schedulers")
+
+
+@app.command()
+def version():
+    """Print pvsim's version."""
+    out.print(__version__)
+
+
+def _mount_optional():
+    try:
+        from pvsim.sched.cli import app as xl_app
+    except ImportError:
+        return
+    app.add_typer(xl_app, name="xl", help="xl-style scheduler controls and views of a simulated run")
+
+
+_mount_optional()
+
+
+def main() -> None:
+    try:
+        app()
+    except ScenarioError as e:  # pragma: no cover - raised outside a command
+        err.print(f"pvsim: error: {e}", markup=False)
+        sys.exit(2)

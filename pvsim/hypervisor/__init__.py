@@ -1,0 +1,1 @@
+"""The simulated hypervisor: domains, vCPUs, hypercall dispatch and handlers."""

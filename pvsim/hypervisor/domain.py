@@ -1,0 +1,111 @@
+"""Domains and vCPUs as the hypervisor sees them (after ``xen/include/xen/sched.h``).
+
+Design note
+-----------
+:class:`Domain` holds what Xen's ``struct domain`` holds that the model needs: identity, guest
+type, memory reservation (``tot_pages``/``max_pages``), scheduling parameters, the PV trap table
+and callbacks, and slots for the per-domain state of the subsystems (``mm``: page tables and
+frame ownership, ``evtchn``: event channels, ``grant_table``), which the builder fills from
+:mod:`pvsim.mm` and :mod:`pvsim.io`. :class:`VCPU` holds ``struct vcpu``'s runstate, kernel stack
+(``stack_switch``), virtual CR0.TS (``fpu_taskswitch``), one-shot timer (``set_timer_op``) and the
+``vcpu_info`` event flags.
+
+Simplifications: no cpupools; a domain's vCPU count is fixed at build (``VCPUOP_up``/``down``
+toggle them online/offline but never create new ones).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+# Reserved domain ids (xen/include/public/xen.h)
+DOMID_FIRST_RESERVED = 0x7FF0
+DOMID_SELF = 0x7FF0
+DOMID_IO = 0x7FF1
+DOMID_XEN = 0x7FF2
+DOMID_COW = 0x7FF3
+DOMID_INVALID = 0x7FF4
+DOMID_ANY = 0x7FF5
+DOMID_IDLE = 0x7FFF
+
+# vCPU runstates (xen/include/public/vcpu.h)
+RUNSTATE_running = 0
+RUNSTATE_runnable = 1
+RUNSTATE_blocked = 2
+RUNSTATE_offline = 3
+
+# Guest types as hypercall-defs.c names its columns
+GUEST_TYPES = ("pv32", "pv64", "hvm32", "hvm64")
+
+
+@dataclass
+class VCPU:
+    vcpu_id: int
+    domain: "Domain"
+    online: bool = True
+    runstate: int = RUNSTATE_runnable
+    # PV state
+    kernel_ss: int = 0
+    kernel_sp: int = 0
+    fpu_ts: bool = False  # virtual CR0.TS
+    timer_deadline_ns: int | None = None  # set_timer_op / singleshot timer
+    periodic_period_ns: int | None = 10_000_000  # VIRQ_TIMER default 10 ms (pv/domain.c)
+    evtchn_upcall_pending: int = 0
+    evtchn_upcall_mask: int = 0
+    evtchn_pending_sel: int = 0
+    in_event_callback: bool = False
+    blocked: bool = False
+    polling: frozenset = frozenset()
+    runstate_area_registered: bool = False
+    vcpu_info_registered: bool = False
+    initialised: bool = True
+    fs_base: int = 0
+    gs_base_user: int = 0
+    gs_base_kernel: int = 0
+    # accounting (filled by the scheduler layer)
+    runstate_time_ns: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+
+    @property
+    def domid(self) -> int:
+        return self.domain.domid
+
+
+@dataclass
+class Domain:
+    domid: int
+    name: str
+    mode: str  # pvsim mode name: native, container, pv, pv32, bt, hvm-shadow, hvm, pvhvm, pvh
+    guest_type: str  # pv32 | pv64 | hvm32 | hvm64 (which hypercalls it may make)
+    nr_vcpus: int = 1
+    tot_pages: int = 0
+    max_pages: int = 0
+    weight: int = 256
+    cap: int = 0
+    privileged: bool = False  # dom0 / control domain
+    vcpus: list[VCPU] = field(default_factory=list)
+    trap_table: dict[int, dict] = field(default_factory=dict)  # vector -> trap_info
+    callbacks: dict[int, int] = field(default_factory=dict)  # CALLBACKTYPE_* -> address
+    vm_assist: int = 0
+    is_shutdown: bool = False
+    shutdown_reason: int | None = None
+    is_dying: bool = False
+    console: list[bytes] = field(default_factory=list)
+    # per-subsystem state, filled by the builder
+    mm: Any = None  # pvsim.mm domain state
+    evtchn: Any = None  # pvsim.io.evtchn per-domain state
+    grant_table: Any = None  # pvsim.io.gnttab per-domain state
+    # statistics
+    hypercall_counts: Counter = field(default_factory=Counter)  # hypercall name -> calls
+    hypercall_errors: Counter = field(default_factory=Counter)  # (name, -errno) -> calls
+
+    def __post_init__(self):
+        if not self.vcpus:
+            self.vcpus = [VCPU(i, self) for i in range(self.nr_vcpus)]
+        if not self.max_pages:
+            self.max_pages = self.tot_pages
+
+    @property
+    def is_pv(self) -> bool:
+        return self.guest_type.startswith("pv")

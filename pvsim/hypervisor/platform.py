@@ -1,0 +1,56 @@
+"""The ``platform`` a guest kernel is handed: its only door into the hypervisor.
+
+Design note
+-----------
+Binds one domain and vCPU to the hypervisor and the current meter, and offers the entries a guest
+kernel may use: ``hypercall(name, *args)`` (through :meth:`Hypervisor.hypercall`, so it is counted,
+checked against the guest type, and runs the real handler), ``trap(kind)`` (a PV trap bounced by Xen),
+``vmexit(reason, handling)``, ``bt(kind, n)`` and ``sw_mmu(cause, n)``
+(:mod:`pvsim.hypervisor.traps`), ``value(key)`` for count-type profile constants, and ``mmu``, the
+guest-side MMU over the page-table structures (:mod:`guest_kernels.mmu` / :mod:`pvsim.mm`) when the
+builder attached one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypercalls import table as hc_table
+from pvsim.hypervisor import traps
+from pvsim.hypervisor.domain import VCPU
+from pvsim.hypervisor.hypervisor import Hypervisor
+from pvsim.meter import Meter
+
+
+class HvPlatform:
+    def __init__(self, hv: Hypervisor, vcpu: VCPU):
+        self.hv = hv
+        self.vcpu = vcpu
+        self.guest_type = vcpu.domain.guest_type
+        self.mmu: Any = None
+
+    @property
+    def meter(self) -> Meter:
+        return self.hv.meter
+
+    @property
+    def profile(self):
+        return self.hv.profile
+
+    def value(self, key: str) -> float:
+        return self.hv.profile.value(key)
+
+    def hypercall(self, name: str, *args) -> int:
+        return self.hv.hypercall(self.vcpu, hc_table.number(name), *args)
+
+    def trap(self, kind: str) -> None:
+        traps.pv_bounce(self.meter, self.hv.profile, kind, guest_type=self.guest_type)
+
+    def vmexit(self, reason: str, handling: str = "simple") -> None:
+        traps.vmexit(self.meter, self.hv.profile, reason, handling=handling)
+
+    def bt(self, kind: str, n: float = 1) -> None:
+        traps.bt_transfer(self.meter, self.hv.profile, kind, n)
+
+    def sw_mmu(self, cause: str, n: float = 1) -> None:
+        traps.sw_mmu(self.meter, self.hv.profile, cause, n)

@@ -1,0 +1,123 @@
+"""What the hypervisor does when a guest traps, exits or calls out (the non-hypercall entries).
+
+Design note
+-----------
+Models three entry paths into the hypervisor, each reporting its work to the current meter:
+
+* :func:`pv_bounce` -- a PV guest's exception, page fault or (x86-64) system call enters Xen,
+  which builds a bounce frame on the guest kernel stack and jumps to the handler registered with
+  ``set_trap_table`` (``xen/arch/x86/traps.c``/``pv/traps.c``: ``pv_inject_event``,
+  ``create_bounce_frame``). On x86-64 PV the guest kernel runs in ring 3 with its own page table,
+  so the bounce also switches user/kernel page tables (``toggle_guest_mode``, ``pv/domain.c``).
+* :func:`vmexit` -- a VT-x/AMD-V exit: hardware exit, the hypervisor's handler for the reason
+  (``xen/arch/x86/hvm/vmx/vmx.c`` ``vmx_vmexit_handler``), VM entry. Handler work is VMCS
+  accesses counted per reason plus reason-specific software (shadow MMU, x86 emulator, device
+  model round trip through an ``ioreq`` to QEMU in dom0).
+* :func:`bt_transfer` -- a binary-translating VMM's control transfers: a callout from the
+  translation cache (TC) into VMM code, an indirect branch through the TC's lookup, and the
+  reflection of a guest trap into the translated guest handler (Adams & Agesen, ASPLOS'06 §3).
+
+Simplifications: one cost for every VM-exit reason's hardware part (ASPLOS'06 publishes the
+page-fault exit only); the device model round trip is one primitive, not a scheduled dom0
+process (the I/O subsystem schedules it for real where I/O workloads run).
+"""
+
+from __future__ import annotations
+
+from pvsim.meter import Meter
+from pvsim.profile import Profile
+
+# VMX basic exit reasons (Intel SDM vol. 3, appendix C; Xen's asm/hvm/vmx/vmx.h names)
+EXIT_REASONS = {
+    "exception_nmi": 0, "external_interrupt": 1, "triple_fault": 2, "pending_virt_intr": 7,
+    "cpuid": 10, "hlt": 12, "invlpg": 14, "rdtsc": 16, "vmcall": 18, "cr_access": 28,
+    "io_instruction": 30, "msr_read": 31, "msr_write": 32, "tpr_below_threshold": 43,
+    "apic_access": 44, "ept_violation": 48, "ept_misconfig": 49, "wbinvd": 54, "xsetbv": 55,
+}
+
+
+def _sw_mmu_cycles(profile: Profile) -> float:
+    """One software-MMU operation (examine/propagate a guest PTE): counted memory references."""
+    return profile.value("bt.sw_mmu_refs_count") * profile.cycles("native.mem_ref_cycles")
+
+
+def vmexit(meter: Meter, profile: Profile, reason: str, *, handling: str = "simple") -> None:
+    """One VM exit for ``reason`` and its handling, then VM entry.
+
+    ``handling``: ``simple`` (read exit info, advance RIP), ``shadow_fault`` (shadow page fault
+    handler: walk, classify, fix up or inject), ``emulate`` (x86 emulation of the faulting write
+    after the shadow handler classified it), ``device_model`` (I/O to the device model in dom0).
+    """
+    if reason not in EXIT_REASONS:
+        raise ValueError(f"unknown exit reason {reason!r}")
+    cause = f"exit.{reason}"
+    meter.add(cause, "hvm.vmexit_cycles")
+    meter.add(cause, "hvm.vmentry_cycles")
+    meter.count(cause)
+    if handling == "simple":
+        meter.add(cause, "hvm.exit_handling_cycles")
+    elif handling == "shadow_fault":
+        meter.add(cause, "hvm.shadow_fault_cycles")
+    elif handling == "emulate":
+        meter.add("mmu.emulated_pte_write", "hvm.shadow_fault_cycles")
+        meter.add("mmu.emulated_pte_write", "hvm.vmcs_read_cycles", profile.value("hvm.emulate_vmcs_reads_count"))
+    elif handling == "device_model":
+        meter.add(cause, "hvm.vmcs_read_cycles", profile.value("hvm.io_exit_vmcs_reads_count"))
+        meter.add(cause, "hvm.vmcs_write_cycles", profile.value("hvm.io_exit_vmcs_writes_count"))
+        meter.add("device.emulation", "hvm.device_model_roundtrip_cycles")
+    else:
+        raise ValueError(f"unknown exit handling {handling!r}")
+
+
+def pv_bounce(meter: Meter, profile: Profile, kind: str, *, guest_type: str) -> None:
+    """Xen receives a guest trap (``kind``: ``exception``, ``page_fault``, ``syscall``) and bounces it.
+
+    Only the *extra* work over native is reported; the hardware delivery and the guest handler are
+    the guest kernel's own work. x86-64 PV also switches to the guest-kernel page table on entry.
+    """
+    cause = f"trap.{kind}"
+    meter.count(cause)
+    if guest_type == "pv64":
+        if kind == "syscall":
+            meter.add(cause, "xen.syscall_bounce_pv64_cycles")
+        else:
+            meter.add(cause, "xen.trap_bounce_cycles")
+        meter.add("mmu.guest_mode_switch", "xen.guest_cr3_switch_pv64_cycles")
+    else:
+        if kind == "syscall":  # pv32: trap gate straight to ring 1, Xen not entered
+            return
+        meter.add(cause, "xen.trap_bounce_cycles")
+
+
+def bt_transfer(meter: Meter, profile: Profile, kind: str, n: float = 1) -> None:
+    """Binary-translation control transfers.
+
+    ``indirect``: an indirect branch or return through the TC lookup (misprediction + lookup);
+    ``callout``: TC -> VMM routine -> TC; ``reflect``: a guest trap or system call delivered by the
+    VMM into translated guest code and the translated return (the calibrated true-fault path less
+    its software-MMU part); ``hidden_fault``: a shadow fault the guest never sees (hardware fault
+    into the VMM, software-MMU fix-up, return).
+    """
+    if kind == "indirect":
+        meter.add("trap.bt_indirect", "native.branch_mispredict_cycles", n)
+        meter.add("trap.bt_indirect", "bt.tc_lookup_cycles", n)
+    elif kind == "callout":
+        k = profile.value("bt.callout_count") * n
+        meter.add("trap.bt_callout", "native.branch_mispredict_cycles", k)
+        meter.add("trap.bt_callout", "bt.tc_lookup_cycles", k)
+        meter.count("bt.callout", n)
+    elif kind == "reflect":
+        meter.add("trap.bt_reflect", "bt.shadow_fault_cycles", n)
+        meter.add("trap.bt_reflect", "cycles", -_sw_mmu_cycles(profile) * n)
+        meter.count("bt.reflect", n)
+    elif kind == "hidden_fault":
+        meter.add("mmu.hidden_fault", "native.exception_cycles", n)
+        meter.add("mmu.hidden_fault", "cycles", _sw_mmu_cycles(profile) * n)
+        meter.count("mmu.hidden_fault", n)
+    else:
+        raise ValueError(f"unknown BT transfer {kind!r}")
+
+
+def sw_mmu(meter: Meter, profile: Profile, cause: str, n: float = 1) -> None:
+    """n software-MMU operations (examine or propagate one guest PTE into its shadow)."""
+    meter.add(cause, "cycles", _sw_mmu_cycles(profile) * n)

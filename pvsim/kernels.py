@@ -1,0 +1,55 @@
+"""Registry of compiled (Numba) kernels and their plain-Python references.
+
+Every hot path is three things in one module: ``<name>_ref`` (plain Python, readable, ideally a
+different formulation), ``_<name>_kernel`` (``@njit(cache=True)``, arrays and scalars only, writes
+into ``out``, draws no random numbers) and a public ``<name>(...)`` that validates and allocates.
+
+Each module registers its kernels here with :func:`register`, giving a ``cases(rng)`` callable that
+yields argument tuples (seeded random and edge cases). ``tests/test_kernels_equivalence.py`` runs
+every registered kernel against its reference on those cases, and
+``tests/test_kernels_registered.py`` fails if any ``@njit`` function in the source tree is not
+registered. Modules that define kernels are listed in :data:`KERNEL_MODULES` so the registry can be
+populated without import-time side effects elsewhere.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+# Modules that define kernels; imported by load_all(). Add yours here.
+KERNEL_MODULES: list[str] = ["pvsim.mm.walk"]
+
+
+@dataclass(frozen=True)
+class KernelEntry:
+    name: str
+    kernel: Callable  # the @njit function (writes into its last argument, `out`)
+    reference: Callable  # plain-Python reference with the same signature
+    cases: Callable[[object], Iterable[tuple]]  # rng -> iterable of argument tuples
+    compare: Callable | None = None  # optional (out_kernel, out_ref) -> None, raising on mismatch
+
+
+_REGISTRY: dict[str, KernelEntry] = {}
+
+
+def register(name: str, *, kernel: Callable, reference: Callable, cases: Callable, compare=None) -> None:
+    if name in _REGISTRY and _REGISTRY[name].kernel is not kernel:
+        raise ValueError(f"kernel {name!r} registered twice")
+    _REGISTRY[name] = KernelEntry(name, kernel, reference, cases, compare)
+
+
+def load_all() -> dict[str, KernelEntry]:
+    for mod in KERNEL_MODULES:
+        importlib.import_module(mod)
+    return dict(_REGISTRY)
+
+
+def kernel_names() -> set[str]:
+    """Names of the compiled functions (``kernel.__name__``) registered so far."""
+    out = set()
+    for e in _REGISTRY.values():
+        fn = getattr(e.kernel, "py_func", e.kernel)
+        out.add(fn.__name__)
+    return out

@@ -1,0 +1,117 @@
+"""lmbench 3.0 micro-operations, as in SOSP'03 Tables 3, 4 and 5.
+
+Derivation: each op's actions follow what lmbench's test does (lat_syscall, lat_proc, lat_ctx,
+lat_pagefault, lat_mmap, lat_fs); the ``fill`` kernel path length comes from the op's *native*
+latency on the SOSP'03 machine (the L-UP column, calibration.md §1.3-1.5 [MEM]); only native values
+are used. Process sizes are characterizations of the lmbench processes themselves:
+
+* ``PROC_PAGES`` = 300 present pages: lat_proc's parent is a dynamically linked glibc process; its
+  resident set on Red Hat 7.x is about 1.2 MB (text of ld.so, libc and lmbench, data, stack) [MEM].
+* ``COW_FAULTS`` = 8: after fork the child touches its stack, a few data pages and exits; the parent
+  resumes in wait() and touches its stack and data (lat_proc's loop) [estimate from the code path].
+* ``EXEC_PAGES`` = 150: pages faulted in by the exec'ed 'hello' program (ld.so relocation, libc
+  init, stack) [MEM: minor faults of a minimal dynamically linked program ~100-200].
+* ``SH_PAGES`` = 400: /bin/sh (bash 2.05) start-up faults [MEM].
+* ``CTX_BASE_PAGES`` = 4: pages a lat_ctx process touches per switch besides its array: code, stack,
+  pipe-buffer bookkeeping, data; plus size/4 KiB for the 16K/64K arrays.
+* ``MMAP_PAGES`` = 16: pages lat_mmap maps and touches per iteration [assumption].
+"""
+
+from __future__ import annotations
+
+from pvsim.workloads.base import A, Op
+
+REF = "xeon-2003"
+PROC_PAGES = 300
+COW_FAULTS = 8
+EXEC_PAGES = 150
+SH_PAGES = 400
+CTX_BASE_PAGES = 4
+MMAP_PAGES = 16
+
+
+def _fork_exit_wait(extra: tuple[A, ...] = (), pages: int = PROC_PAGES) -> tuple[A, ...]:
+    return (
+        A("syscall"),  # fork
+        A("fork", pages),
+        A("context_switch", CTX_BASE_PAGES),  # run the child
+        A("page_fault", "cow", times=COW_FAULTS // 2),
+        *extra,
+        A("syscall"),  # exit
+        A("exit", pages),
+        A("context_switch", CTX_BASE_PAGES),  # back to the parent
+        A("page_fault", "cow", times=COW_FAULTS // 2),
+        A("syscall"),  # wait4
+        A("fill"),
+    )
+
+
+def _ctx(procs: int, kib: int, native_us: float) -> Op:
+    pages = CTX_BASE_PAGES + (kib * 1024) // 4096
+    return Op(
+        f"lmbench.ctx_{procs}p_{kib}k",
+        (A("context_switch", pages), A("fill")),
+        native_ref=(REF, native_us),
+        group="table4",
+        description=f"lat_ctx -s {kib} {procs}: one process switch among {procs} processes each touching {kib} KiB",
+    )
+
+
+LMBENCH: dict[str, Op] = {
+    op.name: op
+    for op in (
+        # Table 3: processes
+        Op("lmbench.null_call", (A("syscall"), A("fill")), native_ref=(REF, 0.45), group="table3",
+           description="lat_syscall null (getppid)"),
+        Op("lmbench.null_io", (A("syscall"), A("fill")), native_ref=(REF, 0.50), group="table3",
+           description="lat_syscall read/write of one byte on /dev/zero, /dev/null"),
+        Op("lmbench.stat", (A("syscall"), A("fill")), native_ref=(REF, 1.28), group="table3",
+           description="lat_syscall stat"),
+        Op("lmbench.open_close", (A("syscall", times=2), A("fill")), native_ref=(REF, 1.92), group="table3",
+           description="lat_syscall open + close"),
+        Op("lmbench.slct_tcp", (A("syscall"), A("fill")), native_ref=(REF, 5.70), group="table3",
+           description="lat_select on TCP sockets"),
+        Op("lmbench.sig_inst", (A("syscall"), A("fill")), native_ref=(REF, 0.68), group="table3",
+           description="lat_sig install (sigaction)"),
+        Op("lmbench.sig_hndl", (A("syscall", times=2), A("fill")), native_ref=(REF, 2.49), group="table3",
+           description="lat_sig catch: kill(self), handler, sigreturn"),
+        Op("lmbench.fork", _fork_exit_wait(), native_ref=(REF, 110.0), group="table3",
+           description="lat_proc fork: fork, child exits, parent waits"),
+        Op("lmbench.exec", _fork_exit_wait((A("syscall"), A("exec", EXEC_PAGES), A("page_fault", "anon", times=EXEC_PAGES))),
+           native_ref=(REF, 530.0), group="table3", description="lat_proc exec: fork, child execs 'hello', exits, parent waits"),
+        Op("lmbench.sh", _fork_exit_wait((A("syscall"), A("exec", SH_PAGES), A("page_fault", "anon", times=SH_PAGES),
+                                          A("syscall"), A("fork", SH_PAGES), A("context_switch", CTX_BASE_PAGES),
+                                          A("syscall"), A("exec", EXEC_PAGES), A("page_fault", "anon", times=EXEC_PAGES),
+                                          A("exit", EXEC_PAGES), A("context_switch", CTX_BASE_PAGES),
+                                          A("exit", SH_PAGES))),
+           native_ref=(REF, 4000.0), group="table3", description="lat_proc shell: fork, /bin/sh -c hello, exit, wait"),
+        # Table 4: context switches
+        _ctx(2, 0, 0.77), _ctx(2, 16, 0.91), _ctx(2, 64, 1.06), _ctx(8, 16, 1.03), _ctx(8, 64, 24.3),
+        _ctx(16, 16, 3.61), _ctx(16, 64, 37.6),
+        # Table 5: file and VM system latencies
+        Op("lmbench.fs_create_0k", (A("syscall", times=3), A("fill")), native_ref=(REF, 32.1), group="table5",
+           description="lat_fs 0K create: open(O_CREAT), close"),
+        Op("lmbench.fs_delete_0k", (A("syscall"), A("fill")), native_ref=(REF, 6.08), group="table5",
+           description="lat_fs 0K delete: unlink"),
+        Op("lmbench.fs_create_10k", (A("syscall", times=6), A("fill")), native_ref=(REF, 66.9), group="table5",
+           description="lat_fs 10K create: open(O_CREAT), write 10 KiB, close"),
+        Op("lmbench.fs_delete_10k", (A("syscall"), A("fill")), native_ref=(REF, 12.5), group="table5",
+           description="lat_fs 10K delete: unlink"),
+        Op("lmbench.mmap", (A("syscall"), A("mmap", MMAP_PAGES), A("page_fault", "file", times=MMAP_PAGES),
+                            A("syscall"), A("munmap", MMAP_PAGES), A("fill")),
+           native_ref=(REF, 68.0), group="table5", description="lat_mmap: map a file, touch each page, unmap"),
+        Op("lmbench.prot_fault", (A("prot_fault"), A("fill")), native_ref=(REF, 1.06), group="table5",
+           description="lat_sig prot: write to a read-only page, SIGSEGV handled"),
+        Op("lmbench.page_fault", (A("page_fault", "file"), A("fill")), native_ref=(REF, 1.42), group="table5",
+           description="lat_pagefault: first touch of a page of a mapped file"),
+    )
+}
+
+TABLES = {
+    "table3": ("Table 3: lmbench processes (us)", ["null_call", "null_io", "stat", "open_close", "slct_tcp", "sig_inst",
+                                                   "sig_hndl", "fork", "exec", "sh"]),
+    "table4": ("Table 4: lmbench context switches (us)", ["ctx_2p_0k", "ctx_2p_16k", "ctx_2p_64k", "ctx_8p_16k",
+                                                          "ctx_8p_64k", "ctx_16p_16k", "ctx_16p_64k"]),
+    "table5": ("Table 5: lmbench file and VM latencies (us)", ["fs_create_0k", "fs_delete_0k", "fs_create_10k",
+                                                               "fs_delete_10k", "mmap", "prot_fault", "page_fault"]),
+}

@@ -1,0 +1,69 @@
+"""Macro workload profiles: one *unit of work* each, as a mix of OS actions.
+
+How each mix was derived (characterizations of the workload on native Linux, never virtualized
+results; [MEM] = recalled figures, treat as approximate):
+
+* ``cpu-int`` -- compute-bound integer code (SPEC CINT-like). Unit: 10 ms of user work at 3 GHz
+  (30 M cycles). ~99 % user time; one timer tick per unit (HZ=100); one system call and a fraction of a
+  page fault per unit in steady state; second-level TLB misses that need a page walk ~0.1 per 1000
+  instructions at IPC ~1.5 (SPEC CINT STLB miss rates [MEM]) -> 4500 walks per unit.
+* ``kernel-build`` -- one compile job of a Linux kernel build (gcc driver, cc1, as). Unit: 3 fork+exec
+  pairs; cc1 touches ~25 MB (6000 faults) and the others ~1000 pages; ~2500 system calls (open/stat/
+  read/close of ~500 headers, mmap, brk); 20 context switches through pipes; 400 M cycles of user work so
+  that system time is ~10 % of a native build (kernel-build characterizations: 85-90 % user, ~10 %
+  system [MEM]); sources and objects stay in the page cache (no blocking I/O).
+* ``forkwait`` -- the ASPLOS'06 forkwait test: a small static process forks, the child exits
+  immediately, the parent waits. Unit: one iteration; 120 present pages (small static binary); the
+  fork/exit/wait kernel path length is lmbench fork's (the same Linux code path).
+* ``oltp`` -- synchronous database I/O (sysbench OLTP-like, one client, data set mostly cached).
+  Unit: one transaction: 150 k cycles of SQL execution, 30 system calls, 4 context switches, one
+  synchronous 8 KiB log write (fsync) and 0.2 random 8 KiB reads (buffer-pool misses), 2 request and 2
+  response packets from the client [MEM: OLTP transactions are a few tens of syscalls and 1-2 log
+  writes].
+* ``dbench`` -- the dbench file-server load (netbench file operations on the local file system).
+  Unit: one file operation: 10 system calls (open/read/write/close/stat/unlink mix), 8 KiB copied
+  through the page cache, ~80 % system time (dbench is kernel-bound [MEM]); write-back is asynchronous.
+* ``web`` -- a web server: 70 % static requests (10 KiB file via sendfile, 20 k cycles of user work)
+  and 30 % dynamic (2 M cycles of script execution). Unit: one request: accept/read/stat/open/sendfile/
+  close/poll ~15 system calls, 3 packets in, 8 packets out (10 KiB at MTU 1500), 2 context switches
+  [MEM: SPECweb-style characterizations].
+
+The simple device model (``disk_io``, ``net_io`` actions) prices I/O per request until the split-driver
+I/O subsystem replaces it (see docs/io.md); ``io_wait_us`` is the device time the unit blocks for.
+"""
+
+from __future__ import annotations
+
+from pvsim.workloads.base import A, Op
+
+MACRO: dict[str, Op] = {
+    op.name: op
+    for op in (
+        Op("cpu-int", (A("user", 30_000_000), A("timer_tick"), A("syscall"), A("kernel", 2000),
+                       A("page_fault", "anon", times=0.5), A("tlb_walks", 4500)),
+           metric="ops_per_s", group="macro", description="compute-bound integer work; unit = 10 ms of user work"),
+        Op("kernel-build", (A("user", 400_000_000),
+                            A("syscall", times=3), A("fork", 400, times=3), A("exec", 400, times=3),
+                            A("page_fault", "anon", times=7000), A("syscall", times=2500), A("kernel", 7_500_000),
+                            A("context_switch", 8, times=20), A("exit", 400, times=3), A("timer_tick", times=17),
+                            A("tlb_walks", 60_000)),
+           metric="ops_per_s", group="macro", description="Linux kernel build; unit = one compile job"),
+        Op("forkwait", (A("syscall"), A("fork", 120), A("context_switch", 4), A("page_fault", "cow", times=2),
+                        A("syscall"), A("exit", 120), A("context_switch", 4), A("page_fault", "cow", times=2),
+                        A("syscall"), A("fill", "lmbench.fork")),
+           metric="ops_per_s", group="macro", description="ASPLOS'06 forkwait: fork, child exits, parent waits"),
+        Op("oltp", (A("user", 150_000), A("syscall", times=30), A("kernel", 60_000), A("context_switch", 6, times=4),
+                    A("disk_io", 8192, True), A("disk_io", 8192, False, times=0.2), A("net_io", 2, False),
+                    A("net_io", 2, True)),
+           metric="ops_per_s", group="macro", io_wait_us=0.0,
+           description="synchronous database transactions (log write + fsync per transaction)"),
+        Op("dbench", (A("user", 5_000), A("syscall", times=10), A("kernel", 40_000), A("disk_io", 8192, True, times=0.05)),
+           metric="ops_per_s", group="macro", description="dbench file-server operations (page cache, async write-back)"),
+        Op("web", (A("user", 20_000, times=0.7), A("user", 2_000_000, times=0.3), A("syscall", times=15),
+                   A("kernel", 30_000), A("context_switch", 6, times=2), A("net_io", 3, False), A("net_io", 8, True),
+                   A("timer_tick", times=0.1)),
+           metric="ops_per_s", group="macro", description="web server, 70 % static / 30 % dynamic requests"),
+        Op("idle", (A("timer_tick"),), metric="ops_per_s", group="macro",
+           description="an idle guest: one timer tick per 10 ms unit", extra={"idle_ns_per_unit": 10_000_000}),
+    )
+}
