@@ -23,7 +23,7 @@ from pvsim.errors import ScenarioError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="pvsim: simulate a Xen-style hypervisor; compare paravirtualization, binary translation, "
                        "VT-x (shadow/EPT), containers and bare metal, and see where the time goes.")
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 MODES_HELP = "comma-separated modes: native, container, pv, pv32, bt, hvm-shadow, hvm, pvhvm, pvh"

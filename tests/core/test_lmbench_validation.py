@@ -1,0 +1,47 @@
+"""Validation: lmbench under pv32 and bt on the SOSP'03 machine (calibration.md cases 3 and 4).
+
+Only native lmbench values (L-UP) are inputs (kernel path lengths); the pv32 and bt rows are predictions.
+"""
+
+import pytest
+
+from pvsim.pricing import op_cost
+from pvsim.profile import load_profile
+
+X = load_profile("xeon-2003")
+
+
+@pytest.fixture(scope="module", params=["counted", "structural"])
+def mmu(request):
+    return request.param
+
+
+def ratio(op, mode, mmu):
+    n = op_cost(op, "native", X, {"mmu": mmu}).total_cycles
+    return op_cost(op, mode, X, {"mmu": mmu}).total_cycles / n
+
+
+def test_pv32_null_call_within_10_percent(mmu):
+    assert abs(ratio("lmbench.null_call", "pv32", mmu) - 1) <= 0.10
+
+
+def test_pv32_fork_and_exec_bands(mmu):
+    assert 1.5 <= ratio("lmbench.fork", "pv32", mmu) <= 2.2
+    assert 1.2 <= ratio("lmbench.exec", "pv32", mmu) <= 1.7
+
+
+def test_bt_fork_at_least_5(mmu):
+    assert ratio("lmbench.fork", "bt", mmu) >= 5
+
+
+@pytest.mark.parametrize("op", ["lmbench.fork", "lmbench.exec", "lmbench.ctx_2p_0k", "lmbench.page_fault",
+                                "lmbench.mmap"])
+def test_ordering_native_pv32_bt(op, mmu):
+    assert 1.0 < ratio(op, "pv32", mmu) < ratio(op, "bt", mmu)
+
+
+def test_hvm_modes_refused_on_a_2003_machine():
+    from pvsim.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match="VT-x"):
+        op_cost("lmbench.fork", "hvm", X)
