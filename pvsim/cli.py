@@ -313,6 +313,50 @@ def _listing(what: str) -> list[dict]:
     raise ScenarioError("list", f"unknown listing {what!r}; allowed: modes, workloads, profiles, hypercalls, schedulers")
 
 
+# ---------------------------------------------------------------------------------------------- sweep
+@app.command()
+@user_errors
+def sweep(scenario: Path = typer.Argument(..., help="base scenario TOML"),
+          param: list[str] = typer.Option([], "--param", help="PATH=V1,V2,... (repeatable), e.g. "
+                                                              "domains[0].weight=128,256,512 or host.pcpus=1,2"),
+          seeds: str = typer.Option("0", help="comma-separated seeds"),
+          workers: int = typer.Option(1, help="worker processes"),
+          json_out: Optional[Path] = typer.Option(None, "--json"),
+          csv_out: Optional[Path] = typer.Option(None, "--csv")):
+    """Run a grid of scenario variants (and seeds); flat rows carry their parameters and a stable run_id."""
+    import sys as _sys
+
+    from pvsim import sweep as sw
+
+    if _sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    _check_outputs(json_out, csv_out)
+    if not scenario.exists():
+        raise ScenarioError("scenario", f"file {str(scenario)!r} does not exist")
+    base = tomllib.loads(scenario.read_text())
+    base.setdefault("name", scenario.stem)
+    grid = dict(sw.parse_param(p) for p in param)
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise ScenarioError("--seeds", f"must be comma-separated integers, got {seeds!r}") from None
+    with _progress() as prog:
+        task = prog.add_task("sweeping", total=None)
+        rows = sw.sweep(base, grid, seed_list, workers=workers,
+                        progress=lambda i, n: prog.update(task, completed=i, total=n))
+    t = Table(title=f"sweep of {scenario.name}: {len(rows)} rows")
+    pcols = [k for k in rows[0] if k.startswith("param.")] if rows else []
+    for c in ["run_id", *pcols, "domain", "workload", "metric", "value"]:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(r["run_id"], *[str(r[c]) for c in pcols], r["domain"], r["workload"], r["metric"], f"{r['value']:.4g}")
+    out.print(t)
+    _write_outputs(rows, {"pvsim_version": __version__, "profile": base.get("host", {}).get("profile", "modern"),
+                          "seed": seed_list}, json_out, csv_out)
+
+
 @app.command()
 def version():
     """Print pvsim's version."""
