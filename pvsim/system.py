@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from guest_kernels.registry import MODES
 from pvsim import __version__
@@ -35,6 +36,9 @@ from pvsim.pricing import OpCost, op_cost
 from pvsim.profile import Profile, load_profile
 from pvsim.scenario import DomainSpec, Scenario, parse_cpulist
 from pvsim.workloads import get as get_op
+
+if TYPE_CHECKING:
+    from pvsim.results import Results
 
 DEFAULT_BURST_NS = 1_000_000  # about 1 ms of guest CPU work per dispatcher burst
 

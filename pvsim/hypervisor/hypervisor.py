@@ -28,7 +28,7 @@ from typing import Callable
 
 from hypercalls import errno as xen_errno
 from hypercalls import table as hc_table
-from pvsim.hypervisor.domain import DOMID_SELF, Domain, VCPU
+from pvsim.hypervisor.domain import DOMID_SELF, VCPU, Domain
 from pvsim.meter import Meter
 
 HandlerFn = Callable[..., int]
