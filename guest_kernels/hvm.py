@@ -154,7 +154,7 @@ class PVHVMKernel(HVMKernel):
         self._add("kernel.timer", "native.timer_tick_cycles")
         self.meter.count("timer_tick")
         self._add("io.evtchn", "xen.event_upcall_cycles")  # VIRQ_TIMER via the callback vector
-        self.p.hypercall("set_timer_op", 0)  # a vmcall exit (charged by the dispatcher)
+        self.p.hypercall("set_timer_op", 10_000_000)  # a vmcall exit (charged by the dispatcher)
 
     def _notify(self) -> None:
         self._add("io.evtchn", "xen.evtchn_send_cycles")

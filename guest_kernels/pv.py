@@ -108,7 +108,7 @@ class PVKernel(GuestKernel):
         self._add("kernel.timer", "native.timer_tick_cycles")
         self.meter.count("timer_tick")
         self._add("io.evtchn", "xen.event_upcall_cycles")
-        self.p.hypercall("set_timer_op", 0)
+        self.p.hypercall("set_timer_op", 10_000_000)  # next one-shot deadline (ns of system time)
         self._return_to_user()
 
     def _notify(self) -> None:
@@ -147,16 +147,39 @@ class PVKernel(GuestKernel):
         self.meter.count("net_packets", packets)
 
     # -------------------------------------------------------------- context switch
+    # Flat selector of the guest kernel's stack (FLAT_KERNEL_SS): ring 3 on x86-64, ring 1 on x86-32
+    KERNEL_SS = {"pv64": 0xE02B, "pv32": 0xE021}
+
     def _switch_address_space(self) -> None:
-        entries = 3 if self.p.guest_type == "pv64" else 2  # stack_switch, NEW_BASEPTR [, NEW_USER_BASEPTR]
-        entry = "xen.hypercall_entry_pv64_cycles" if self.p.guest_type == "pv64" else "xen.hypercall_entry_pv32_cycles"
-        self._add("hypercall.multicall", entry)
-        self.meter.count("hypercall.multicall")
-        self._add("hypercall.multicall", "xen.multicall_entry_cycles", entries)
-        self._add("hypercall.stack_switch", "xen.stack_switch_cycles")
-        self._add("hypercall.fpu_taskswitch", "xen.fpu_taskswitch_cycles")
-        # new_guest_cr3 on a pinned root: type get + put
-        self._add("mmu.validate", "xen.pte_validate_cycles", 2)
+        """Linux PV's switch_to: one multicall with stack_switch and fpu_taskswitch (lazy FPU);
+        the new base pointer (MMUEXT_NEW_BASEPTR [+ NEW_USER_BASEPTR]) is a third entry, issued by
+        the structural MMU when attached, else priced here."""
+        from hypercalls.args import MulticallEntry
+        from hypercalls.table import number
+
+        self._next_stack = getattr(self, "_next_stack", 0xFFFF_8800_0010_0000) + 0x4000
+        entries = [
+            MulticallEntry(op=number("stack_switch"), args=[self.KERNEL_SS.get(self.p.guest_type, 0xE02B),
+                                                           self._next_stack, 0, 0, 0, 0]),
+            MulticallEntry(op=number("fpu_taskswitch"), args=[1, 0, 0, 0, 0, 0]),
+        ]
+        self.p.hypercall("multicall", entries, len(entries))
+        if self.p.mmu is not None and hasattr(self.p.mmu, "context_switch"):
+            return  # the structural MMU issues mmuext_op(NEW_BASEPTR) itself
+        ptrs = 2 if self.p.guest_type == "pv64" else 1  # NEW_BASEPTR [, NEW_USER_BASEPTR]
+        self._add("hypercall.multicall", "xen.multicall_entry_cycles", ptrs)
+        # new_guest_cr3 on a pinned root: a type get and put on the L4 (L2 for pv32) per pointer
+        self._add("mmu.validate", "xen.pte_validate_cycles", 2 * ptrs)
+        self.meter.count("mmu.new_baseptr", ptrs)
+
+    def context_switch(self, ws_pages: int = 0) -> None:
+        if self.p.mmu is not None and hasattr(self.p.mmu, "context_switch"):
+            self._add("kernel.context_switch", "native.context_switch_cycles")
+            self.meter.count("context_switch")
+            self._switch_address_space()
+            self._ctx_target = getattr(self, "_ctx_target", 0) ^ 1
+            return self.p.mmu.context_switch(self._ctx_target)
+        return super().context_switch(ws_pages)
 
 
 class PV32Kernel(PVKernel):
