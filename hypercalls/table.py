@@ -34,11 +34,11 @@ HYPERCALLS: dict[int, tuple[str, frozenset]] = {
     18: ("console_io", ALL),
     19: ("physdev_op_compat", PV),
     20: ("grant_table_op", ALL),
-    21: ("vm_assist", PV),
+    21: ("vm_assist", ALL),
     22: ("update_va_mapping_otherdomain", PV),
     23: ("iret", PV),
     24: ("vcpu_op", ALL),
-    25: ("set_segment_base", frozenset({"pv64"})),
+    25: ("set_segment_base", PV),  # pv32 gets -ENOSYS from the handler
     26: ("mmuext_op", ALL),
     27: ("xsm_op", ALL),
     28: ("nmi_op", PV),

@@ -61,6 +61,10 @@ class VCPU:
     runstate_area_registered: bool = False
     vcpu_info_registered: bool = False
     initialised: bool = True
+    nmi_pending: bool = False
+    runstate_guest: Any = None  # guest area registered with VCPUOP_register_runstate_memory_area
+    poll_deadline_ns: int | None = None  # SCHEDOP_poll timeout
+    pin_override: int = -1  # SCHEDOP_pin_override
     fs_base: int = 0
     gs_base_user: int = 0
     gs_base_kernel: int = 0
@@ -90,6 +94,10 @@ class Domain:
     vm_assist: int = 0
     is_shutdown: bool = False
     shutdown_reason: int | None = None
+    shutdown_code: int | None = None  # SCHEDOP_shutdown_code
+    watchdog_deadline_ns: int | None = None
+    is_console: bool = False  # may use console_io under the default policy
+    target: "Domain | None" = None  # device-model target (privilege over one domain)
     is_dying: bool = False
     console: list[bytes] = field(default_factory=list)
     # per-subsystem state, filled by the builder

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from typing import Callable
 
 from hypercalls import errno as xen_errno
+from hypercalls import ops as hc_ops
 from hypercalls import table as hc_table
 from pvsim.hypervisor.domain import DOMID_SELF, VCPU, Domain
 from pvsim.meter import Meter
@@ -110,7 +111,10 @@ class Hypervisor:
         if name is None or fn is None or not hc_table.allowed(nr, dom.guest_type):
             rc = -xen_errno.ENOSYS
         else:
-            rc = fn(self, vcpu, *args)
+            # Xen hands a handler only as many argument registers as its prototype takes
+            # (hypercall-defs.c); HYPERVISOR_iret's one "argument" stands for its stack frame.
+            nargs = max(1, hc_ops.hypercall_nargs(name, dom.guest_type))
+            rc = fn(self, vcpu, *args[:nargs])
             if not isinstance(rc, int):
                 raise TypeError(f"do_{name} returned {rc!r}, not an int")
         if rc < 0:
