@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 # Modules that define kernels; imported by load_all(). Add yours here.
-KERNEL_MODULES: list[str] = ["pvsim.mm.walk", "pvsim.sched.credit_core"]
+KERNEL_MODULES: list[str] = ["pvsim.mm.walk", "pvsim.sched.credit_core", "pvsim.io.devices", "pvsim.mm.pvkern", "pvsim.sched.rtds_core"]
 
 
 @dataclass(frozen=True)

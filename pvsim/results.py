@@ -46,7 +46,8 @@ class Results:
             done = all(f is not None for f in finished)
             elapsed = int(max(finished)) if done else int(stats.elapsed_ns)
             trailing = int(stats.elapsed_ns) - elapsed  # offline time after the domain finished
-            running = sum(v.running_ns for v in vstats)
+            switch = int(system.switch_ns.get(dr.domain.domid, 0))
+            running = sum(v.running_ns for v in vstats) - switch  # switch time is Xen's, not the guest's
             runnable = sum(v.runnable_ns for v in vstats)
             blocked = sum(v.blocked_ns for v in vstats)
             offline = sum(v.offline_ns for v in vstats) - n * trailing
@@ -66,6 +67,8 @@ class Results:
             bd["idle"] = bd.get("idle", 0.0) + (blocked - io_wait) + offline
             if runnable:
                 bd["sched.wait"] = float(runnable)
+            if switch:
+                bd["world_switch.vcpu"] = float(switch)
             # per-vCPU average, so that a row's breakdown sums to its elapsed time
             breakdown = _round_breakdown({k: v / n for k, v in bd.items()}, elapsed)
             op_metric = _metric_for(dr.spec.workload)

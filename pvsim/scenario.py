@@ -216,9 +216,10 @@ class Scenario:
             if not isinstance(t, dict):
                 raise ScenarioError(where, "must be a table")
             at = _num(t, "at_ms", where, 0, 3.6e6)
-            dom = _str(t, "domain", where)
+            dom = _str(t, "domain", where) if "domain" in t else ""  # no domain: a pool-wide change
             params = {k: v for k, v in t.items() if k not in ("at_ms", "domain")}
-            _check_keys(params, {"weight", "cap", "cpus", "period_us", "budget_us", "extratime"}, where)
+            if not params:
+                raise ScenarioError(where, "changes nothing: give scheduler parameters (weight, cap, cpus, ...)")
             timeline.append(TimelineEntry(at, dom, params))
         sc = cls(doms, host, sched, dict(sparams), duration, ops, seed, tuple(timeline), str(data.get("name", name)))
         sc.validate()
@@ -255,15 +256,30 @@ class Scenario:
             raise ScenarioError("domains", "a 'native' domain is the bare-metal OS and must be the only domain")
         if "container" in modes and modes - {"container"}:
             raise ScenarioError("domains", "containers share one host kernel and cannot be mixed with virtualized domains")
+        from pvsim.sched import validate_sched_params
+
+        validate_sched_params(self.scheduler, self.scheduler_params, "scheduler.params", n_pcpus=self.host.pcpus)
+        for i, d in enumerate(self.domains):
+            if d.sched_params:
+                validate_sched_params(self.scheduler, d.sched_params, f"domains[{i}].sched", scope="any",
+                                      n_pcpus=self.host.pcpus, defaults=False)
         for i, t in enumerate(self.timeline):
-            if t.domain not in names:
-                raise ScenarioError(f"timeline[{i}].domain", f"no domain named {t.domain!r}")
-        try:
-            from pvsim.sched import validate_sched_params
-        except ImportError:  # pragma: no cover - scheduler package not installed
-            validate_sched_params = None
-        if validate_sched_params is not None:
-            validate_sched_params(self.scheduler, self.scheduler_params, "scheduler")
+            where = f"timeline[{i}]"
+            params = {k: v for k, v in t.params.items() if k != "cpus"}
+            if t.domain:
+                if t.domain not in names:
+                    raise ScenarioError(f"{where}.domain", f"no domain named {t.domain!r}")
+                validate_sched_params(self.scheduler, params, where, scope="any", n_pcpus=self.host.pcpus,
+                                      defaults=False)
+                if "cpus" in t.params:
+                    if not isinstance(t.params["cpus"], str):
+                        raise ScenarioError(f"{where}.cpus", "must be a CPU list string like \"0-3\"")
+                    parse_cpulist(t.params["cpus"], self.host.pcpus, f"{where}.cpus")
+            else:
+                if "cpus" in t.params:
+                    raise ScenarioError(f"{where}.cpus", "pinning needs a domain")
+                validate_sched_params(self.scheduler, params, where, scope="global", n_pcpus=self.host.pcpus,
+                                      defaults=False)
         return self
 
     def with_seed(self, seed: int) -> "Scenario":

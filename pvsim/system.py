@@ -118,8 +118,20 @@ class System:
         self.profile = load_profile(scenario.host.profile, field_name="host.profile")
         self.engine = Engine(seed=scenario.seed)
         self.hv = Hypervisor(self.profile, self.engine)
+        from collections import Counter
+
+        from pvsim.sched.costs import switch_cost_from_profile
+
+        self.switch_ns: Counter = Counter()  # per domain: pCPU time spent switching to its vCPUs
+        base_cost = switch_cost_from_profile(self.profile)
+
+        def switch_cost(prev, nxt):
+            c = int(base_cost(prev, nxt))
+            self.switch_ns[nxt.dom.domid] += c
+            return c
+
         self.runner = HostRunner(self.engine, make_scheduler(scenario.scheduler, scenario.scheduler_params),
-                                 scenario.host.pcpus)
+                                 scenario.host.pcpus, switch_cost_ns=switch_cost)
         self.domains: list[DomainRun] = []
         specs = list(scenario.domains)
         if any(MODES[d.mode].virtualized for d in specs) and not any(d.name == "Domain-0" for d in specs):
@@ -153,6 +165,9 @@ class System:
         self.domains.append(dr)
 
     def _add_timeline(self, t) -> None:
+        if not t.domain:
+            self.runner.at(int(t.at_ms * 1_000_000), lambda now, p=dict(t.params): self.runner.adjust_global(**p))
+            return
         domid = next(d.domain.domid for d in self.domains if d.spec.name == t.domain)
         params = dict(t.params)
         cpus = params.pop("cpus", None)

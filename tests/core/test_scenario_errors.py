@@ -69,3 +69,33 @@ def test_bad_cli_values(args, field):
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 2
     assert field in r.output
+
+
+@pytest.mark.parametrize("extra,field", [
+    ("[scheduler]\nname = \"credit\"\nparams = { tslice_ms = 0 }\n", "scheduler.params.tslice_ms"),
+    ("[scheduler]\nname = \"fifo\"\n", "scheduler.name"),
+    ("[[timeline]]\nat_ms = 5\ndomain = \"nobody\"\nweight = 5\n", "timeline[0].domain"),
+    ("[[timeline]]\nat_ms = 5\ndomain = \"g\"\nweight = 0\n", "timeline[0].weight"),
+])
+def test_bad_scheduler_and_timeline(tmp_path, extra, field):
+    f = tmp_path / "bad.toml"
+    f.write_text(GOOD.replace("[run]", extra + "[run]", 1) if extra.startswith("[scheduler]") else GOOD + extra)
+    r = CliRunner().invoke(app, ["run", str(f)])
+    assert r.exit_code == 2, r.output
+    assert field in r.output
+
+
+def test_timeline_changes_shares():
+    from pvsim.scenario import Scenario
+    from pvsim.system import build
+
+    base = {"seed": 1, "host": {"pcpus": 1, "memory_mib": 4096, "profile": "modern"}, "run": {"duration_ms": 2000},
+            "domains": [{"name": "a", "mode": "pv", "workload": "cpu-int"},
+                        {"name": "b", "mode": "pv", "workload": "cpu-int"}]}
+    flat = build(Scenario.from_dict(base)).run()
+    base["timeline"] = [{"at_ms": 0, "domain": "a", "weight": 768}]
+    skew = build(Scenario.from_dict(base)).run()
+    share = {r["domain"]: r["cpu_share"] for r in skew.rows}
+    flat_share = {r["domain"]: r["cpu_share"] for r in flat.rows}
+    assert abs(flat_share["a"] - flat_share["b"]) < 0.05
+    assert share["a"] > 2.5 * share["b"]
