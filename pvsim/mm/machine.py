@@ -1,0 +1,704 @@
+"""The machine side of each MMU mode: what a guest's page-table stores, CR3 loads, INVLPG and
+memory touches do on the real structures.
+
+Design note
+-----------
+A guest kernel never touches :mod:`pvsim.hypervisor` internals; the builder hands it (through its
+``platform``) one of these objects, bound to one domain and vCPU:
+
+* :class:`NativeMMU` (``native``, ``container``): the guest's tables are the hardware's; stores
+  are plain, a CR3 load flushes the non-global TLB (or not, with PCID tags), a TLB miss walks
+  4 levels (:func:`pvsim.mm.walk.translate`).
+* :class:`PVMachine` (``pv``, ``pv32``): the hardware walks the guest's validated tables (direct
+  paging); a store into a frame in use as a page table is refused (the page is mapped read-only:
+  the guest must use ``mmu_update``, or the writable-page-table emulation,
+  ``xen/arch/x86/pv/ro-page-fault.c``); stores into its other frames are plain.
+* :class:`ShadowMMU` (``bt``, ``hvm-shadow``): after ``xen/arch/x86/mm/shadow/multi.c``. Guest
+  tables hold guest frame numbers; the hardware walks *shadow* tables in Xen's frames, built
+  lazily: a walk that meets an empty shadow entry is a **hidden fault** (``sh_page_fault`` fix-up:
+  ``_sh_propagate`` down the path, plus ``PREFETCH_DISTANCE`` = 32 neighbouring L1 entries) when
+  the guest's own tables map the address, and a **true fault** reflected to the guest otherwise.
+  A guest store into a shadowed table page is **emulated** (write-protect fault, x86 emulation,
+  re-propagation of that entry); consecutive zero writes to one frame unshadow it
+  (``check_for_early_unshadow``). Shadows persist across CR3 loads (hash by guest frame) in a
+  bounded pool (libxl's default: 256 pages per vCPU + one per MiB of RAM), recycled oldest first.
+* :class:`HapMMU` (``hvm``, ``pvhvm``, ``pvh``): after ``xen/arch/x86/mm/hap/hap.c``: stores, CR3
+  loads and INVLPG do not exit; the hardware walks both dimensions (guest tables and the EPT/NPT
+  :class:`~pvsim.mm.hap.P2M`), with the VPID-tagged TLB, page-walk caches and nested TLB the
+  profile describes.
+
+Work is reported to the current meter with the platform's entry helpers where the guest-kernel
+layer defines them (``platform.vmexit``, ``platform.bt``, ``platform.sw_mmu``), else as raw
+profile keys: walks as ``mmu.page_walk`` (``native.mem_ref_cycles`` per reference), TLB flushes
+as ``mmu.tlb_flush``, hidden faults as ``mmu.hidden_fault``, emulated writes as
+``mmu.emulated_pte_write``, shadow propagation as ``mmu.shadow_sync``.
+
+PV log-dirty (:meth:`PVMachine.enable_log_dirty`): the first write to each page per round faults
+into Xen and marks the page dirty, as shadow log-dirty mode does for PV guests.
+
+Option ``oos`` (HVM shadow only, ``shadow/oos.c``): the first emulated write to a shadowed L1
+unsyncs it (at most ``SHADOW_OOS_PAGES`` = 3, oldest evicted and resynced); further writes to it
+are plain stores; CR3 loads and flushes resync every out-of-sync L1.
+
+Simplifications: one TLB per vCPU (no SMT sharing); no OOS snapshots (a resync compares every
+entry with its recomputed shadow); PV log-dirty
+detects first writes through the leaf entries' dirty bits (cleared at each round) instead of
+building read-only shadows; guest writes to
+the accessed/dirty bits of shadowed guest entries are not propagated back; superpages only in the
+p2m, not in shadows.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+
+from pvsim.meter import Meter
+from pvsim.mm import constants as C
+from pvsim.mm import walk as W
+from pvsim.mm.frames import DOMID_XEN, DomainMM, MachineMemory
+from pvsim.mm.hap import P2M
+
+PREFETCH_DISTANCE = 32  # shadow/multi.c
+SHADOW_OOS_PAGES = 3  # shadow/private.h: out-of-sync L1s per vCPU
+SKIP = 2  # _fixup result: the access was completed by emulation (MMIO); resume after it
+
+
+def tlb_from_profile(profile, *, two_d: bool = False) -> W.TLB:
+    """A TLB sized by the profile's ``[mmu]`` geometry (defaults when a key is absent)."""
+
+    def v(key, default):
+        return int(profile.value(key)) if profile is not None and profile.has(key) else default
+
+    sets = (v("mmu.tlb_4k_sets_count", 16), v("mmu.tlb_2m_sets_count", 8), v("mmu.tlb_1g_sets_count", 1))
+    ways = (v("mmu.tlb_4k_ways_count", 4), v("mmu.tlb_2m_ways_count", 4), v("mmu.tlb_1g_ways_count", 4))
+    pwc = (v("mmu.pwc_pde_entries_count", 0), v("mmu.pwc_pdpte_entries_count", 0),
+           v("mmu.pwc_pml4e_entries_count", 0), 0)
+    return W.TLB(sets=sets, ways=ways, pwc=pwc, ntlb=v("mmu.ntlb_entries_count", 0) if two_d else 0)
+
+
+class MachineMMU:
+    """Common part: the domain's frames, the vCPU's TLB, metering."""
+
+    two_d = False
+
+    def __init__(self, hv, vcpu, mode: str, *, platform=None, tlb: W.TLB | None = None):
+        self.hv = hv
+        self.vcpu = vcpu
+        self.mode = mode
+        self.platform = platform
+        self.mm: MachineMemory = hv.machine_mm
+        self.dmm: DomainMM = vcpu.domain.mm
+        prof = getattr(hv, "profile", None)
+        self.tlb = tlb or tlb_from_profile(prof, two_d=self.two_d)
+        self.tagged = bool(prof is not None and prof.has("mmu.tlb_tagged_count")
+                           and prof.value("mmu.tlb_tagged_count") >= 1)
+        self.asid = 0
+        self.root = 0
+        self._free: list[int] = []
+
+    # ------------------------------------------------------------------ metering
+    @property
+    def meter(self) -> Meter:
+        return self.hv.meter
+
+    @contextmanager
+    def unmetered(self):
+        """Set-up work (building a process the benchmark assumes already exists) is not charged."""
+        with self.hv.metering(Meter()):
+            yield
+
+    # ------------------------------------------------------------------ frames
+    def guest_frames(self) -> list[int]:
+        """The frame names the guest allocates from (machine frames, or guest frames under HVM)."""
+        return [int(m) for m in self.dmm.p2m if m >= 0]
+
+    def frame_of(self, frame: int) -> int:
+        """The machine frame holding the contents of guest frame ``frame``."""
+        return frame
+
+    def read(self, frame: int, idx: int) -> int:
+        return self.mm.read_entry(self.frame_of(frame), idx)
+
+    # ------------------------------------------------------------------ guest operations
+    def store(self, frame: int, idx: int, val: int) -> int:
+        """A plain guest store of one page-table entry (the guest's own table page)."""
+        self.mm.write_entry(self.frame_of(frame), idx, val)
+        self.meter.add("kernel.pte_write", "native.pte_write_cycles")
+        self.meter.count("pte_write")
+        return 0
+
+    def cr3_load(self, root: int) -> None:
+        self.root = root
+        self.meter.add("mmu.tlb_flush", "native.cr3_load_cycles")
+        self.meter.count("cr3_load")
+        self._flush_tlb_state()
+
+    def _flush_tlb_state(self):
+        if self.tagged:
+            self.asid = (self.asid % 4095) + 1  # a fresh PCID/ASID instead of a flush
+        else:
+            self.tlb.flush()
+
+    def flush(self) -> None:
+        self.meter.add("mmu.tlb_flush", "native.tlb_flush_cycles")
+        self.meter.count("mmu.tlb_flush")
+        self.tlb.flush()
+
+    def invlpg(self, va: int) -> None:
+        self.meter.add("mmu.tlb_flush", "native.invlpg_cycles")
+        self.meter.count("mmu.invlpg")
+        self.tlb.invlpg(va, self.asid)
+
+    def release_table(self, frame: int) -> None:
+        """The guest frees a page-table page."""
+
+    def true_fault(self) -> None:
+        """Delivery of a fault the guest must handle (its handler's work is the guest's)."""
+
+    # ------------------------------------------------------------------ memory touches
+    def _translate(self, vas, writes, start):
+        return W.translate(self.mm.rows, self.mm.slot, vas, writes, self.tlb, root=self.frame_of(self.root),
+                           tag=self.asid, start=start)
+
+    def access(self, vas: np.ndarray, writes: np.ndarray, start: int = 0) -> np.ndarray:
+        """Translate ``vas[start:]``; returns the counters; ``out[O_STOP] < len`` at a true fault.
+        Hidden faults (shadow modes) are fixed up here and the walk resumed."""
+        total = np.zeros(W.N_OUT, dtype=np.int64)
+        while True:
+            out = self._translate(vas, writes, start)
+            total[W.O_ACCESSES:W.O_FAULT_VA] += out[W.O_ACCESSES:W.O_FAULT_VA]
+            total[W.O_STOP] = out[W.O_STOP]
+            total[W.O_FAULT_VA] = out[W.O_FAULT_VA]
+            total[W.O_FAULT_KIND] = out[W.O_FAULT_KIND]
+            if out[W.O_STOP] >= len(vas):
+                break
+            fix = self._fixup(int(out[W.O_FAULT_VA]), int(out[W.O_FAULT_KIND]), bool(writes[out[W.O_STOP]]))
+            if not fix:
+                break
+            start = int(out[W.O_STOP]) + (1 if fix == SKIP else 0)
+            if start >= len(vas):
+                total[W.O_STOP] = len(vas)
+                break
+        self._charge_walks(total)
+        return total
+
+    def _fixup(self, va: int, kind: int, write: bool) -> bool:
+        """Resolve a fault the guest must not see; True if the access can be retried."""
+        return False
+
+    def refs_per_miss(self, va: int) -> int:
+        """References of one cold walk for ``va`` on the current tables (no TLB, no walk caches)."""
+        saved = self.tlb
+        self.tlb = W.TLB(sets=(0, 0, 0), ways=(0, 0, 0))
+        try:
+            with self.unmetered():
+                out = self._translate(np.array([va], np.int64), np.zeros(1, bool), 0)
+        finally:
+            self.tlb = saved
+        return int(out[W.O_REFS])
+
+    def _charge_walks(self, out) -> None:
+        refs = int(out[W.O_REFS])
+        if refs:
+            self.meter.add("mmu.page_walk", "native.walk_ref_cycles", refs)
+        self.meter.count("mmu.walk_refs", refs)
+        self.meter.count("tlb.miss", int(out[W.O_MISSES]))
+        self.meter.count("tlb.hit", int(out[W.O_HITS]))
+
+
+class NativeMMU(MachineMMU):
+    pass
+
+
+class PVMachine(MachineMMU):
+    """PV direct paging: the hardware walks the guest's validated tables (machine frames)."""
+
+    def store(self, frame: int, idx: int, val: int) -> int:
+        mm = self.mm
+        if not (0 <= frame < mm.nr_frames) or int(mm.owner[frame]) != self.dmm.domid:
+            return -C_EFAULT
+        t = int(mm.type[frame])
+        if C.PGT_l1_page_table <= t <= C.PGT_seg_desc_page and mm.type_count[frame] > 0:
+            return -C_EFAULT  # mapped read-only: a #PF (the ptwr path, if enabled, is separate)
+        return super().store(frame, idx, val)
+
+    def cr3_load(self, root: int) -> None:
+        # the CR3 load itself happens inside Xen's new_guest_cr3 (charged by the handler)
+        self.root = root
+        self._flush_tlb_state()
+
+    def flush(self) -> None:
+        self.tlb.flush()  # the flush's price is charged by the mmuext_op handler
+
+    def invlpg(self, va: int) -> None:
+        self.tlb.invlpg(va, self.asid)
+
+    # ------------------------------------------------------------------ log-dirty (migration)
+    def enable_log_dirty(self) -> None:
+        """``XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY`` for a PV guest: from now on the first write to
+        each page in each round faults into Xen, which marks the page dirty (sh_enable_log_dirty)."""
+        self.dmm.log_dirty = True
+        self.dmm.dirty_bitmap = np.zeros(len(self.dmm.p2m), dtype=np.bool_)
+        self._write_protect_round()
+
+    def _write_protect_round(self) -> None:
+        # Stand-in for the read-only shadow entries: clear the D bit of every leaf of the domain's
+        # in-use L1 tables, so the translate kernel reports the first write to each page.
+        mm = self.mm
+        l1 = np.flatnonzero((mm.owner == self.dmm.domid) & (mm.type == C.PGT_l1_page_table)
+                            & (mm.type_count > 0) & (mm.slot >= 0))
+        if l1.size:
+            rows = mm.slot[l1]
+            mm.rows[rows] &= ~np.uint64(C._PAGE_DIRTY)
+        self.tlb.flush()
+
+    def clean_dirty(self) -> np.ndarray:
+        """``XEN_DOMCTL_SHADOW_OP_CLEAN``: return the dirty pfns and start a new round."""
+        bm = self.dmm.dirty_bitmap
+        dirty = np.flatnonzero(bm) if bm is not None else np.zeros(0, np.int64)
+        if bm is not None:
+            bm[:] = False
+            self._write_protect_round()
+        return dirty
+
+    def access(self, vas, writes, start: int = 0):
+        out = super().access(vas, writes, start)
+        if self.dmm.log_dirty and out[W.O_DIRTY_SET]:
+            n = int(out[W.O_DIRTY_SET])
+            self.meter.add("mmu.log_dirty", "mmu.logdirty_fault_cycles", n)
+            self.meter.count("mmu.log_dirty_fault", n)
+            self._harvest()
+        return out
+
+    def _harvest(self) -> None:
+        mm = self.mm
+        l1 = np.flatnonzero((mm.owner == self.dmm.domid) & (mm.type == C.PGT_l1_page_table)
+                            & (mm.type_count > 0) & (mm.slot >= 0))
+        if not l1.size:
+            return
+        ents = mm.rows[mm.slot[l1]]
+        d = (ents & np.uint64(C._PAGE_DIRTY | 1)) == np.uint64(C._PAGE_DIRTY | 1)
+        mfns = ((ents[d] & np.uint64(C.PTE_MFN_MASK)) >> np.uint64(12)).astype(np.int64)
+        mfns = mfns[mfns < mm.nr_frames]
+        pfns = mm.m2p[mfns]
+        pfns = pfns[(pfns >= 0) & (pfns < len(self.dmm.dirty_bitmap))]
+        self.dmm.dirty_bitmap[pfns] = True
+
+
+C_EFAULT = 14
+
+
+class HapMMU(MachineMMU):
+    """EPT/NPT: guest frames are guest-physical; two-dimensional walks."""
+
+    two_d = True
+
+    def __init__(self, hv, vcpu, mode, *, platform=None, tlb=None, host_leaf_level: int = 2, p2m: P2M | None = None):
+        super().__init__(hv, vcpu, mode, platform=platform, tlb=tlb)
+        prof = getattr(hv, "profile", None)
+        if prof is not None and prof.has("mmu.hap_host_leaf_level_count"):
+            host_leaf_level = int(prof.value("mmu.hap_host_leaf_level_count"))
+        self.p2m = p2m or _build_p2m(self.mm, self.dmm, host_leaf_level)
+        self.tagged = True  # VPID/ASID: VM entries and guest CR3 loads need no full flush
+
+    def guest_frames(self) -> list[int]:
+        return list(range(len(self.dmm.p2m)))
+
+    def frame_of(self, frame: int) -> int:
+        return int(self.dmm.p2m[frame])
+
+    def _translate(self, vas, writes, start):
+        return W.translate(self.mm.rows, self.mm.slot, vas, writes, self.tlb, root=self.root, two_d=True,
+                           h_root=self.p2m.root, h_levels=self.p2m.radix.levels, tag=self.asid, start=start)
+
+    def _fixup(self, va, kind, write):
+        if kind == W.FAULT_HOST and self._gfn_of(va) is not None:
+            # EPT violation on a guest frame with no RAM behind it: MMIO, emulated by the device model
+            if self.platform is not None and hasattr(self.platform, "vmexit"):
+                self.platform.vmexit("ept_violation", "device_model")
+            else:
+                self.meter.add("exit.ept_violation", "hvm.vmexit_cycles")
+                self.meter.add("exit.ept_violation", "hvm.vmentry_cycles")
+            self.meter.count("mmu.mmio_access")
+            return SKIP
+        if kind == W.FAULT_HOST_WRITE:  # log-dirty EPT violation
+            gpa_gfn = self._gfn_of(va)
+            if gpa_gfn is None:
+                return False
+            if self.platform is not None and hasattr(self.platform, "vmexit"):
+                self.platform.vmexit("ept_violation")
+            else:
+                self.meter.add("exit.ept_violation", "hvm.vmexit_cycles")
+                self.meter.add("exit.ept_violation", "hvm.vmentry_cycles")
+            n = self.p2m.log_dirty_fault(gpa_gfn)
+            self.meter.add("mmu.shadow_sync", "native.mem_ref_cycles", n)
+            self.meter.count("mmu.log_dirty_fault")
+            self.tlb.flush()
+            return True
+        return False
+
+    def _gfn_of(self, va):
+        t = self.root
+        for lv in (4, 3, 2, 1):
+            e = self.mm.read_entry(self.frame_of(t), (va >> (12 + 9 * (lv - 1))) & 511)
+            if not e & 1:
+                return None
+            if lv == 1 or (lv <= 3 and C.get_pte_flags(e) & C._PAGE_PSE):
+                return C.pte_mfn(e) + ((va >> 12) & ((1 << (9 * (lv - 1))) - 1))
+            t = C.pte_mfn(e)
+        return None
+
+
+def _build_p2m(mm: MachineMemory, dmm: DomainMM, leaf: int) -> P2M:
+    p2m = P2M(mm, levels=4, leaf_level=leaf)
+    # map runs of contiguous machine frames
+    p = dmm.p2m
+    n = len(p)
+    i = 0
+    while i < n:
+        j = i + 1
+        while j < n and p[j] == p[j - 1] + 1:
+            j += 1
+        p2m.map_range(i, int(p[i]), j - i)
+        i = j
+    return p2m
+
+
+class ShadowMMU(MachineMMU):
+    """Shadow paging for ``bt`` and ``hvm-shadow`` guests (guest frames are guest-physical)."""
+
+    def __init__(self, hv, vcpu, mode, *, platform=None, tlb=None, pool_pages: int | None = None,
+                 early_unshadow: bool | None = None, prefetch: int = PREFETCH_DISTANCE,
+                 keep_shadows_on_switch: bool | None = None, oos: bool = False, oos_pages: int = SHADOW_OOS_PAGES):
+        super().__init__(hv, vcpu, mode, platform=platform, tlb=tlb)
+        # out-of-sync L1 shadows (shadow/oos.c; HVM only): up to oos_pages L1s left writable
+        self.oos = bool(oos) and mode != "bt"
+        self.oos_pages = int(oos_pages)
+        self.oos_list: list[int] = []
+        self.bt = mode == "bt"
+        prof = getattr(hv, "profile", None)
+        # VMware's adaptive translation of PTE writes (ASPLOS'06) vs write-protect traps (WS 3.2)
+        self.adaptive = bool(prof is None or not prof.has("bt.adaptive_pte_translation_count")
+                             or prof.value("bt.adaptive_pte_translation_count") >= 1)
+        # Xen hashes shadows by guest frame and keeps them across CR3 loads; the hosted BT VMMs
+        # of 2003-2006 rebuilt them after a switch (guest_kernels/bt.py shadow_refill_frac)
+        if keep_shadows_on_switch is None:
+            keep_shadows_on_switch = not self.bt
+        self.keep_shadows = keep_shadows_on_switch
+        if early_unshadow is None:
+            early_unshadow = not self.bt  # Xen's check_for_early_unshadow heuristic
+        nr = len(self.dmm.p2m)
+        # libxl default: 256 pages per vCPU + 1 page per MiB of RAM (shadow share)
+        self.pool_pages = pool_pages or (256 * vcpu.domain.nr_vcpus + max(1, nr // 256))
+        self.shadow_of: dict[int, int] = {}  # guest table frame -> shadow machine frame
+        self.level_of: dict[int, int] = {}  # guest table frame -> its level
+        self.order: list[int] = []  # guest frames shadowed, oldest first (recycling order)
+        self.parents: dict[int, set] = {}  # shadow mfn -> {(parent shadow mfn, idx)}
+        self.early_unshadow = early_unshadow
+        self.prefetch = prefetch
+        self.last_emulated = -1
+        self.hidden_faults = 0
+        self.emulated_writes = 0
+        self.tagged = False if self.bt else self.tagged
+
+    def guest_frames(self) -> list[int]:
+        return list(range(len(self.dmm.p2m)))
+
+    def frame_of(self, frame: int) -> int:
+        return int(self.dmm.p2m[frame])
+
+    # ------------------------------------------------------------------ charging
+    def _vmexit(self, reason, handling):
+        if self.platform is not None and hasattr(self.platform, "vmexit"):
+            self.platform.vmexit(reason, handling)
+        else:
+            cause = f"exit.{reason}"
+            self.meter.add(cause, "hvm.vmexit_cycles")
+            self.meter.add(cause, "hvm.vmentry_cycles")
+
+    def _sw_mmu(self, cause, n=1):
+        if self.platform is not None and hasattr(self.platform, "sw_mmu"):
+            self.platform.sw_mmu(cause, n)
+        else:
+            self.meter.add(cause, "mmu.shadow_propagate_cycles", n)
+
+    def _bt(self, kind, n=1):
+        if self.platform is not None and hasattr(self.platform, "bt"):
+            self.platform.bt(kind, n)
+        else:
+            self.meter.add(f"trap.bt_{kind}", "bt.shadow_fault_cycles", n)
+
+    # ------------------------------------------------------------------ shadow pool
+    def _new_shadow(self, gframe: int, level: int) -> int:
+        while len(self.shadow_of) >= self.pool_pages and self.order:
+            victim = self.order[0]
+            if victim == self.root and len(self.order) > 1:
+                self.order.append(self.order.pop(0))
+                victim = self.order[0]
+            self.meter.count("mmu.shadow_recycle")
+            self.unshadow(victim)
+        smfn = self.mm.alloc_domheap_page(DOMID_XEN)
+        if smfn < 0:
+            raise MemoryError("no machine memory for shadow pages")
+        self.mm.entries(smfn)
+        self.shadow_of[gframe] = smfn
+        self.level_of[gframe] = level
+        self.order.append(gframe)
+        self.parents[smfn] = set()
+        self.meter.add("mmu.shadow_sync", "mmu.shadow_alloc_cycles")
+        self.meter.count("mmu.shadow_alloc")
+        return smfn
+
+    def unshadow(self, gframe: int) -> None:
+        """``sh_remove_shadows``: drop the shadow of ``gframe`` and every entry pointing at it."""
+        smfn = self.shadow_of.pop(gframe, None)
+        if smfn is None:
+            return
+        if gframe in self.oos_list:
+            self.oos_list.remove(gframe)
+        self.level_of.pop(gframe, None)
+        self.order.remove(gframe)
+        for (pm, idx) in self.parents.pop(smfn, ()):
+            self.mm.write_entry(pm, idx, 0)
+        # children no longer have this parent
+        ents = self.mm.entries(smfn)
+        for i in np.flatnonzero(ents & np.uint64(1)):
+            child = C.pte_mfn(int(ents[i]))
+            if child in self.parents:
+                self.parents[child].discard((smfn, int(i)))
+        self.mm.free_domheap_page(DOMID_XEN, smfn)
+        self.meter.add("mmu.shadow_sync", "mmu.unshadow_cycles")
+        self.meter.count("mmu.unshadow")
+        self.tlb.flush()
+
+    def _propagate_l1(self, gl1: int, idx: int) -> int:
+        """``_sh_propagate`` of one guest L1 entry: gfn -> mfn, write-protect shadowed tables."""
+        g = self.mm.read_entry(self.frame_of(gl1), idx)
+        if not g & 1:
+            return 0
+        gfn = C.pte_mfn(g)
+        if gfn >= len(self.dmm.p2m):
+            return 0  # MMIO / outside RAM: left to the fault path
+        f = C.get_pte_flags(g)
+        if gfn in self.shadow_of:
+            f &= ~C._PAGE_RW  # guest page tables are mapped read-only in shadows
+        return C.make_pte(int(self.dmm.p2m[gfn]), f & ~C._PAGE_PSE)
+
+    # ------------------------------------------------------------------ guest operations
+    def store(self, frame: int, idx: int, val: int) -> int:
+        m = self.frame_of(frame)
+        if frame in self.oos_list:  # out of sync: the guest writes its L1 directly
+            self.mm.write_entry(m, idx, val)
+            self.meter.add("kernel.pte_write", "native.pte_write_cycles")
+            self.meter.count("pte_write")
+            return 0
+        if frame not in self.shadow_of:
+            self.mm.write_entry(m, idx, val)
+            self.meter.add("kernel.pte_write", "native.pte_write_cycles")
+            self.meter.count("pte_write")
+            if frame == self.last_emulated:
+                self.last_emulated = -1
+            return 0
+        # write-protected guest page table: fault into the VMM and emulate the write
+        self.emulated_writes += 1
+        self.meter.add("mmu.emulated_pte_write", "native.pte_write_cycles")
+        self.meter.count("mmu.emulated_pte_write")
+        if self.bt and self.adaptive:
+            self._bt("callout")  # adaptive translation: the write became a callout (ASPLOS'06)
+            self._sw_mmu("mmu.emulated_pte_write")
+        elif self.bt:  # write-protect trap into the VMM, classify, emulate, propagate
+            self.meter.add("mmu.emulated_pte_write", "bt.shadow_fault_cycles")
+        else:
+            self._vmexit("exception_nmi", "emulate")
+        self.mm.write_entry(m, idx, val)
+        if self.early_unshadow and val == 0 and self.last_emulated == frame:
+            self.unshadow(frame)  # check_for_early_unshadow: a dying process clears its tables
+            self.last_emulated = -1
+            return 0
+        self.last_emulated = frame if val == 0 else -1
+        smfn = self.shadow_of[frame]
+        level = self.level_of[frame]
+        if level == 1 and self.oos and frame != self.root:
+            self._oos_add(frame)  # fixup "oos-add": unsync the L1, make the guest page writable
+        old = self.mm.read_entry(smfn, idx)
+        if level == 1:
+            new = self._propagate_l1(frame, idx)
+            self.mm.write_entry(smfn, idx, new)
+            self.meter.count("mmu.shadow_sync")
+            if not self.bt:
+                self._sw_mmu("mmu.shadow_sync")
+        elif old & 1:  # upper level: drop the shadow entry, rebuilt lazily on the next walk
+            self.mm.write_entry(smfn, idx, 0)
+            child = C.pte_mfn(old)
+            if child in self.parents:
+                self.parents[child].discard((smfn, idx))
+            self.meter.count("mmu.shadow_sync")
+        if old & 1:
+            self.tlb.flush() if level > 1 else None
+        return 0
+
+    def _oos_add(self, frame: int) -> None:
+        if len(self.oos_list) >= self.oos_pages:
+            self._resync(self.oos_list.pop(0))  # "oos-evict"
+        self.oos_list.append(frame)
+        self.meter.count("mmu.oos_add")
+
+    def _resync(self, frame: int) -> None:
+        """``sh_resync``: recompute the L1 shadow from the guest table (compare with the snapshot:
+        one software-MMU operation per entry that changed)."""
+        smfn = self.shadow_of.get(frame)
+        if smfn is None:
+            return
+        changed = 0
+        for i in range(512):
+            new = self._propagate_l1(frame, i)
+            if int(self.mm.read_entry(smfn, i)) != new:
+                self.mm.write_entry(smfn, i, new)
+                changed += 1
+        if changed:
+            self._sw_mmu("mmu.shadow_sync", changed)
+        self.meter.count("mmu.oos_resync")
+
+    def resync_all(self) -> None:
+        while self.oos_list:
+            self._resync(self.oos_list.pop(0))
+
+    def cr3_load(self, root: int) -> None:
+        self.resync_all()
+        self.root = root
+        if self.bt:
+            self._bt("callout")  # translated mov to CR3
+        else:
+            self._vmexit("cr_access", "simple")
+        if not self.keep_shadows:
+            for g in list(self.order):
+                self.unshadow(g)
+        self._sw_mmu("mmu.shadow_sync")  # sh_update_cr3: find or build the shadow root
+        if root not in self.shadow_of:
+            self._new_shadow(root, 4)
+        self.meter.add("mmu.tlb_flush", "native.cr3_load_cycles")
+        self.meter.count("cr3_load")
+        self._flush_tlb_state()
+
+    def flush(self) -> None:
+        if not self.bt:
+            self._vmexit("cr_access", "simple")  # a flush is a CR3 reload, which exits
+        self.resync_all()
+        super().flush()
+
+    def invlpg(self, va: int) -> None:
+        if self.bt:
+            self._bt("callout")
+        else:
+            self._vmexit("invlpg", "simple")
+        super().invlpg(va)
+
+    def release_table(self, frame: int) -> None:
+        if frame in self.shadow_of:
+            self._sw_mmu("mmu.shadow_sync")
+            self.unshadow(frame)
+
+    def true_fault(self) -> None:
+        """The hardware #PF lands in the VMM, whose shadow code finds a true guest fault."""
+        if self.bt:
+            self._bt("reflect")
+            self._sw_mmu("mmu.shadow_fault")
+        else:
+            self._vmexit("exception_nmi", "shadow_fault")
+
+    # ------------------------------------------------------------------ walks
+    def _translate(self, vas, writes, start):
+        sroot = self.shadow_of.get(self.root)
+        if sroot is None:
+            sroot = self._new_shadow(self.root, 4)
+        return W.translate(self.mm.rows, self.mm.slot, vas, writes, self.tlb, root=sroot, tag=self.asid,
+                           start=start)
+
+    def _guest_path(self, va):
+        """The guest tables on ``va``'s path: [(gframe, level, idx, entry)] down to the leaf or hole."""
+        path = []
+        t = self.root
+        for lv in (4, 3, 2, 1):
+            idx = (va >> (12 + 9 * (lv - 1))) & 511
+            e = self.mm.read_entry(self.frame_of(t), idx)
+            path.append((t, lv, idx, e))
+            if not e & 1:
+                break
+            t = C.pte_mfn(e)
+        return path
+
+    def _fixup(self, va: int, kind: int, write: bool) -> bool:
+        path = self._guest_path(va)
+        last = path[-1]
+        if not last[3] & 1 or last[1] != 1:
+            return False  # a true fault: the guest's own tables do not map va
+        if write and not all(C.get_pte_flags(p[3]) & C._PAGE_RW for p in path):
+            return False  # a true protection fault
+        leaf_gfn = C.pte_mfn(last[3])
+        if write and leaf_gfn in self.shadow_of:
+            return False  # a write to a shadowed page table through a data mapping: not modelled
+        # hidden fault: build the missing shadows on the path and propagate
+        self.hidden_faults += 1
+        self.meter.count("mmu.hidden_fault")
+        if self.bt:
+            self._bt("hidden_fault")
+        else:  # the exit, then sh_page_fault's fix-up (its handler work is the hidden fault)
+            self.meter.add("exit.exception_nmi", "hvm.vmexit_cycles")
+            self.meter.add("exit.exception_nmi", "hvm.vmentry_cycles")
+            self.meter.count("exit.exception_nmi")
+            self.meter.add("mmu.hidden_fault", "hvm.shadow_fault_cycles")
+        self.last_emulated = -1
+        smfn = self.shadow_of.get(self.root) or self._new_shadow(self.root, 4)
+        for (g, lv, idx, e) in path[:-1]:
+            child_g = C.pte_mfn(e)
+            se = self.mm.read_entry(smfn, idx)
+            if se & 1:
+                smfn = C.pte_mfn(se)
+                continue
+            child_s = self.shadow_of.get(child_g)
+            if child_s is None:
+                child_s = self._new_shadow(child_g, lv - 1)
+                self._write_protect(child_g)
+            self.mm.write_entry(smfn, idx, C.make_pte(child_s, C.get_pte_flags(e) & ~C._PAGE_PSE))
+            self.parents[child_s].add((smfn, idx))
+            self._sw_mmu("mmu.shadow_sync")
+            smfn = child_s
+        # the L1: propagate the faulting entry and prefetch neighbours
+        gl1 = path[-1][0]
+        idx = path[-1][2]
+        lo = max(0, idx - self.prefetch // 2)
+        hi = min(512, lo + self.prefetch)
+        n = 0
+        for i in range(lo, hi):
+            if self.mm.read_entry(smfn, i) & 1:
+                continue
+            new = self._propagate_l1(gl1, i)
+            if new:
+                self.mm.write_entry(smfn, i, new)
+                n += 1
+        self.meter.count("mmu.shadow_sync", n)
+        if n > 1:
+            self._sw_mmu("mmu.shadow_sync", n - 1)  # the faulting entry is part of the fault's work
+        return True
+
+    def _write_protect(self, gframe: int) -> None:
+        """``sh_remove_write_access``: shadow L1 entries mapping a new page table become RO."""
+        target = int(self.dmm.p2m[gframe])
+        for g, s in list(self.shadow_of.items()):
+            if self.level_of.get(g) != 1:
+                continue
+            ents = self.mm.entries(s)
+            hit = ((ents & np.uint64(C.PTE_MFN_MASK)) >> np.uint64(12)) == np.uint64(target)
+            hit &= (ents & np.uint64(C._PAGE_RW | 1)) == np.uint64(C._PAGE_RW | 1)
+            if hit.any():
+                ents[hit] &= ~np.uint64(C._PAGE_RW)
+                self._sw_mmu("mmu.shadow_sync", int(hit.sum()))
+                self.tlb.flush()
+
+
+MODE_CLASSES = {
+    "native": NativeMMU, "container": NativeMMU, "pv": PVMachine, "pv32": PVMachine,
+    "bt": ShadowMMU, "hvm-shadow": ShadowMMU, "hvm": HapMMU, "pvhvm": HapMMU, "pvh": HapMMU,
+}

@@ -1,0 +1,202 @@
+"""TLB + page-walk kernel: exact reference counts, kernel == reference, walk caches."""
+
+import ast
+import pathlib
+
+import numpy as np
+import pytest
+
+from pvsim import kernels
+from pvsim.engine import rng_for
+from pvsim.mm import workloads
+from pvsim.mm.hap import build_translation_setup
+from pvsim.mm.walk import (
+    FAULT_GUEST,
+    O_DIRTY_SET,
+    O_FAULT_KIND,
+    O_HITS,
+    O_MISSES,
+    O_REFS,
+    O_STOP,
+    TLB,
+    translate,
+    translate_ref,
+)
+
+COLD = dict(sets=(0, 0, 0), ways=(0, 0, 0))
+
+
+def _run(setup, vas, writes=None, tlb=None, ref=False):
+    rows, slot, root, levels, two_d, h_root, h_levels = setup
+    writes = np.zeros(len(vas), bool) if writes is None else writes
+    fn = translate_ref if ref else translate
+    return fn(rows, slot, vas, writes, tlb or TLB(**COLD), root=root, levels=levels, two_d=two_d,
+              h_root=h_root, h_levels=h_levels)
+
+
+@pytest.mark.parametrize("kind,gl,gleaf,hl,hleaf,refs", [
+    ("native", 4, 1, 4, 1, 4), ("native", 5, 1, 4, 1, 5), ("native", 4, 2, 4, 1, 3),
+    ("2d", 4, 1, 4, 1, 24), ("2d", 4, 1, 4, 2, 19), ("2d", 4, 2, 4, 2, 15), ("2d", 5, 1, 5, 1, 35),
+    ("2d", 4, 1, 4, 3, 14)])
+def test_exact_reference_counts_per_miss(kind, gl, gleaf, hl, hleaf, refs):
+    setup, vas = build_translation_setup(kind, guest_levels=gl, guest_leaf=gleaf, host_levels=hl,
+                                         host_leaf=hleaf, npages=40, rng=rng_for(3, kind))
+    out = _run(setup, vas)
+    assert out[O_MISSES] == len(vas) and out[O_STOP] == len(vas)
+    assert out[O_REFS] == refs * len(vas)
+    assert (out == _run(setup, vas, ref=True)).all()
+
+
+def test_registered_kernels_agree_with_references():
+    reg = kernels.load_all()
+    entry = reg["translate"]
+    rng = rng_for(11, "walk-equivalence")
+    n = 0
+    for args in entry.cases(rng):
+        ka = tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args)
+        ra = tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args)
+        entry.kernel(*ka)
+        entry.reference(*ra)
+        entry.compare(ka, ra)
+        n += 1
+    assert n >= 10
+
+
+def test_tlb_hits_and_faults_stop_the_kernel():
+    setup, vas = build_translation_setup("native", npages=8, rng=rng_for(1, "t"))
+    tlb = TLB()
+    trace = np.concatenate([vas, vas, [(1 << 46)], vas])
+    out = _run(setup, trace, tlb=tlb)
+    assert out[O_STOP] == 16 and out[O_FAULT_KIND] == FAULT_GUEST
+    assert out[O_MISSES] == 8 and out[O_HITS] == 8
+    rows, slot, root, levels, two_d, h_root, h_levels = setup
+    out2 = translate(rows, slot, trace, np.zeros(len(trace), bool), tlb, root=root, start=17)
+    assert out2[O_STOP] == len(trace) and out2[O_HITS] == 8
+
+
+def test_dirty_bits_set_once_per_page():
+    setup, vas = build_translation_setup("native", npages=8, rng=rng_for(2, "d"))
+    out = _run(setup, np.concatenate([vas, vas]), writes=np.ones(16, bool), tlb=TLB())
+    assert out[O_DIRTY_SET] == 8
+
+
+def test_log_dirty_ept_violation_and_split():
+    """HAP log-dirty: the first write to each page after CLEAN exits (EPT violation), splitting
+    2 MiB p2m leaves; reads and second writes do not."""
+    from pvsim.meter import Meter
+    from pvsim.mm.platform import make_platform
+    from pvsim.profile import load_profile
+
+    p = make_platform(None, None, "hvm", profile=load_profile("modern"), nr_pages=4096)
+    g, mach = p.mmu, p.machine_mmu
+    vas = (np.arange(32, dtype=np.int64) << 12) + 0x400000
+    g.access_trace(vas, np.ones(32, bool))  # demand-fault the pages in
+    leaves = mach.p2m.enable_log_dirty()
+    assert leaves >= 1
+    mach.tlb.flush()
+    m = Meter()
+    with p.hv.metering(m):
+        g.access_trace(vas, np.zeros(32, bool))  # reads: no exit
+        assert m.counts.get("mmu.log_dirty_fault", 0) == 0
+        g.access_trace(vas, np.ones(32, bool))
+        g.access_trace(vas, np.ones(32, bool))  # second writes: no exit
+    assert m.counts["mmu.log_dirty_fault"] >= 32
+    dirty = mach.p2m.clean_dirty()
+    assert len(dirty) >= 32
+    m = Meter()
+    with p.hv.metering(m):
+        mach.tlb.flush()
+        g.access_trace(vas[:8], np.ones(8, bool))
+    assert m.counts["mmu.log_dirty_fault"] == 8
+
+
+def test_hap_mmio_access_is_an_ept_violation():
+    from pvsim.meter import Meter
+    from pvsim.mm import constants as C
+    from pvsim.mm.platform import make_platform
+    from pvsim.profile import load_profile
+
+    p = make_platform(None, None, "hvm", profile=load_profile("modern"), nr_pages=4096)
+    g, mach = p.mmu, p.machine_mmu
+    va = 0x600000
+    g.access_trace(np.array([va]), np.zeros(1, bool))
+    slot = None
+    t = mach.root
+    for lv in (4, 3, 2):
+        t = C.pte_mfn(mach.read(t, (va >> (12 + 9 * (lv - 1))) & 511))
+    # point the guest PTE at a guest frame beyond RAM (an emulated device's MMIO page)
+    mach.store(t, (va >> 12) & 511, C.make_pte(1 << 30, C._PAGE_PRESENT | C._PAGE_RW))
+    mach.tlb.flush()
+    m = Meter()
+    with p.hv.metering(m):
+        out = g.access_trace(np.array([va, va]), np.zeros(2, bool))
+    assert m.counts["mmu.mmio_access"] == 2 and out[0] == 2
+    assert slot is None
+
+
+def test_page_walk_cache_gain_on_tlb_miss_bound_trace():
+    """Paging-structure caches + nested TLB: a TLB-miss-bound 2-D trace spends 15-45 % less in walks."""
+    setup, vas = build_translation_setup("2d", npages=4096, rng=rng_for(5, "pwc"))
+    trace = workloads.gups_trace(rng_for(5, "gups"), vas, 20_000)
+    base = _run(setup, trace, tlb=TLB(sets=(16, 8, 1), ways=(4, 4, 4)))
+    # Intel-like paging-structure caches: 32 PDE, 4 PDPTE, 2 PML4E entries (guest dimension)
+    cached = _run(setup, trace, tlb=TLB(sets=(16, 8, 1), ways=(4, 4, 4), pwc=(32, 4, 2, 0)))
+    assert base[O_MISSES] > 0.9 * len(trace)
+    gain = 1 - cached[O_REFS] / base[O_REFS]  # walk time = references x native.mem_ref_cycles
+    assert 0.15 <= gain <= 0.45, gain
+    # the nested TLB saves more on top of it
+    both = _run(setup, trace, tlb=TLB(sets=(16, 8, 1), ways=(4, 4, 4), pwc=(32, 4, 2, 0), ntlb=16))
+    assert both[O_REFS] < cached[O_REFS]
+
+
+def test_every_njit_function_is_registered():
+    """Fails if any @njit/@jit function anywhere in the source tree is not in pvsim.kernels."""
+    root = pathlib.Path(__file__).resolve().parents[2]
+    kernels.load_all()
+    registered = kernels.kernel_names()
+    missing = []
+    for path in list((root / "pvsim").rglob("*.py")) + list((root / "guest_kernels").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef):
+                for d in node.decorator_list:
+                    name = d.func if isinstance(d, ast.Call) else d
+                    name = getattr(name, "id", getattr(name, "attr", ""))
+                    if name in ("njit", "jit", "vectorize", "guvectorize"):
+                        if node.name not in registered:
+                            missing.append(f"{path.relative_to(root)}:{node.name}")
+    assert not missing, f"unregistered compiled functions: {missing}"
+
+
+def test_l1_batch_kernel_agrees_with_reference():
+    entry = kernels.load_all()["l1_batch"]
+    n = 0
+    for args in entry.cases(rng_for(12, "l1batch")):
+        ka = tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args)
+        ra = tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args)
+        entry.kernel(*ka)
+        entry.reference(*ra)
+        entry.compare(ka, ra)
+        n += 1
+    assert n >= 10
+
+
+def test_mmu_update_with_and_without_kernel_is_identical():
+    """The hostile driver with the L1 batch kernel on and off: same return codes, same frame table."""
+    from hostile import World
+
+    worlds = [World(), World()]
+    worlds[1].mm.use_kernels = False
+    rng = [rng_for(9, "same"), rng_for(9, "same")]
+    for _ in range(3000):
+        calls = [w.random_call(r) for w, r in zip(worlds, rng)]
+        assert calls[0] == calls[1]
+        rcs = [w.do(c) for w, c in zip(worlds, calls)]
+        assert rcs[0] == rcs[1], calls[0]
+    a, b = worlds[0].mm, worlds[1].mm
+    for name in ("owner", "count", "type", "type_count", "pinned", "validated", "m2p"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    for f in range(a.nr_frames):
+        assert a.read_entry(f, 0) == b.read_entry(f, 0)
+        if a.has_contents(f) or b.has_contents(f):
+            np.testing.assert_array_equal(a.entries(f), b.entries(f))
