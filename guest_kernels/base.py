@@ -21,7 +21,7 @@ exec(pages)       tear down the old address space and build a new one of ``pages
 exit(pages)       tear down an address space of ``pages`` pages
 mmap(pages)       map ``pages`` pages (mapping only; touching them is page_fault)
 munmap(pages)     unmap ``pages`` pages (with the TLB flush it needs)
-context_switch()  switch process: kernel path, address-space switch, kernel stack, FPU
+context_switch()  switch process (ws_pages, to): kernel path, address-space switch, stack, FPU
 tlb_refill(p)     after a switch or flush, the first touch of each of ``p`` pages
 io_port()         one in/out to a legacy or emulated device register
 cr8_write()       one write of the task-priority register
@@ -62,6 +62,11 @@ class Platform(Protocol):
 PAGING = {"2level": (2, 1024), "4level": (4, 512)}
 
 
+# Actions whose page-table work the structural MMU (platform.mmu) performs for every mode.
+MMU_ACTIONS = frozenset({"fork", "exec", "exit", "mmap", "munmap", "page_fault", "prot_fault", "ptemod",
+                         "tlb_walks", "tlb_refill"})
+
+
 class GuestKernel:
     """Native behaviour; mode subclasses override what their mode changes."""
 
@@ -75,6 +80,19 @@ class GuestKernel:
     @property
     def meter(self) -> Meter:
         return self.p.meter
+
+    def act(self, name: str, *args) -> None:
+        """Perform action ``name``. MMU actions go to the structural MMU when one is attached
+        (page tables as data, :mod:`pvsim.mm`); a ``nano`` page fault (delivery only, FrobOS) and
+        every other action are the kernel's own."""
+        mmu = self.p.mmu
+        if mmu is not None and name in MMU_ACTIONS and not (name == "page_fault" and args[:1] == ("nano",)):
+            getattr(mmu, name)(*args)
+            return
+        fn = getattr(self, name, None)
+        if fn is None or name.startswith("_"):
+            raise AttributeError(f"unknown guest-kernel action {name!r}")
+        fn(*args)
 
     # ----------------------------------------------------------------- helpers
     def _tables_for(self, pages: int) -> int:
@@ -133,10 +151,8 @@ class GuestKernel:
 
     def tlb_walks(self, n: float) -> None:
         """n TLB misses that need a page walk (4 references natively, counted per level)."""
-        if self.p.mmu is not None and hasattr(self.p.mmu, "tlb_walks"):
-            return self.p.mmu.tlb_walks(n)
         refs = 4 * n
-        self._add("mmu.page_walk", "native.mem_ref_cycles", refs)
+        self._add("mmu.page_walk", "native.walk_ref_cycles", refs)
         self.meter.count("mmu.walk_refs", refs)
 
     def disk_io(self, nbytes: int, write: bool) -> None:
@@ -181,8 +197,6 @@ class GuestKernel:
         self._pte_writes(1)
 
     def fork(self, pages: int) -> None:
-        if self.p.mmu is not None:
-            return self.p.mmu.fork(pages)
         # child's tables are written while not yet live; the parent's PTEs are write-protected (COW)
         self._new_table_writes(pages)
         self._pte_writes(pages)
@@ -190,8 +204,6 @@ class GuestKernel:
         self._activate(pages)
 
     def exit(self, pages: int) -> None:
-        if self.p.mmu is not None:
-            return self.p.mmu.exit()
         self._retire(pages)
         self._teardown_writes(pages)
 
@@ -199,35 +211,48 @@ class GuestKernel:
         self._new_table_writes(pages)  # after retire the tables are plain memory again
 
     def exec(self, pages: int) -> None:
-        if self.p.mmu is not None:
-            return self.p.mmu.exec(pages)
         self.exit(pages)
         self._activate(0)
 
     def mmap(self, pages: int) -> None:
-        if self.p.mmu is not None:
-            return self.p.mmu.mmap(pages)
-        # mapping only creates the VMA; entries appear at fault time
+        """Mapping only creates the VMA; entries appear at fault time."""
 
     def munmap(self, pages: int) -> None:
-        if self.p.mmu is not None:
-            return self.p.mmu.munmap(pages)
         self._pte_writes(pages)
         self._flush_tlb()
 
-    def context_switch(self, ws_pages: int = 0) -> None:
+    def context_switch(self, ws_pages: int = 0, to: int | None = None) -> None:
+        """Process switch: the kernel's switch path, the mode's extras (PV: a multicall), the
+        address-space switch (CR3 load and whatever the mode makes of it) and the refill of the
+        ``ws_pages`` pages the next process touches. ``to`` names the process (1 is the workload's
+        first process, e.g. lmbench's parent); None means the most recent other one."""
+        # native.context_switch_cycles is lat_ctx 2p/0K's whole switch; the CR3 load and the TLB
+        # refill of the pages that measurement touched are priced apart (by the MMU path)
         self._add("kernel.context_switch", "native.context_switch_cycles")
+        self._add("kernel.context_switch", "native.cr3_load_cycles", -1)
+        self._add("kernel.context_switch", "native.walk_ref_cycles", -4 * self.p.value("native.context_switch_ws_pages_count"))
         self.meter.count("context_switch")
-        self._switch_address_space()
-        self.tlb_refill(ws_pages)
+        self._switch_extras()
+        if self.p.mmu is not None:
+            self.p.mmu.context_switch(to)
+            self.p.mmu.tlb_refill(ws_pages)
+        else:
+            self._switch_address_space()
+            self.tlb_refill(ws_pages)
+
+    def _switch_extras(self) -> None:
+        """Mode-specific switch work that is not MMU work (nothing natively)."""
 
     def _switch_address_space(self) -> None:
-        """The CR3 load is part of native.context_switch_cycles (measured whole)."""
+        """Counted MMU path: load CR3 (flushes the non-global TLB)."""
+        self._add("mmu.tlb_flush", "native.cr3_load_cycles")
+        self.meter.count("tlb_flush")
 
     def tlb_refill(self, pages: int) -> None:
-        """First touch of ``pages`` pages after a switch: TLB misses (walk cost in the profile's
-        page_fault-free path is part of the measured native switch), shadow hidden faults in
-        shadow modes."""
+        """First touch of ``pages`` pages after a switch: one TLB miss and a 4-reference walk each
+        (shadow modes add hidden faults, HAP longer walks)."""
+        self._add("mmu.page_walk", "native.walk_ref_cycles", 4 * pages)
+        self.meter.count("mmu.walk_refs", 4 * pages)
 
 
 KernelFactory = Callable[..., GuestKernel]

@@ -47,8 +47,6 @@ class BTKernel(GuestKernel):
         self.meter.count("trap.bt_page_fault")
 
     def page_fault(self, kind: str = "anon") -> None:
-        if self.p.mmu is not None and kind != "nano":
-            return self.p.mmu.page_fault(kind)
         self._true_fault()
         self.meter.count("page_fault")
         if kind != "nano":  # the guest handler installs the PTE in a traced table
@@ -126,8 +124,10 @@ class BTKernel(GuestKernel):
     def _switch_address_space(self) -> None:
         self.p.bt("callout")  # translated mov to CR3
         self.p.sw_mmu("mmu.shadow_sync")  # find or build the shadow root
+        self._add("mmu.tlb_flush", "native.cr3_load_cycles")
 
     def tlb_refill(self, pages: int) -> None:
+        super().tlb_refill(pages)
         n = pages * float(self.options.get("shadow_refill_frac", 1.0))
         if n:
             self.p.bt("hidden_fault", n)

@@ -67,8 +67,6 @@ class HVMShadowKernel(_EmulatedIO, GuestKernel):
     paging = "4level"
 
     def page_fault(self, kind: str = "anon") -> None:
-        if self.p.mmu is not None and kind != "nano":
-            return self.p.mmu.page_fault(kind)
         self._add("kernel.page_fault", "native.page_fault_cycles")
         self.p.vmexit("exception_nmi", "shadow_fault")
         self.meter.count("page_fault")
@@ -107,8 +105,10 @@ class HVMShadowKernel(_EmulatedIO, GuestKernel):
     def _switch_address_space(self) -> None:
         self.p.vmexit("cr_access")
         self.p.sw_mmu("mmu.shadow_sync")
+        self._add("mmu.tlb_flush", "native.cr3_load_cycles")
 
     def tlb_refill(self, pages: int) -> None:
+        super().tlb_refill(pages)
         n = int(round(pages * float(self.options.get("shadow_refill_frac", 1.0))))
         for _ in range(n):
             self.p.vmexit("exception_nmi", "shadow_fault")
@@ -129,18 +129,14 @@ class HVMKernel(_EmulatedIO, GuestKernel):
         self.meter.count("io_port")
 
     def tlb_refill(self, pages: int) -> None:
-        if self.p.mmu is not None:
-            return
-        # each first touch misses the TLB: a 2-D walk has 20 more references than a native one
-        extra = (4 + 1) * (4 + 1) - 1 - 4
-        self._add("mmu.page_walk", "native.mem_ref_cycles", extra * pages)
-        self.meter.count("mmu.walk_refs", extra * pages)
+        # each first touch misses the TLB: a 2-D walk of 24 references instead of 4
+        refs = ((4 + 1) * (4 + 1) - 1) * pages
+        self._add("mmu.page_walk", "native.walk_ref_cycles", refs)
+        self.meter.count("mmu.walk_refs", refs)
 
     def tlb_walks(self, n: float) -> None:
-        if self.p.mmu is not None and hasattr(self.p.mmu, "tlb_walks"):
-            return self.p.mmu.tlb_walks(n)
         refs = ((4 + 1) * (4 + 1) - 1) * n  # 4-level guest x 4-level EPT, no walk caches
-        self._add("mmu.page_walk", "native.mem_ref_cycles", refs)
+        self._add("mmu.page_walk", "native.walk_ref_cycles", refs)
         self.meter.count("mmu.walk_refs", refs)
 
 

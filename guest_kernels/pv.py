@@ -55,8 +55,6 @@ class PVKernel(GuestKernel):
         self._return_to_user()
 
     def page_fault(self, kind: str = "anon") -> None:
-        if self.p.mmu is not None:
-            return self.p.mmu.page_fault(kind)
         self._add("kernel.page_fault", "native.page_fault_cycles")
         self.meter.count("page_fault")
         self.p.trap("page_fault")
@@ -150,10 +148,9 @@ class PVKernel(GuestKernel):
     # Flat selector of the guest kernel's stack (FLAT_KERNEL_SS): ring 3 on x86-64, ring 1 on x86-32
     KERNEL_SS = {"pv64": 0xE02B, "pv32": 0xE021}
 
-    def _switch_address_space(self) -> None:
-        """Linux PV's switch_to: one multicall with stack_switch and fpu_taskswitch (lazy FPU);
-        the new base pointer (MMUEXT_NEW_BASEPTR [+ NEW_USER_BASEPTR]) is a third entry, issued by
-        the structural MMU when attached, else priced here."""
+    def _switch_extras(self) -> None:
+        """Linux PV's switch_to: one multicall with stack_switch and fpu_taskswitch (lazy FPU); the
+        new base pointer (MMUEXT_NEW_BASEPTR [+ NEW_USER_BASEPTR]) is issued by the MMU path."""
         from hypercalls.args import MulticallEntry
         from hypercalls.table import number
 
@@ -164,22 +161,16 @@ class PVKernel(GuestKernel):
             MulticallEntry(op=number("fpu_taskswitch"), args=[1, 0, 0, 0, 0, 0]),
         ]
         self.p.hypercall("multicall", entries, len(entries))
-        if self.p.mmu is not None and hasattr(self.p.mmu, "context_switch"):
-            return  # the structural MMU issues mmuext_op(NEW_BASEPTR) itself
-        ptrs = 2 if self.p.guest_type == "pv64" else 1  # NEW_BASEPTR [, NEW_USER_BASEPTR]
+
+    def _switch_address_space(self) -> None:
+        """Counted MMU path: NEW_BASEPTR [, NEW_USER_BASEPTR] to pinned roots, and the CR3 load."""
+        ptrs = 2 if self.p.guest_type == "pv64" else 1
         self._add("hypercall.multicall", "xen.multicall_entry_cycles", ptrs)
-        # new_guest_cr3 on a pinned root: a type get and put on the L4 (L2 for pv32) per pointer
+        # new_guest_cr3 on a pinned root: a type get and put on the root per pointer
         self._add("mmu.validate", "xen.pte_validate_cycles", 2 * ptrs)
         self.meter.count("mmu.new_baseptr", ptrs)
-
-    def context_switch(self, ws_pages: int = 0) -> None:
-        if self.p.mmu is not None and hasattr(self.p.mmu, "context_switch"):
-            self._add("kernel.context_switch", "native.context_switch_cycles")
-            self.meter.count("context_switch")
-            self._switch_address_space()
-            self._ctx_target = getattr(self, "_ctx_target", 0) ^ 1
-            return self.p.mmu.context_switch(self._ctx_target)
-        return super().context_switch(ws_pages)
+        self._add("mmu.tlb_flush", "native.cr3_load_cycles")
+        self.meter.count("tlb_flush")
 
 
 class PV32Kernel(PVKernel):

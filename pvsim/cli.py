@@ -293,9 +293,17 @@ def _listing(what: str) -> list[dict]:
 
         rows = [{"workload": n, "metric": o.metric, "group": o.group, "description": o.description}
                 for n, o in ALL.items()]
+        try:
+            from pvsim.io.workloads import DESCRIPTIONS
+        except ImportError:  # pragma: no cover
+            DESCRIPTIONS = {}
+        for r in rows:
+            if r["workload"] in DESCRIPTIONS:
+                r["description"] += f" (pvsim compare: split-driver I/O, {DESCRIPTIONS[r['workload']]})"
         for n in workload_names():
             if n not in ALL:
-                rows.append({"workload": n, "metric": "-", "group": "io", "description": "split-driver I/O workload"})
+                rows.append({"workload": n, "metric": "-", "group": "io",
+                             "description": DESCRIPTIONS.get(n, "split-driver I/O workload") + " (pvsim compare)"})
         return rows
     if what == "profiles":
         from pvsim.profile import bundled_profiles, load_profile

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Callable
 
 from pvsim.errors import ScenarioError
+from pvsim.pricing import check_mode
 from pvsim.scenario import Scenario
 from pvsim.system import build
 from pvsim.workloads import get as get_op
@@ -57,23 +58,67 @@ def split_list(text: str, what: str, allowed: list[str]) -> list[str]:
     return items
 
 
+IO_DEFAULT_DURATION_MS = 200.0
+
+
+def _io_workloads() -> tuple[str, ...]:
+    try:
+        from pvsim.io.workloads import IO_WORKLOADS
+    except ImportError:  # pragma: no cover
+        return ()
+    return tuple(IO_WORKLOADS)
+
+
+def _run_io_row(w: str, m: str, profile: str, seed: int, duration_ms: float | None, options: dict | None) -> dict:
+    """An I/O workload through the split-driver subsystem (rings, event channels, grants, dom0 backends
+    scheduled by the same dispatcher), as one row of the same form."""
+    from pvsim import __version__
+    from pvsim.io.workloads import run_io_workload
+    from pvsim.profile import load_profile
+
+    prof = load_profile(profile)
+    check_mode(m, prof)
+    opts = {k: v for k, v in (options or {}).items() if k != "mmu"}
+    dur = int((duration_ms if duration_ms is not None else IO_DEFAULT_DURATION_MS) * 1_000_000)
+    row = run_io_workload(w, m, prof, seed=seed, duration_ns=dur, **opts)
+    row.setdefault("domain", "guest")
+    row.update({"profile": prof.name, "seed": seed, "pvsim_version": __version__, "scenario": f"{w}@{m}",
+                "relative_to_native": None})
+    row.setdefault("units", row.get("requests", 0))
+    return row
+
+
 def compare(workloads: list[str], modes: list[str], profile: str, *, seed: int = 0, ops: int | None = None,
             duration_ms: float | None = None, pcpus: int = 1, options: dict | None = None,
             progress: Callable[[str], None] | None = None) -> list[dict]:
-    """Rows for every (workload, mode); native is always run (as the reference) but only reported if asked."""
+    """Rows for every (workload, mode); native is always run (as the reference) but only reported if asked.
+
+    I/O workloads (``ttcp-1500``, ``ttcp-500``, ``netperf-rr``, ``fio-rand4k``, ``dbench``, ``oltp``,
+    ``web``) run through the split-driver subsystem (:mod:`pvsim.io`), 200 ms of simulated time each
+    unless ``duration_ms`` says otherwise; the others through a single-domain scenario."""
     for w in workloads:
         if w not in workload_names():
             raise ScenarioError("workload", f"unknown workload {w!r}; see 'pvsim list workloads'")
     run_modes = list(modes) if "native" in modes else ["native", *modes]
-    scenarios = [(w, m, single_scenario(w, m, profile, seed=seed, ops=ops, duration_ms=duration_ms, pcpus=pcpus,
-                                        options=options)) for w in workloads for m in run_modes]
+    io = set(_io_workloads())
+    from pvsim.profile import load_profile
+
+    prof = load_profile(profile, field_name="--profile")
+    for m in run_modes:
+        check_mode(m, prof, "--modes")
+    scenarios = [(w, m, None if w in io else single_scenario(w, m, profile, seed=seed, ops=ops, duration_ms=duration_ms,
+                                                            pcpus=pcpus, options=options))
+                 for w in workloads for m in run_modes]
     rows: list[dict] = []
     native: dict[str, float] = {}
     for w, m, sc in scenarios:
         if progress:
             progress(f"{w} / {m}")
-        res = build(sc).run()
-        row = next(r for r in res.rows if r["domain"] == "guest")
+        if sc is None:
+            row = _run_io_row(w, m, profile, seed, duration_ms, options)
+        else:
+            res = build(sc).run()
+            row = next(r for r in res.rows if r["domain"] == "guest")
         if m == "native":
             native[w] = row["value"]
         rows.append(row)

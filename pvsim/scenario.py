@@ -229,6 +229,7 @@ class Scenario:
     def validate(self) -> "Scenario":
         from guest_kernels.registry import MODES
         from pvsim.profile import load_profile
+        from pvsim.workloads import ALL as ALL_OPS
         from pvsim.workloads import workload_names
 
         prof = load_profile(self.host.profile, field_name="host.profile")
@@ -246,6 +247,9 @@ class Scenario:
                 raise ScenarioError(f"{where}.mode", f"mode {d.mode!r} needs VT-x/AMD-V, which profile {prof.name!r} lacks")
             if d.workload not in workload_names():
                 raise ScenarioError(f"{where}.workload", f"unknown workload {d.workload!r}; see 'pvsim list workloads'")
+            if d.workload not in ALL_OPS:
+                raise ScenarioError(f"{where}.workload", f"{d.workload!r} is a split-driver I/O workload; run it with "
+                                                         "'pvsim compare' (scenario files take the op-mix workloads)")
             total_mem += d.memory_mib
             modes.add(d.mode)
         if total_mem > self.host.memory_mib:

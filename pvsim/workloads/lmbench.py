@@ -28,6 +28,7 @@ EXEC_PAGES = 150
 SH_PAGES = 400
 CTX_BASE_PAGES = 4
 MMAP_PAGES = 16
+PARENT = 1  # the benchmark's own process (the structural MMU's first address space)
 
 
 def _fork_exit_wait(extra: tuple[A, ...] = (), pages: int = PROC_PAGES) -> tuple[A, ...]:
@@ -39,7 +40,7 @@ def _fork_exit_wait(extra: tuple[A, ...] = (), pages: int = PROC_PAGES) -> tuple
         *extra,
         A("syscall"),  # exit
         A("exit", pages),
-        A("context_switch", CTX_BASE_PAGES),  # back to the parent
+        A("context_switch", CTX_BASE_PAGES, PARENT),  # back to the parent, waiting in wait4
         A("page_fault", "cow", times=COW_FAULTS // 2),
         A("syscall"),  # wait4
         A("fill"),

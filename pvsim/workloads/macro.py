@@ -49,7 +49,7 @@ MACRO: dict[str, Op] = {
                             A("tlb_walks", 60_000)),
            metric="ops_per_s", group="macro", description="Linux kernel build; unit = one compile job"),
         Op("forkwait", (A("syscall"), A("fork", 120), A("context_switch", 4), A("page_fault", "cow", times=2),
-                        A("syscall"), A("exit", 120), A("context_switch", 4), A("page_fault", "cow", times=2),
+                        A("syscall"), A("exit", 120), A("context_switch", 4, 1), A("page_fault", "cow", times=2),
                         A("syscall"), A("fill", "lmbench.fork")),
            metric="ops_per_s", group="macro", description="ASPLOS'06 forkwait: fork, child exits, parent waits"),
         Op("oltp", (A("user", 150_000), A("syscall", times=30), A("kernel", 60_000), A("context_switch", 6, times=4),

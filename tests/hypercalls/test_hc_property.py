@@ -147,11 +147,7 @@ def test_core_and_memory_handlers_take_any_register_count(nr, caller, args):
 
 # Handlers of other subsystems that this test found raising (reported to the lead; strict, so the
 # mark must go once they are fixed).
-KNOWN_RAISING = {
-    "update_va_mapping": "pv32 callers pass 4 registers (compat va, lo, hi, flags); handler takes 3",
-    "event_channel_op": "a non-int cmd (e.g. a list) raises TypeError: unhashable",
-    "grant_table_op": "a non-int cmd (e.g. a list) raises TypeError: unhashable (pvsim/io/gnttab.py)",
-}
+KNOWN_RAISING: dict[str, str] = {}  # hypercall name -> why its handler still raises on garbage
 
 
 def _other_numbers():
