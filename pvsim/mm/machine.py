@@ -166,6 +166,7 @@ class MachineMMU:
         """Translate ``vas[start:]``; returns the counters; ``out[O_STOP] < len`` at a true fault.
         Hidden faults (shadow modes) are fixed up here and the walk resumed."""
         total = np.zeros(W.N_OUT, dtype=np.int64)
+        last_stop, retries = -1, 0
         while True:
             out = self._translate(vas, writes, start)
             total[W.O_ACCESSES:W.O_FAULT_VA] += out[W.O_ACCESSES:W.O_FAULT_VA]
@@ -177,7 +178,17 @@ class MachineMMU:
             fix = self._fixup(int(out[W.O_FAULT_VA]), int(out[W.O_FAULT_KIND]), bool(writes[out[W.O_STOP]]))
             if not fix:
                 break
-            start = int(out[W.O_STOP]) + (1 if fix == SKIP else 0)
+            stop = int(out[W.O_STOP])
+            if stop == last_stop:
+                # the fix-up did not stick (e.g. the shadow pool recycled the shadow it just built):
+                # count it and let the access complete rather than fault forever
+                retries += 1
+                if retries >= 4:
+                    self.meter.count("mmu.fixup_livelock")
+                    fix = SKIP
+            else:
+                last_stop, retries = stop, 0
+            start = stop + (1 if fix == SKIP else 0)
             if start >= len(vas):
                 total[W.O_STOP] = len(vas)
                 break
@@ -432,11 +443,12 @@ class ShadowMMU(MachineMMU):
 
     # ------------------------------------------------------------------ shadow pool
     def _new_shadow(self, gframe: int, level: int) -> int:
+        # recycle the oldest shadow, never the root's nor one on the path being fixed up
+        keep = {self.root} | getattr(self, "_fixing", set())
         while len(self.shadow_of) >= self.pool_pages and self.order:
-            victim = self.order[0]
-            if victim == self.root and len(self.order) > 1:
-                self.order.append(self.order.pop(0))
-                victim = self.order[0]
+            victim = next((g for g in self.order if g not in keep), None)
+            if victim is None:
+                break  # everything left is in use: let the pool overflow by one
             self.meter.count("mmu.shadow_recycle")
             self.unshadow(victim)
         smfn = self.mm.alloc_domheap_page(DOMID_XEN)
@@ -640,6 +652,7 @@ class ShadowMMU(MachineMMU):
         if write and leaf_gfn in self.shadow_of:
             return False  # a write to a shadowed page table through a data mapping: not modelled
         # hidden fault: build the missing shadows on the path and propagate
+        self._fixing = {p[0] for p in path}
         self.hidden_faults += 1
         self.meter.count("mmu.hidden_fault")
         if self.bt:
@@ -681,6 +694,7 @@ class ShadowMMU(MachineMMU):
         self.meter.count("mmu.shadow_sync", n)
         if n > 1:
             self._sw_mmu("mmu.shadow_sync", n - 1)  # the faulting entry is part of the fault's work
+        self._fixing = set()
         return True
 
     def _write_protect(self, gframe: int) -> None:
