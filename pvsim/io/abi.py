@@ -16,53 +16,121 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 # ---------------------------------------------------------------- event_channel.h
-EVTCHNOP_bind_interdomain = 0
-EVTCHNOP_bind_virq = 1
-EVTCHNOP_bind_pirq = 2
-EVTCHNOP_close = 3
-EVTCHNOP_send = 4
-EVTCHNOP_status = 5
-EVTCHNOP_alloc_unbound = 6
-EVTCHNOP_bind_ipi = 7
-EVTCHNOP_bind_vcpu = 8
-EVTCHNOP_unmask = 9
-EVTCHNOP_reset = 10
-EVTCHNOP_init_control = 11
-EVTCHNOP_expand_array = 12
-EVTCHNOP_set_priority = 13
-EVTCHNOP_reset_cont = 14  # __XEN__ only
-
-EVTCHNSTAT_closed = 0
-EVTCHNSTAT_unbound = 1
-EVTCHNSTAT_interdomain = 2
-EVTCHNSTAT_pirq = 3
-EVTCHNSTAT_virq = 4
-EVTCHNSTAT_ipi = 5
-
-BIND_PIRQ__WILL_SHARE = 1
+from hypercalls.ops import (  # noqa: F401, E402  the canonical ABI constants (xen/include/public)
+    _GTF_PAT,
+    _GTF_PCD,
+    _GTF_PWT,
+    BIND_PIRQ__WILL_SHARE,
+    EVTCHN_2L_NR_CHANNELS,
+    EVTCHN_2L_NR_CHANNELS_32,
+    EVTCHN_FIFO_NR_CHANNELS,
+    GNTTAB_NR_RESERVED_ENTRIES,
+    GNTTAB_RESERVED_CONSOLE,
+    GNTTAB_RESERVED_XENSTORE,
+    GNTTAB_UNMAP_BATCH_SIZE,
+    GTF_PAT,
+    GTF_PCD,
+    GTF_PWT,
+    NR_VIRQS,
+    VIRQ_ARGO,
+    VIRQ_CON_RING,
+    VIRQ_CONSOLE,
+    VIRQ_DEBUG,
+    VIRQ_DEBUGGER,
+    VIRQ_DOM_EXC,
+    VIRQ_ENOMEM,
+    VIRQ_MEM_EVENT,
+    VIRQ_PCPU_STATE,
+    VIRQ_TBUF,
+    VIRQ_TIMER,
+    VIRQ_XENOPROF,
+    VIRQ_XENPMU,
+    EVTCHNOP_alloc_unbound,
+    EVTCHNOP_bind_interdomain,
+    EVTCHNOP_bind_ipi,
+    EVTCHNOP_bind_pirq,
+    EVTCHNOP_bind_vcpu,
+    EVTCHNOP_bind_virq,
+    EVTCHNOP_close,
+    EVTCHNOP_expand_array,
+    EVTCHNOP_init_control,
+    EVTCHNOP_reset,
+    EVTCHNOP_reset_cont,
+    EVTCHNOP_send,
+    EVTCHNOP_set_priority,
+    EVTCHNOP_status,
+    EVTCHNOP_unmask,
+    EVTCHNSTAT_closed,
+    EVTCHNSTAT_interdomain,
+    EVTCHNSTAT_ipi,
+    EVTCHNSTAT_pirq,
+    EVTCHNSTAT_unbound,
+    EVTCHNSTAT_virq,
+    GNTCOPY_dest_gref,
+    GNTCOPY_source_gref,
+    GNTMAP_application_map,
+    GNTMAP_contains_pte,
+    GNTMAP_device_map,
+    GNTMAP_host_map,
+    GNTMAP_readonly,
+    GNTST_address_too_big,
+    GNTST_bad_copy_arg,
+    GNTST_bad_dev_addr,
+    GNTST_bad_domain,
+    GNTST_bad_gntref,
+    GNTST_bad_handle,
+    GNTST_bad_page,
+    GNTST_bad_virt_addr,
+    GNTST_eagain,
+    GNTST_general_error,
+    GNTST_no_device_space,
+    GNTST_no_space,
+    GNTST_okay,
+    GNTST_permission_denied,
+    GNTTABOP_cache_flush,
+    GNTTABOP_copy,
+    GNTTABOP_dump_table,
+    GNTTABOP_get_status_frames,
+    GNTTABOP_get_version,
+    GNTTABOP_map_grant_ref,
+    GNTTABOP_query_size,
+    GNTTABOP_set_version,
+    GNTTABOP_setup_table,
+    GNTTABOP_swap_grant_ref,
+    GNTTABOP_transfer,
+    GNTTABOP_unmap_and_replace,
+    GNTTABOP_unmap_grant_ref,
+    GTF_accept_transfer,
+    GTF_invalid,
+    GTF_permit_access,
+    GTF_reading,
+    GTF_readonly,
+    GTF_sub_page,
+    GTF_transfer_committed,
+    GTF_transfer_completed,
+    GTF_transitive,
+    GTF_type_mask,
+    GTF_writing,
+    _GNTCOPY_dest_gref,
+    _GNTCOPY_source_gref,
+    _GNTMAP_application_map,
+    _GNTMAP_contains_pte,
+    _GNTMAP_device_map,
+    _GNTMAP_host_map,
+    _GNTMAP_readonly,
+    _GTF_reading,
+    _GTF_readonly,
+    _GTF_sub_page,
+    _GTF_transfer_committed,
+    _GTF_transfer_completed,
+    _GTF_writing,
+)
 
 # EVTCHN_2L_NR_CHANNELS = sizeof(xen_ulong_t) * sizeof(xen_ulong_t) * 64
 BITS_PER_XEN_ULONG_64 = 64
 BITS_PER_XEN_ULONG_32 = 32
-EVTCHN_2L_NR_CHANNELS = 8 * 8 * 64  # 4096 for a 64-bit guest
-EVTCHN_2L_NR_CHANNELS_32 = 4 * 4 * 64  # 1024 for a 32-bit guest (compat shared_info)
-EVTCHN_FIFO_NR_CHANNELS = 1 << 17
 
 # xen.h VIRQs
-VIRQ_TIMER = 0
-VIRQ_DEBUG = 1
-VIRQ_CONSOLE = 2
-VIRQ_DOM_EXC = 3
-VIRQ_TBUF = 4
-VIRQ_DEBUGGER = 6
-VIRQ_XENOPROF = 7
-VIRQ_CON_RING = 8
-VIRQ_PCPU_STATE = 9
-VIRQ_MEM_EVENT = 10
-VIRQ_ARGO = 11
-VIRQ_ENOMEM = 12
-VIRQ_XENPMU = 13
-NR_VIRQS = 24
 # per-vCPU VIRQs (virq_is_global() is false for these; event_channel.c)
 VIRQ_PER_VCPU = frozenset({VIRQ_TIMER, VIRQ_DEBUG, VIRQ_XENPMU})
 
@@ -130,85 +198,17 @@ class EvtchnReset:
 
 
 # ---------------------------------------------------------------- grant_table.h
-GNTTABOP_map_grant_ref = 0
-GNTTABOP_unmap_grant_ref = 1
-GNTTABOP_setup_table = 2
-GNTTABOP_dump_table = 3
-GNTTABOP_transfer = 4
-GNTTABOP_copy = 5
-GNTTABOP_query_size = 6
-GNTTABOP_unmap_and_replace = 7
-GNTTABOP_set_version = 8
-GNTTABOP_get_status_frames = 9
-GNTTABOP_get_version = 10
-GNTTABOP_swap_grant_ref = 11
-GNTTABOP_cache_flush = 12
 
-GTF_invalid = 0 << 0
-GTF_permit_access = 1 << 0
-GTF_accept_transfer = 2 << 0
-GTF_transitive = 3 << 0
-GTF_type_mask = 3 << 0
-_GTF_readonly = 2
-GTF_readonly = 1 << _GTF_readonly
-_GTF_reading = 3
-GTF_reading = 1 << _GTF_reading
-_GTF_writing = 4
-GTF_writing = 1 << _GTF_writing
-_GTF_PWT = 5
-GTF_PWT = 1 << _GTF_PWT
-_GTF_PCD = 6
-GTF_PCD = 1 << _GTF_PCD
-_GTF_PAT = 7
-GTF_PAT = 1 << _GTF_PAT
-_GTF_sub_page = 8
-GTF_sub_page = 1 << _GTF_sub_page
-_GTF_transfer_committed = 2
-GTF_transfer_committed = 1 << _GTF_transfer_committed
-_GTF_transfer_completed = 3
-GTF_transfer_completed = 1 << _GTF_transfer_completed
 
-_GNTMAP_device_map = 0
-GNTMAP_device_map = 1 << _GNTMAP_device_map
-_GNTMAP_host_map = 1
-GNTMAP_host_map = 1 << _GNTMAP_host_map
-_GNTMAP_readonly = 2
-GNTMAP_readonly = 1 << _GNTMAP_readonly
-_GNTMAP_application_map = 3
-GNTMAP_application_map = 1 << _GNTMAP_application_map
-_GNTMAP_contains_pte = 4
-GNTMAP_contains_pte = 1 << _GNTMAP_contains_pte
 
-_GNTCOPY_source_gref = 0
-GNTCOPY_source_gref = 1 << _GNTCOPY_source_gref
-_GNTCOPY_dest_gref = 1
-GNTCOPY_dest_gref = 1 << _GNTCOPY_dest_gref
 
-GNTST_okay = 0
-GNTST_general_error = -1
-GNTST_bad_domain = -2
-GNTST_bad_gntref = -3
-GNTST_bad_handle = -4
-GNTST_bad_virt_addr = -5
-GNTST_bad_dev_addr = -6
-GNTST_no_device_space = -7
-GNTST_permission_denied = -8
-GNTST_bad_page = -9
-GNTST_bad_copy_arg = -10
-GNTST_address_too_big = -11
-GNTST_eagain = -12
-GNTST_no_space = -13
 
-GNTTAB_NR_RESERVED_ENTRIES = 8
-GNTTAB_RESERVED_CONSOLE = 0
-GNTTAB_RESERVED_XENSTORE = 1
 GRANT_ENTRY_V1_BYTES = 8
 GRANT_ENTRIES_PER_PAGE_V1 = 4096 // GRANT_ENTRY_V1_BYTES  # 512
 # xen/common/grant_table.c
 GNTTAB_MAX_FRAMES_DEFAULT = 64  # gnttab_max_frames
 GNTTAB_MAX_MAPTRACK_FRAMES_DEFAULT = 1024  # gnttab_max_maptrack_frames
 MAPTRACK_PER_PAGE = 4096 // 16  # sizeof(struct grant_mapping) == 16
-GNTTAB_UNMAP_BATCH_SIZE = 32
 PAGE_SIZE = 4096
 
 
