@@ -58,6 +58,9 @@ def check_mode(mode: str, profile: Profile, field: str = "mode") -> None:
         raise ScenarioError(field, f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
     if MODES[mode].needs_vtx and not profile.has("hvm.vmexit_cycles"):
         raise ScenarioError(field, f"mode {mode!r} needs VT-x/AMD-V, which profile {profile.name!r} lacks")
+    if MODES[mode].paging == "hap" and profile.has("hvm.hap_available_count") \
+            and profile.value("hvm.hap_available_count") < 1:
+        raise ScenarioError(field, f"mode {mode!r} needs EPT/NPT, which profile {profile.name!r} lacks")
 
 
 def make_kernel(mode: str, profile: Profile, options: dict | None = None, *, hv: Hypervisor | None = None,

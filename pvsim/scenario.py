@@ -243,8 +243,9 @@ class Scenario:
             names.add(d.name)
             if d.mode not in MODES:
                 raise ScenarioError(f"{where}.mode", f"unknown mode {d.mode!r}; allowed: {', '.join(MODES)}")
-            if MODES[d.mode].needs_vtx and not prof.has("hvm.vmexit_cycles"):
-                raise ScenarioError(f"{where}.mode", f"mode {d.mode!r} needs VT-x/AMD-V, which profile {prof.name!r} lacks")
+            from pvsim.pricing import check_mode
+
+            check_mode(d.mode, prof, f"{where}.mode")
             if d.workload not in workload_names():
                 raise ScenarioError(f"{where}.workload", f"unknown workload {d.workload!r}; see 'pvsim list workloads'")
             if d.workload not in ALL_OPS:

@@ -63,6 +63,7 @@ def test_good_scenario_runs(tmp_path):
     (["compare", "--workload", "nosuch", "--modes", "native"], "--workload"),
     (["lmbench", "--profile", "nosuch"], "--profile"),
     (["nanobench", "--profile", "xeon-2003", "--modes", "hvm-shadow"], "VT-x"),
+    (["nanobench", "--profile", "p4-2006", "--modes", "hvm"], "EPT"),
     (["list", "things"], "list"),
 ])
 def test_bad_cli_values(args, field):
