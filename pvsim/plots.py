@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 CATEGORY_ORDER = ["user", "kernel", "hypercall", "trap", "exit", "mmu", "world_switch", "device", "io", "dom0",
                   "sched", "idle"]
 COLORS = dict(zip(CATEGORY_ORDER, plt.get_cmap("tab20").colors[::1]))
+LATENCY_METRICS = {"us_per_op", "cycles_per_op", "ns_per_op", "ms_per_op"}  # lower is better; the rest are rates
 
 
 def _save(fig, path: str | Path) -> None:
@@ -39,7 +40,7 @@ def relative_bars(rows: list[dict], path: str | Path, title: str = "") -> None:
         for w in workloads:
             r = next((r for r in rows if r["workload"] == w and r["mode"] == m), None)
             rel = r["relative_to_native"] if r and r["relative_to_native"] else np.nan
-            if r and r["metric"] != "ops_per_s" and rel == rel:
+            if r and r["metric"] in LATENCY_METRICS and rel == rel:
                 rel = 1.0 / rel
             ys.append(rel)
         xs = np.arange(len(workloads)) + j * width
@@ -52,7 +53,8 @@ def relative_bars(rows: list[dict], path: str | Path, title: str = "") -> None:
     ax.set_xticklabels(workloads)
     ax.set_ylabel("relative score (native = 1.0)")
     ax.axhline(1.0, color="k", lw=0.5)
-    ax.set_ylim(0, 1.25)
+    top = max([1.0] + [y for b in ax.containers for y in b.datavalues if y == y])
+    ax.set_ylim(0, max(1.25, top * 1.15))
     ax.legend(ncol=min(len(modes), 5), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1))
     ax.set_title(title or "Relative performance (higher is better)")
     _save(fig, path)
@@ -66,8 +68,6 @@ def breakdown_bars(rows: list[dict], path: str | Path, title: str = "") -> None:
         per = {}
         for cause, ns in r["breakdown_ns"].items():
             cat = cause.split(".", 1)[0]
-            if cat == "idle" and r["metric"] == "ops_per_s":
-                pass
             per[cat] = per.get(cat, 0.0) + ns / units
         labels.append(f"{r['workload']}\n{r['mode']}")
         stacks.append(per)
