@@ -23,6 +23,7 @@ interrupts, modern parts shadow the TPR).
 from __future__ import annotations
 
 from guest_kernels.base import GuestKernel
+from guest_kernels.splitio import SplitDriverIO
 
 
 class _EmulatedIO:
@@ -140,7 +141,7 @@ class HVMKernel(_EmulatedIO, GuestKernel):
         self.meter.count("mmu.walk_refs", refs)
 
 
-class PVHVMKernel(HVMKernel):
+class PVHVMKernel(SplitDriverIO, HVMKernel):
     """HVM with PV drivers: split-driver I/O, event channels delivered through the callback vector."""
 
     mode = "pvhvm"
@@ -152,35 +153,8 @@ class PVHVMKernel(HVMKernel):
         self._add("io.evtchn", "xen.event_upcall_cycles")  # VIRQ_TIMER via the callback vector
         self.p.hypercall("set_timer_op", 10_000_000)  # a vmcall exit (charged by the dispatcher)
 
-    def _notify(self) -> None:
-        self._add("io.evtchn", "xen.evtchn_send_cycles")
-        self.meter.count("io.notify")
-        self.p.hypercall("event_channel_op", 4, None)
-
-    def disk_io(self, nbytes: int, write: bool) -> None:
-        self._add("kernel.block", "native.blk_request_cycles")
-        self._notify()
-        pages = max(1, -(-nbytes // 4096))
-        self._add("io.grant", "xen.grant_map_cycles", pages)
-        self._add("dom0.backend", "xen.backend_request_cycles")
-        self._add("dom0.backend", "native.blk_request_cycles")
-        self._add("dom0.backend", "native.interrupt_cycles")
-        self._add("io.evtchn", "xen.evtchn_send_cycles")
-        self._add("io.evtchn", "xen.event_upcall_cycles")
-        self._device_wait(write)
-        self.meter.count("disk_io")
-
-    def net_io(self, packets: int, tx: bool) -> None:
-        self._add("kernel.net", "native.net_packet_cycles", packets)
-        if tx:
-            self._notify()
-        self._add("io.grant", "xen.grant_copy_cycles", packets)
-        self._add("dom0.backend", "xen.backend_request_cycles", packets / 2)
-        self._add("dom0.backend", "native.net_packet_cycles", packets)
-        self._add("dom0.backend", "native.interrupt_cycles")
-        self._add("io.evtchn", "xen.evtchn_send_cycles")
-        self._add("io.evtchn", "xen.event_upcall_cycles")
-        self.meter.count("net_packets", packets)
+    # split-driver I/O from guest_kernels.splitio; the response event arrives through the
+    # callback vector (no bounce frame, no iret)
 
 
 class PVHKernel(PVHVMKernel):

@@ -29,9 +29,10 @@ from __future__ import annotations
 import math
 
 from guest_kernels.base import GuestKernel
+from guest_kernels.splitio import SplitDriverIO
 
 
-class PVKernel(GuestKernel):
+class PVKernel(SplitDriverIO, GuestKernel):
     mode = "pv"
     paging = "4level"
 
@@ -109,40 +110,9 @@ class PVKernel(GuestKernel):
         self.p.hypercall("set_timer_op", 10_000_000)  # next one-shot deadline (ns of system time)
         self._return_to_user()
 
-    def _notify(self) -> None:
-        """Frontend pushes requests and the ring says notify: EVTCHNOP_send."""
-        self._add("io.evtchn", "xen.evtchn_send_cycles")
-        self.meter.count("io.notify")
-        self.p.hypercall("event_channel_op", 4, None)  # EVTCHNOP_send; port bound by the I/O subsystem
-
     def _response_upcall(self) -> None:
         self._add("io.evtchn", "xen.event_upcall_cycles")
         self._return_to_user()
-
-    def disk_io(self, nbytes: int, write: bool) -> None:
-        self._add("kernel.block", "native.blk_request_cycles")  # guest block layer + blkfront
-        self._notify()
-        pages = max(1, -(-nbytes // 4096))
-        self._add("io.grant", "xen.grant_map_cycles", pages)  # blkback maps the granted pages
-        self._add("dom0.backend", "xen.backend_request_cycles")
-        self._add("dom0.backend", "native.blk_request_cycles")  # dom0's real driver
-        self._add("dom0.backend", "native.interrupt_cycles")
-        self._add("io.evtchn", "xen.evtchn_send_cycles")  # blkback's response notification
-        self._response_upcall()
-        self._device_wait(write)
-        self.meter.count("disk_io")
-
-    def net_io(self, packets: int, tx: bool) -> None:
-        self._add("kernel.net", "native.net_packet_cycles", packets)  # guest stack + netfront
-        if tx:
-            self._notify()
-        self._add("io.grant", "xen.grant_copy_cycles", packets)  # netback copies to/from granted buffers
-        self._add("dom0.backend", "xen.backend_request_cycles", packets / 2)
-        self._add("dom0.backend", "native.net_packet_cycles", packets)  # bridge + physical NIC in dom0
-        self._add("dom0.backend", "native.interrupt_cycles")
-        self._add("io.evtchn", "xen.evtchn_send_cycles")
-        self._response_upcall()
-        self.meter.count("net_packets", packets)
 
     # -------------------------------------------------------------- context switch
     # Flat selector of the guest kernel's stack (FLAT_KERNEL_SS): ring 3 on x86-64, ring 1 on x86-32

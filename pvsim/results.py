@@ -51,8 +51,11 @@ class Results:
             runnable = sum(v.runnable_ns for v in vstats)
             blocked = sum(v.blocked_ns for v in vstats)
             offline = sum(v.offline_ns for v in vstats) - n * trailing
-            units = sum(b.units_done + (b._pending if b._state == "wait" else 0) for b in dr.behaviours)
             cpu_c = dr.cost.cpu_cycles
+            # units of work done, fractional: CPU time consumed / CPU time per unit (exact for the
+            # burst in progress at the end of a timed run); whole units for CPU-free workloads
+            units = running / (cpu_c / prof.clock_ghz) if cpu_c > 0 else \
+                sum(b.units_done + (b._pending if b._state == "wait" else 0) for b in dr.behaviours)
             wait_c = dr.cost.wait_cycles
             bd: dict[str, float] = {}
             if cpu_c > 0:

@@ -13,7 +13,27 @@ Simplifications: guest handles are Python lists of records; no compat (32-bit) l
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
+
+from hypercalls.args import (  # noqa: F401, E402  the canonical argument records
+    EvtchnAllocUnbound,
+    EvtchnBindInterdomain,
+    EvtchnBindIpi,
+    EvtchnBindVcpu,
+    EvtchnBindVirq,
+    EvtchnClose,
+    EvtchnReset,
+    EvtchnSend,
+    EvtchnStatus,
+    EvtchnUnmask,
+    GnttabCopy,
+    GnttabCopyPtr,
+    GnttabMapGrantRef,
+    GnttabQuerySize,
+    GnttabSetupTable,
+    GnttabSetVersion,
+    GnttabUnmapGrantRef,
+)
 
 # ---------------------------------------------------------------- event_channel.h
 from hypercalls.ops import (  # noqa: F401, E402  the canonical ABI constants (xen/include/public)
@@ -135,67 +155,6 @@ BITS_PER_XEN_ULONG_32 = 32
 VIRQ_PER_VCPU = frozenset({VIRQ_TIMER, VIRQ_DEBUG, VIRQ_XENPMU})
 
 
-@dataclass
-class EvtchnAllocUnbound:
-    dom: int  # IN
-    remote_dom: int  # IN
-    port: int = 0  # OUT
-
-
-@dataclass
-class EvtchnBindInterdomain:
-    remote_dom: int  # IN
-    remote_port: int  # IN
-    local_port: int = 0  # OUT
-
-
-@dataclass
-class EvtchnBindVirq:
-    virq: int  # IN
-    vcpu: int  # IN
-    port: int = 0  # OUT
-
-
-@dataclass
-class EvtchnBindIpi:
-    vcpu: int  # IN
-    port: int = 0  # OUT
-
-
-@dataclass
-class EvtchnClose:
-    port: int  # IN
-
-
-@dataclass
-class EvtchnSend:
-    port: int  # IN
-
-
-@dataclass
-class EvtchnStatus:
-    dom: int  # IN
-    port: int  # IN
-    status: int = EVTCHNSTAT_closed  # OUT
-    vcpu: int = 0  # OUT
-    u: dict = field(default_factory=dict)  # OUT: unbound.dom / interdomain.{dom,port} / pirq / virq
-
-
-@dataclass
-class EvtchnBindVcpu:
-    port: int  # IN
-    vcpu: int  # IN
-
-
-@dataclass
-class EvtchnUnmask:
-    port: int  # IN
-
-
-@dataclass
-class EvtchnReset:
-    dom: int  # IN
-
 
 # ---------------------------------------------------------------- grant_table.h
 
@@ -212,63 +171,18 @@ MAPTRACK_PER_PAGE = 4096 // 16  # sizeof(struct grant_mapping) == 16
 PAGE_SIZE = 4096
 
 
-@dataclass
-class GnttabMapGrantRef:
-    host_addr: int  # IN
-    flags: int  # IN: GNTMAP_*
-    ref: int  # IN
-    dom: int  # IN
-    status: int = GNTST_okay  # OUT
-    handle: int = -1  # OUT
-    dev_bus_addr: int = 0  # OUT
 
 
-@dataclass
-class GnttabUnmapGrantRef:
-    host_addr: int  # IN
-    dev_bus_addr: int  # IN
-    handle: int  # IN
-    status: int = GNTST_okay  # OUT
 
 
-@dataclass
-class GnttabCopyPtr:
-    """One side of a copy: ``u.ref`` (if the GNTCOPY_*_gref flag is set) or ``u.gmfn``."""
-
-    ref: int = 0
-    gmfn: int = 0
-    domid: int = 0
-    offset: int = 0
 
 
-@dataclass
-class GnttabCopy:
-    source: GnttabCopyPtr  # IN
-    dest: GnttabCopyPtr  # IN
-    len: int  # IN
-    flags: int  # IN: GNTCOPY_*
-    status: int = GNTST_okay  # OUT
 
 
-@dataclass
-class GnttabSetupTable:
-    dom: int  # IN
-    nr_frames: int  # IN
-    status: int = GNTST_okay  # OUT
-    frame_list: list = field(default_factory=list)  # OUT
 
 
-@dataclass
-class GnttabQuerySize:
-    dom: int  # IN
-    nr_frames: int = 0  # OUT
-    max_nr_frames: int = 0  # OUT
-    status: int = GNTST_okay  # OUT
 
 
-@dataclass
-class GnttabSetVersion:
-    version: int  # IN (OUT: the version in force)
 
 
 def well_formed(rec) -> bool:
