@@ -48,11 +48,6 @@ class Meter:
         for k, v in other.counts.items():
             self.counts[k] += v * times
 
-    def scaled(self, times: float) -> "Meter":
-        m = Meter()
-        m.merge(self, times)
-        return m
-
     def price(self, profile: Profile) -> dict[str, float]:
         """Cycles per breakdown cause under ``profile``."""
         out: dict[str, float] = {}

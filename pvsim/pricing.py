@@ -16,7 +16,6 @@ reference latency on its reference profile; see :mod:`pvsim.workloads.base`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -155,14 +154,3 @@ def op_cost(op_name: str, mode: str, profile: Profile | str, options: dict | Non
     check_mode(mode, prof)
     key = prof.path if prof.path and not prof.path.startswith("pvsim/profiles/") else prof.name
     return _op_cost_cached(op_name, mode, key, _opts_key(options))
-
-
-def per_op_value(cost: OpCost, metric: str, profile: Profile) -> float:
-    cyc = cost.total_cycles
-    if metric == "cycles_per_op":
-        return cyc
-    if metric == "us_per_op":
-        return cyc / profile.clock_ghz / 1000.0
-    if metric == "ops_per_s":
-        return 1e9 / (cyc / profile.clock_ghz) if cyc > 0 else math.inf
-    raise ValueError(metric)

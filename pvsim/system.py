@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from guest_kernels.registry import MODES
-from pvsim import __version__
 from pvsim.engine import Engine
 from pvsim.errors import ScenarioError
 from pvsim.hypervisor.domain import Domain
@@ -209,8 +208,3 @@ class System:
 
 def build(scenario: Scenario) -> System:
     return System(scenario)
-
-
-def provenance(scenario: Scenario, profile: Profile) -> dict:
-    return {"pvsim_version": __version__, "profile": profile.name, "seed": scenario.seed,
-            "scenario": scenario.name}
