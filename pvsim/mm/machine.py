@@ -474,6 +474,8 @@ class ShadowMMU(MachineMMU):
         self.order.remove(gframe)
         for (pm, idx) in self.parents.pop(smfn, ()):
             self.mm.write_entry(pm, idx, 0)
+        self.tlb.pwc_tag[:] = -1  # partial walks through the dropped shadow are stale
+        self.tlb.ntlb_tag[:] = -1
         # children no longer have this parent
         ents = self.mm.entries(smfn)
         for i in np.flatnonzero(ents & np.uint64(1)):
@@ -667,15 +669,19 @@ class ShadowMMU(MachineMMU):
         for (g, lv, idx, e) in path[:-1]:
             child_g = C.pte_mfn(e)
             se = self.mm.read_entry(smfn, idx)
-            if se & 1:
+            if se & 1 and C.pte_mfn(se) == self.shadow_of.get(child_g):
                 smfn = C.pte_mfn(se)
                 continue
+            # missing, or stale (the guest entry now names another table): (re)link the child shadow
             child_s = self.shadow_of.get(child_g)
             if child_s is None:
                 child_s = self._new_shadow(child_g, lv - 1)
                 self._write_protect(child_g)
             self.mm.write_entry(smfn, idx, C.make_pte(child_s, C.get_pte_flags(e) & ~C._PAGE_PSE))
             self.parents[child_s].add((smfn, idx))
+            # an upper-level shadow entry changed: cached partial walks through it are stale
+            self.tlb.pwc_tag[:] = -1
+            self.tlb.ntlb_tag[:] = -1
             self._sw_mmu("mmu.shadow_sync")
             smfn = child_s
         # the L1: propagate the faulting entry and prefetch neighbours
