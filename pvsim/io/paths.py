@@ -240,6 +240,14 @@ class _RingDev(_Base):
         return {}
 
     # ------------------------------------------------------------ notifications
+    def _push_and_notify(self, ring, name: str):
+        """RING_PUSH_REQUESTS_AND_CHECK_NOTIFY, then EVTCHNOP_send only if the backend asked for it."""
+        if ring.push_requests_and_check_notify():
+            yield self.g.flush()
+            self.front_notify(name)
+        else:
+            self.g.count(f"suppressed.{name}")
+
     def front_notify(self, name: str) -> None:
         g = self.g
         g.count(f"notify.{name}")
@@ -357,11 +365,7 @@ class RingNet(_RingDev):
             drv = "io.netfront_packet_cycles" if self.flavour == "xen" else "io.virtio_driver_packet_cycles"
             g.work("kernel.netfront", drv, k)
             i += k
-            if self.txf.push_requests_and_check_notify():
-                yield g.flush()
-                self.front_notify("tx_req")
-            else:
-                g.count("suppressed.tx_req")
+            yield from self._push_and_notify(self.txf, "tx_req")
         yield g.flush()
 
     def front_event(self) -> None:
@@ -635,11 +639,7 @@ class RingBlk(_RingDev):
             g.work("kernel.blkfront", drv)
             left -= k
             sec += k * 8
-            if self.f.push_requests_and_check_notify():
-                yield g.flush()
-                self.front_notify("blk_req")
-            else:
-                g.count("suppressed.blk_req")
+            yield from self._push_and_notify(self.f, "blk_req")
         yield g.flush()
 
     def front_event(self) -> None:

@@ -81,29 +81,30 @@ def xl_vcpu_list(runner, domids=None) -> str:
     return "\n".join(lines)
 
 
+def _weight_cap_rows(runner, domids=None) -> list[str]:
+    """The ``Name ID Weight Cap`` table xl sched-credit and sched-credit2 print (tools/xl/xl_sched.c)."""
+    rows = [f"{'Name':<33s} {'ID':>4s} {'Weight':>6s} {'Cap':>4s}"]
+    for domid in sorted(runner.domains):
+        if domids and domid not in domids:
+            continue
+        d = runner.domains[domid]
+        rows.append(f"{d.name:<33s} {domid:4d} {d.weight:6d} {d.cap:4d}")
+    return rows
+
+
 def xl_sched_credit(runner, domids=None) -> str:
     s = runner.sched
     g = s.global_info()
     lines = [f"Cpupool Pool-0: tslice={g['tslice_ms']}ms ratelimit={g['ratelimit_us']}us "
              f"migration-delay={g['migration_delay_us']}us",
-             f"{'Name':<33s} {'ID':>4s} {'Weight':>6s} {'Cap':>4s}"]
-    for domid in sorted(runner.domains):
-        if domids and domid not in domids:
-            continue
-        d = runner.domains[domid]
-        lines.append(f"{d.name:<33s} {domid:4d} {d.weight:6d} {d.cap:4d}")
+             *_weight_cap_rows(runner, domids)]
     return "\n".join(lines)
 
 
 def xl_sched_credit2(runner, domids=None) -> str:
     s = runner.sched
     lines = [f"Cpupool Pool-0: ratelimit={s.global_info()['ratelimit_us']}us",
-             f"{'Name':<33s} {'ID':>4s} {'Weight':>6s} {'Cap':>4s}"]
-    for domid in sorted(runner.domains):
-        if domids and domid not in domids:
-            continue
-        d = runner.domains[domid]
-        lines.append(f"{d.name:<33s} {domid:4d} {d.weight:6d} {d.cap:4d}")
+             *_weight_cap_rows(runner, domids)]
     return "\n".join(lines)
 
 
