@@ -20,8 +20,8 @@ directly; kernel code runs from a translation cache (TC). The mode changes these
 
 Simplifications: translated kernel code otherwise runs at native speed (``bt.kernel_slowdown_frac``);
 no translation-cache misses (warm TC); every CR3 switch re-shadows the pages next touched
-(``shadow_refill_frac`` option, default 1.0: no cross-switch shadow cache, as in the hosted VMMs of
-2003-2006).
+(``shadow_refill_frac`` option, default 1.0: no cross-switch cache of translations, as in the hosted
+VMMs of 2003-2006; the write traces themselves persist, see :class:`pvsim.mm.machine.ShadowMMU`).
 """
 
 from __future__ import annotations

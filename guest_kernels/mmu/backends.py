@@ -57,10 +57,7 @@ class _Base:
         return self.m.unmetered() if hasattr(self.m, "unmetered") else _null()
 
     def clear_page(self, frame: int) -> None:
-        mm = self.m.mm
-        mfn = self.m.frame_of(frame)
-        if mm.has_contents(mfn):
-            mm.entries(mfn)[:] = 0
+        self.m.zero_page(frame)
         self.meter.count("pt_page_alloc")
 
     def access(self, vas, writes, start):

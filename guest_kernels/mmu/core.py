@@ -15,6 +15,12 @@ memory natively and under HAP, write-protected shadowed tables under shadow pagi
 Work reported here is the guest's own (``kernel.*``); the machine side and the hypercall handlers
 report theirs.
 
+Page-table pages come from per-level quicklists, as in Linux 2.4's ``include/asm-i386/pgalloc.h``
+(``get_pgd_fast``/``pte_alloc_one_fast``; ``free_pte_fast`` pushes a freed table, trimmed to
+``pgt_cache_water`` = 25..50 pages by ``check_pgt_cache``): the next fork's tables are the frames
+the last exit freed, at the same level. ``clear_page_tables`` clears each upper-level link before
+freeing the table below it, so a table leaves (and re-enters) service clean.
+
 Simplifications: one VMA per ``mmap``; file pages are shared read-only mappings of frames the
 page cache never frees; no swap, no huge pages in guest tables, no page-table sharing.
 """
@@ -31,6 +37,7 @@ P, RW, US, A, D = 0x1, 0x2, 0x4, 0x20, 0x40
 MFN_MASK = 0x000FFFFFFFFFF000
 TEXT_VA = 0x400000
 MMAP_VA = 0x7F0000000000
+PGT_CACHE_LOW, PGT_CACHE_HIGH = 25, 50  # Linux 2.4 mm/memory.c pgt_cache_water
 
 
 def pte(frame: int, flags: int) -> int:
@@ -66,6 +73,7 @@ class GuestMMU:
         self.batch = int(batch)
         self.options = options
         self.free = list(reversed(backend.frames()))
+        self.pt_quick: dict[int, list[int]] = {1: [], 2: [], 3: [], 4: []}  # per-level quicklists
         self.procs: dict[int, AddressSpace] = {}
         self.next_pid = 1
         self.current = self._new_as(parent=None)
@@ -85,8 +93,21 @@ class GuestMMU:
     def _release(self, f: int) -> None:
         self.free.append(f)
 
+    def _alloc_table(self, level: int) -> int:
+        """A page for a new level-``level`` table: the quicklist's most recently freed first."""
+        q = self.pt_quick[level]
+        return q.pop() if q else self._alloc()
+
+    def _release_table(self, level: int, f: int) -> None:
+        self.pt_quick[level].append(f)
+        if sum(len(q) for q in self.pt_quick.values()) > PGT_CACHE_HIGH:
+            # check_pgt_cache: trim the quicklists to the low-water mark, oldest entries first
+            while sum(len(q) for q in self.pt_quick.values()) > PGT_CACHE_LOW:
+                q = max(self.pt_quick.values(), key=len)
+                self._release(q.pop(0))
+
     def _new_as(self, parent: int | None) -> AddressSpace:
-        root = self._alloc()
+        root = self._alloc_table(4)
         self.b.clear_page(root)
         a = AddressSpace(self.next_pid, root, parent)
         a.tables[(4, 0)] = root
@@ -105,8 +126,8 @@ class GuestMMU:
             key = a.table_key(va, lv - 1)
             t = a.tables.get(key)
             if t is None:
-                t = self._alloc()
-                self.b.clear_page(t)  # a fresh zeroed page: plain memory in every mode
+                t = self._alloc_table(lv - 1)
+                self.b.clear_page(t)  # a clean page: plain memory in every mode unless still traced
                 a.tables[key] = t
                 writes.append((parent, idx_of(va, lv), pte(t, P | RW | US)))
             parent = t
@@ -146,7 +167,7 @@ class GuestMMU:
         for (lv, key), t in sorted(parent.tables.items(), key=lambda kv: -kv[0][0]):
             if lv == 4:
                 continue
-            nt = self._alloc()
+            nt = self._alloc_table(lv)
             self.b.clear_page(nt)
             child.tables[(lv, key)] = nt
         for (lv, key), t in parent.tables.items():
@@ -187,9 +208,18 @@ class GuestMMU:
         a.pages.clear()
 
     def _free_tables(self, a: AddressSpace) -> None:
-        for key, t in list(a.tables.items()):
+        """``clear_page_tables``/``free_pgtables``: clear each link to a table, free the table."""
+        links = []
+        for (lv, key), t in a.tables.items():
+            if lv == 4:
+                continue
+            va = key << (12 + 9 * lv)
+            up = a.root if lv == 3 else a.tables[(lv + 1, va >> (12 + 9 * (lv + 1)))]
+            links.append((up, idx_of(va, lv + 1), 0))
+        self.b.write(a, links, live=a.live)
+        for (lv, key), t in list(a.tables.items()):
             self.b.release_table(t)
-            self._release(t)
+            self._release_table(lv, t)
         a.tables.clear()
 
     def _teardown(self, a: AddressSpace) -> None:

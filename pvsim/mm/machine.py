@@ -22,6 +22,11 @@ A guest kernel never touches :mod:`pvsim.hypervisor` internals; the builder hand
   re-propagation of that entry); consecutive zero writes to one frame unshadow it
   (``check_for_early_unshadow``). Shadows persist across CR3 loads (hash by guest frame) in a
   bounded pool (libxl's default: 256 pages per vCPU + one per MiB of RAM), recycled oldest first.
+  Under ``bt`` (the hosted VMMs of 2003-2006) a CR3 load empties every shadow of its translations
+  but keeps the pages, and with them the write traces. A guest freeing a table is invisible to the
+  VMM: its shadow (and trace) stays until recycled, early-unshadowed, or seen reused -- a data
+  store into it, a zeroing of a non-empty page, or use at another level -- each detected by the
+  fault it causes.
 * :class:`HapMMU` (``hvm``, ``pvhvm``, ``pvh``): after ``xen/arch/x86/mm/hap/hap.c``: stores, CR3
   loads and INVLPG do not exit; the hardware walks both dimensions (guest tables and the EPT/NPT
   :class:`~pvsim.mm.hap.P2M`), with the VPID-tagged TLB, page-walk caches and nested TLB the
@@ -153,6 +158,12 @@ class MachineMMU:
 
     def release_table(self, frame: int) -> None:
         """The guest frees a page-table page."""
+
+    def zero_page(self, frame: int) -> None:
+        """The guest clears a page it is about to use as a page table (part of allocating it)."""
+        mfn = self.frame_of(frame)
+        if self.mm.has_contents(mfn):
+            self.mm.entries(mfn)[:] = 0
 
     def true_fault(self) -> None:
         """Delivery of a fault the guest must handle (its handler's work is the guest's)."""
@@ -393,8 +404,12 @@ class ShadowMMU(MachineMMU):
         # VMware's adaptive translation of PTE writes (ASPLOS'06) vs write-protect traps (WS 3.2)
         self.adaptive = bool(prof is None or not prof.has("bt.adaptive_pte_translation_count")
                              or prof.value("bt.adaptive_pte_translation_count") >= 1)
-        # Xen hashes shadows by guest frame and keeps them across CR3 loads; the hosted BT VMMs
-        # of 2003-2006 rebuilt them after a switch (guest_kernels/bt.py shadow_refill_frac)
+        # Xen hashes shadows by guest frame and keeps their translations across CR3 loads. The
+        # hosted BT VMMs of 2003-2006 rebuilt translations after a switch (SOSP'03 Table 4: VMW
+        # 2p/0K is 23x native), but keep the shadow pages, and with them the write traces on every
+        # guest frame seen as a page table: a guest free is invisible to a VMM, which must itself
+        # "determine when [the] guest has reused page tables" (S. Devine, VMware, "Memory
+        # virtualization" lecture, shadow page tables: memory tracing)
         if keep_shadows_on_switch is None:
             keep_shadows_on_switch = not self.bt
         self.keep_shadows = keep_shadows_on_switch
@@ -487,6 +502,24 @@ class ShadowMMU(MachineMMU):
         self.meter.count("mmu.unshadow")
         self.tlb.flush()
 
+    def empty_shadow(self, gframe: int) -> None:
+        """Drop every translation of ``gframe``'s shadow but keep the page (and the guest frame's
+        write trace): the no-translation-cache switch of the hosted BT VMMs."""
+        smfn = self.shadow_of[gframe]
+        for (pm, idx) in self.parents.get(smfn, ()):
+            self.mm.write_entry(pm, idx, 0)
+        self.parents[smfn] = set()
+        ents = self.mm.entries(smfn)
+        for i in np.flatnonzero(ents & np.uint64(1)):
+            child = C.pte_mfn(int(ents[i]))
+            if child in self.parents:
+                self.parents[child].discard((smfn, int(i)))
+        ents[:] = 0
+        self.tlb.pwc_tag[:] = -1
+        self.tlb.ntlb_tag[:] = -1
+        self.meter.add("mmu.shadow_sync", "mmu.unshadow_cycles")
+        self.meter.count("mmu.shadow_empty")
+
     def _propagate_l1(self, gl1: int, idx: int) -> int:
         """``_sh_propagate`` of one guest L1 entry: gfn -> mfn, write-protect shadowed tables."""
         g = self.mm.read_entry(self.frame_of(gl1), idx)
@@ -516,16 +549,7 @@ class ShadowMMU(MachineMMU):
                 self.last_emulated = -1
             return 0
         # write-protected guest page table: fault into the VMM and emulate the write
-        self.emulated_writes += 1
-        self.meter.add("mmu.emulated_pte_write", "native.pte_write_cycles")
-        self.meter.count("mmu.emulated_pte_write")
-        if self.bt and self.adaptive:
-            self._bt("callout")  # adaptive translation: the write became a callout (ASPLOS'06)
-            self._sw_mmu("mmu.emulated_pte_write")
-        elif self.bt:  # write-protect trap into the VMM, classify, emulate, propagate
-            self.meter.add("mmu.emulated_pte_write", "bt.shadow_fault_cycles")
-        else:
-            self._vmexit("exception_nmi", "emulate")
+        self._emulated_write()
         self.mm.write_entry(m, idx, val)
         if self.early_unshadow and val == 0 and self.last_emulated == frame:
             self.unshadow(frame)  # check_for_early_unshadow: a dying process clears its tables
@@ -552,6 +576,30 @@ class ShadowMMU(MachineMMU):
         if old & 1:
             self.tlb.flush() if level > 1 else None
         return 0
+
+    def _emulated_write(self) -> None:
+        """One guest store into a traced page: the VMM's write-protect fault and emulation."""
+        self.emulated_writes += 1
+        self.meter.add("mmu.emulated_pte_write", "native.pte_write_cycles")
+        self.meter.count("mmu.emulated_pte_write")
+        if self.bt and self.adaptive:
+            self._bt("callout")  # adaptive translation: the write became a callout (ASPLOS'06)
+            self._sw_mmu("mmu.emulated_pte_write")
+        elif self.bt:  # write-protect trap into the VMM, classify, emulate, propagate
+            self.meter.add("mmu.emulated_pte_write", "bt.shadow_fault_cycles")
+        else:
+            self._vmexit("exception_nmi", "emulate")
+
+    def zero_page(self, frame: int) -> None:
+        """The guest clears a page for a new table. A page still traced from an earlier life as a
+        table faults on the first store; the VMM sees the reuse and drops its shadow. A page that
+        is already clear needs no store (Linux's page-table quicklists hand out clean pages)."""
+        m = self.frame_of(frame)
+        if frame in self.shadow_of and self.mm.has_contents(m) and self.mm.entries(m).any():
+            self._emulated_write()
+            self.meter.count("mmu.trace_reuse")
+            self.unshadow(frame)
+        super().zero_page(frame)
 
     def _oos_add(self, frame: int) -> None:
         if len(self.oos_list) >= self.oos_pages:
@@ -588,10 +636,9 @@ class ShadowMMU(MachineMMU):
             self._vmexit("cr_access", "simple")
         if not self.keep_shadows:
             for g in list(self.order):
-                self.unshadow(g)
+                self.empty_shadow(g)
         self._sw_mmu("mmu.shadow_sync")  # sh_update_cr3: find or build the shadow root
-        if root not in self.shadow_of:
-            self._new_shadow(root, 4)
+        self._root_shadow()
         self.meter.add("mmu.tlb_flush", "native.cr3_load_cycles")
         self.meter.count("cr3_load")
         self._flush_tlb_state()
@@ -610,9 +657,8 @@ class ShadowMMU(MachineMMU):
         super().invlpg(va)
 
     def release_table(self, frame: int) -> None:
-        if frame in self.shadow_of:
-            self._sw_mmu("mmu.shadow_sync")
-            self.unshadow(frame)
+        """The guest freeing a page-table page is invisible to the VMM: the shadow and the write
+        trace stay until recycled, dropped by a heuristic, or the page is seen reused."""
 
     def true_fault(self) -> None:
         """The hardware #PF lands in the VMM, whose shadow code finds a true guest fault."""
@@ -623,10 +669,19 @@ class ShadowMMU(MachineMMU):
             self._vmexit("exception_nmi", "shadow_fault")
 
     # ------------------------------------------------------------------ walks
-    def _translate(self, vas, writes, start):
+    def _root_shadow(self) -> int:
+        """The shadow of the current guest root (a page shadowed at another level is a freed
+        table the guest reused as a root: its stale shadow is dropped)."""
         sroot = self.shadow_of.get(self.root)
+        if sroot is not None and self.level_of[self.root] != 4:
+            self.unshadow(self.root)
+            sroot = None
         if sroot is None:
             sroot = self._new_shadow(self.root, 4)
+        return sroot
+
+    def _translate(self, vas, writes, start):
+        sroot = self._root_shadow()
         return W.translate(self.mm.rows, self.mm.slot, vas, writes, self.tlb, root=sroot, tag=self.asid,
                            start=start)
 
@@ -652,7 +707,11 @@ class ShadowMMU(MachineMMU):
             return False  # a true protection fault
         leaf_gfn = C.pte_mfn(last[3])
         if write and leaf_gfn in self.shadow_of:
-            return False  # a write to a shadowed page table through a data mapping: not modelled
+            # a data store into a page still traced as a page table: the guest freed that table
+            # and reused the page. The write-protect fault tells the VMM so; it drops the shadow
+            # (and with it the trace) and maps the page writable in the same fault.
+            self.meter.count("mmu.trace_reuse")
+            self.unshadow(leaf_gfn)
         # hidden fault: build the missing shadows on the path and propagate
         self._fixing = {p[0] for p in path}
         self.hidden_faults += 1
@@ -665,9 +724,11 @@ class ShadowMMU(MachineMMU):
             self.meter.count("exit.exception_nmi")
             self.meter.add("mmu.hidden_fault", "hvm.shadow_fault_cycles")
         self.last_emulated = -1
-        smfn = self.shadow_of.get(self.root) or self._new_shadow(self.root, 4)
+        smfn = self._root_shadow()
         for (g, lv, idx, e) in path[:-1]:
             child_g = C.pte_mfn(e)
+            if child_g in self.shadow_of and self.level_of[child_g] != lv - 1:
+                self.unshadow(child_g)  # a freed table page reused at another level
             se = self.mm.read_entry(smfn, idx)
             if se & 1 and C.pte_mfn(se) == self.shadow_of.get(child_g):
                 smfn = C.pte_mfn(se)
@@ -691,7 +752,7 @@ class ShadowMMU(MachineMMU):
         hi = min(512, lo + self.prefetch)
         n = 0
         for i in range(lo, hi):
-            if self.mm.read_entry(smfn, i) & 1:
+            if i != idx and self.mm.read_entry(smfn, i) & 1:
                 continue
             new = self._propagate_l1(gl1, i)
             if new:

@@ -30,14 +30,7 @@ def test_pv32_fork_and_exec_bands(mmu):
     assert 1.2 <= ratio("lmbench.exec", "pv32", mmu) <= 1.7
 
 
-def test_bt_fork_at_least_5(mmu, request):
-    if mmu == "structural":
-        # Known deviation (docs/calibration.md): on real page tables a steady-state lat_proc loop
-        # write-protects only the parent pages written since the previous fork (Linux
-        # copy_page_range skips read-only PTEs), so a trace-by-write-protection VMM without a shadow
-        # cache pays ~300 traced writes per iteration (the child's teardown), not ~600: 4.5x against
-        # the published 7.9x. The counted path (every PTE write-protected, as on a first fork) gives 7.6x.
-        request.applymarker(pytest.mark.xfail(strict=True, reason="structural BT fork ~4.5x < 5 (see docs)"))
+def test_bt_fork_at_least_5(mmu):
     assert ratio("lmbench.fork", "bt", mmu) >= 5
 
 
