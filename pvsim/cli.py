@@ -268,11 +268,27 @@ def nanobench(modes: str = typer.Option("native,bt,hvm-shadow", "--modes", "-m",
 @app.command("list")
 @user_errors
 def list_(what: str = typer.Argument(..., help="modes | workloads | profiles | hypercalls | schedulers"),
-          json_flag: bool = typer.Option(False, "--json", help="print JSON instead of a table")):
+          json_out: Optional[Path] = typer.Option(None, "--json", help="also write the listing as JSON to FILE "
+                                                  "('-': print JSON instead of the table)"),
+          csv_out: Optional[Path] = typer.Option(None, "--csv", help="also write the listing as CSV to FILE")):
     """List modes, workloads, profiles, hypercalls or schedulers."""
+    from pvsim.results import write_atomic
+
     rows = _listing(what)
-    if json_flag:
-        out.print_json(json.dumps(rows))
+    to_stdout = json_out is not None and str(json_out) == "-"
+    _check_outputs(None if to_stdout else json_out, csv_out)
+    if json_out is not None:
+        text = json.dumps({"pvsim_version": __version__, "listing": what, "results": rows}, indent=1,
+                          sort_keys=True, default=str) + "\n"
+        if to_stdout:
+            out.print_json(text)
+        else:
+            write_atomic(json_out, text)
+    if csv_out is not None:
+        import pandas as pd
+
+        write_atomic(csv_out, pd.DataFrame(rows).to_csv(index=False))
+    if to_stdout:
         return
     t = Table(title=what)
     for c in rows[0]:
@@ -300,8 +316,14 @@ def _listing(what: str) -> list[dict]:
         for r in rows:
             if r["workload"] in DESCRIPTIONS:
                 r["description"] += f" (pvsim compare: split-driver I/O, {DESCRIPTIONS[r['workload']]})"
+        from pvsim.mm.runner import DESCRIPTIONS as MM_DESCRIPTIONS
+        from pvsim.mm.runner import METRICS as MM_METRICS
+
         for n in workload_names():
-            if n not in ALL:
+            if n in MM_DESCRIPTIONS:
+                rows.append({"workload": n, "metric": MM_METRICS[n], "group": "mm",
+                             "description": MM_DESCRIPTIONS[n] + " (pvsim compare)"})
+            elif n not in ALL:
                 rows.append({"workload": n, "metric": "-", "group": "io",
                              "description": DESCRIPTIONS.get(n, "split-driver I/O workload") + " (pvsim compare)"})
         return rows

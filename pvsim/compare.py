@@ -88,6 +88,19 @@ def _run_io_row(w: str, m: str, profile: str, seed: int, duration_ms: float | No
     return row
 
 
+def _run_mm_row(w: str, m: str, profile: str, seed: int) -> dict:
+    """A memory workload on the structural MMU (page tables as data), as one row of the same form."""
+    from pvsim import __version__
+    from pvsim.mm.runner import run_mm_workload
+    from pvsim.profile import load_profile
+
+    prof = load_profile(profile)
+    row = run_mm_workload(w, m, prof, seed=seed)
+    row.update({"domain": "guest", "seed": seed, "pvsim_version": __version__, "scenario": f"{w}@{m}",
+                "relative_to_native": None})
+    return row
+
+
 def compare(workloads: list[str], modes: list[str], profile: str, *, seed: int = 0, ops: int | None = None,
             duration_ms: float | None = None, pcpus: int = 1, options: dict | None = None,
             progress: Callable[[str], None] | None = None) -> list[dict]:
@@ -95,18 +108,23 @@ def compare(workloads: list[str], modes: list[str], profile: str, *, seed: int =
 
     I/O workloads (``ttcp-1500``, ``ttcp-500``, ``netperf-rr``, ``fio-rand4k``, ``dbench``, ``oltp``,
     ``web``) run through the split-driver subsystem (:mod:`pvsim.io`), 200 ms of simulated time each
-    unless ``duration_ms`` says otherwise; the others through a single-domain scenario."""
+    unless ``duration_ms`` says otherwise; memory workloads (``gups``, ``stream``, ``ptchurn-mmap``,
+    ``ptchurn-fork``) on the structural MMU (:mod:`pvsim.mm.runner`, fixed sizes); the others through a
+    single-domain scenario."""
     for w in workloads:
         if w not in workload_names():
             raise ScenarioError("workload", f"unknown workload {w!r}; see 'pvsim list workloads'")
     run_modes = list(modes) if "native" in modes else ["native", *modes]
     io = set(_io_workloads())
+    from pvsim.mm.runner import MM_WORKLOADS
     from pvsim.profile import load_profile
+
+    direct = io | set(MM_WORKLOADS)
 
     prof = load_profile(profile, field_name="--profile")
     for m in run_modes:
         check_mode(m, prof, "--modes")
-    scenarios = [(w, m, None if w in io else single_scenario(w, m, profile, seed=seed, ops=ops, duration_ms=duration_ms,
+    scenarios = [(w, m, None if w in direct else single_scenario(w, m, profile, seed=seed, ops=ops, duration_ms=duration_ms,
                                                             pcpus=pcpus, options=options))
                  for w in workloads for m in run_modes]
     rows: list[dict] = []
@@ -114,7 +132,9 @@ def compare(workloads: list[str], modes: list[str], profile: str, *, seed: int =
     for w, m, sc in scenarios:
         if progress:
             progress(f"{w} / {m}")
-        if sc is None:
+        if w in MM_WORKLOADS:
+            row = _run_mm_row(w, m, profile, seed)
+        elif sc is None:
             row = _run_io_row(w, m, profile, seed, duration_ms, options)
         else:
             res = build(sc).run()

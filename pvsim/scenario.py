@@ -249,7 +249,10 @@ class Scenario:
             if d.workload not in workload_names():
                 raise ScenarioError(f"{where}.workload", f"unknown workload {d.workload!r}; see 'pvsim list workloads'")
             if d.workload not in ALL_OPS:
-                raise ScenarioError(f"{where}.workload", f"{d.workload!r} is a split-driver I/O workload; run it with "
+                from pvsim.mm.runner import MM_WORKLOADS
+
+                kind = "memory" if d.workload in MM_WORKLOADS else "split-driver I/O"
+                raise ScenarioError(f"{where}.workload", f"{d.workload!r} is a {kind} workload; run it with "
                                                          "'pvsim compare' (scenario files take the op-mix workloads)")
             total_mem += d.memory_mib
             modes.add(d.mode)

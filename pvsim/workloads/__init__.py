@@ -15,12 +15,16 @@ ALL: dict[str, Op] = {**LMBENCH, **NANO, **MACRO}
 
 
 def workload_names() -> list[str]:
+    """Every workload name: the op mixes, then the split-driver I/O workloads and the memory
+    workloads that ``pvsim compare`` runs through their subsystems."""
+    from pvsim.mm.runner import MM_WORKLOADS
+
     names = list(ALL)
     try:
         from pvsim.io.workloads import IO_WORKLOADS
     except ImportError:
         IO_WORKLOADS = ()
-    return names + [w for w in IO_WORKLOADS if w not in ALL]
+    return names + [w for w in (*IO_WORKLOADS, *MM_WORKLOADS) if w not in ALL]
 
 
 def get(name: str) -> Op:
