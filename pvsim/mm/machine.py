@@ -506,10 +506,12 @@ class ShadowMMU(MachineMMU):
         """Drop every translation of ``gframe``'s shadow but keep the page (and the guest frame's
         write trace): the no-translation-cache switch of the hosted BT VMMs."""
         smfn = self.shadow_of[gframe]
+        ents = self.mm.entries(smfn)
+        if not self.parents.get(smfn) and not (ents & np.uint64(1)).any():
+            return  # already empty: nothing to drop (the VMM marks shadows in use)
         for (pm, idx) in self.parents.get(smfn, ()):
             self.mm.write_entry(pm, idx, 0)
         self.parents[smfn] = set()
-        ents = self.mm.entries(smfn)
         for i in np.flatnonzero(ents & np.uint64(1)):
             child = C.pte_mfn(int(ents[i]))
             if child in self.parents:
