@@ -156,20 +156,31 @@ class GuestKernel:
         self.meter.count("mmu.walk_refs", refs)
 
     def disk_io(self, nbytes: int, write: bool) -> None:
-        """One block request (simple device model; the split-driver subsystem replaces it)."""
-        self._add("kernel.block", "native.blk_request_cycles")
-        self._add("kernel.interrupt", "native.interrupt_cycles")
+        """One synchronous block request, priced on the I/O subsystem's device path for this mode
+        (:mod:`pvsim.io.requests`: native driver, blkfront/blkback rings, or an emulated disk), then
+        the device's own time."""
+        from pvsim.io.requests import block_price
+
+        self._io_price(block_price(self.mode, self.p.profile.key, int(nbytes), bool(write)))
         self._device_wait(write)
         self.meter.count("disk_io")
+
+    def _io_price(self, price) -> None:
+        for cause, cycles in price.cycles:
+            self._add(cause, "cycles", cycles)
+        for name, n in price.counts:
+            self.meter.count(name, n)
 
     def _device_wait(self, write: bool) -> None:
         key = "native.disk_write_latency_us" if write else "native.disk_read_latency_us"
         self._add("idle.io_wait", key)
 
     def net_io(self, packets: int, tx: bool) -> None:
-        """A burst of ``packets`` packets sent (tx) or received, one interrupt per burst."""
-        self._add("kernel.net", "native.net_packet_cycles", packets)
-        self._add("kernel.interrupt", "native.interrupt_cycles")
+        """A burst of ``packets`` packets sent (tx) or received, priced on the I/O subsystem's
+        network path for this mode (:mod:`pvsim.io.requests`)."""
+        from pvsim.io.requests import net_price
+
+        self._io_price(net_price(self.mode, self.p.profile.key, float(packets)))
         self.meter.count("net_packets", packets)
 
     # ----------------------------------------------------------------- MMU

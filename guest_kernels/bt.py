@@ -102,25 +102,6 @@ class BTKernel(GuestKernel):
         self.p.bt("reflect")  # the interrupt lands in the VMM, which reflects it into the translated handler
         self.p.bt("callout", 2)  # EOI and timer re-arm: translated accesses to the virtual APIC
 
-    def _device_access(self, n: float) -> None:
-        self.p.bt("callout", n)
-        self._add("device.emulation", "bt.world_switch_cycles", n)  # hosted VMM: device I/O via the host
-
-    def disk_io(self, nbytes: int, write: bool) -> None:
-        self._add("kernel.block", "native.blk_request_cycles")
-        self._device_access(self.p.value("bt.emulated_blk_accesses_count"))
-        self._add("dom0.backend", "native.blk_request_cycles")  # the host OS performs the real I/O
-        self.p.bt("reflect")  # completion interrupt
-        self._device_wait(write)
-        self.meter.count("disk_io")
-
-    def net_io(self, packets: int, tx: bool) -> None:
-        self._add("kernel.net", "native.net_packet_cycles", packets)
-        self._device_access(self.p.value("bt.emulated_net_accesses_count"))
-        self._add("dom0.backend", "native.net_packet_cycles", packets)
-        self.p.bt("reflect")
-        self.meter.count("net_packets", packets)
-
     def _switch_address_space(self) -> None:
         self.p.bt("callout")  # translated mov to CR3
         self.p.sw_mmu("mmu.shadow_sync")  # find or build the shadow root

@@ -23,11 +23,11 @@ interrupts, modern parts shadow the TPR).
 from __future__ import annotations
 
 from guest_kernels.base import GuestKernel
-from guest_kernels.splitio import SplitDriverIO
 
 
 class _EmulatedIO:
-    """Timer and devices of an HVM guest without PV drivers: LAPIC timer, emulated disk and NIC."""
+    """Timer of an HVM guest without PV drivers (LAPIC); its emulated disk and NIC are priced on
+    the device-model path of :mod:`pvsim.io`."""
 
     device_model = True
 
@@ -37,30 +37,6 @@ class _EmulatedIO:
         self.meter.count("timer_tick")
         self.p.vmexit("apic_access")  # EOI write to the emulated LAPIC
         self.p.vmexit("msr_write")  # re-arm the TSC-deadline / LAPIC timer
-
-    def _device_access(self, n: float) -> None:
-        for _ in range(int(n)):
-            if self.device_model:
-                self.p.vmexit("io_instruction", "device_model")
-            else:
-                self.p.vmexit("io_instruction")
-
-    def disk_io(self, nbytes: int, write: bool) -> None:
-        self._add("kernel.block", "native.blk_request_cycles")
-        self._device_access(self.p.value("hvm.emulated_blk_exits_count"))
-        self._add("dom0.backend", "native.blk_request_cycles")  # the device model's real I/O in dom0
-        self.p.vmexit("external_interrupt")  # completion interrupt injected
-        self.p.vmexit("apic_access")  # EOI
-        self._device_wait(write)
-        self.meter.count("disk_io")
-
-    def net_io(self, packets: int, tx: bool) -> None:
-        self._add("kernel.net", "native.net_packet_cycles", packets)
-        self._device_access(self.p.value("hvm.emulated_net_exits_count"))
-        self._add("dom0.backend", "native.net_packet_cycles", packets)  # tap/bridge + NIC in dom0
-        self.p.vmexit("external_interrupt")
-        self.p.vmexit("apic_access")
-        self.meter.count("net_packets", packets)
 
 
 class HVMShadowKernel(_EmulatedIO, GuestKernel):
@@ -141,7 +117,7 @@ class HVMKernel(_EmulatedIO, GuestKernel):
         self.meter.count("mmu.walk_refs", refs)
 
 
-class PVHVMKernel(SplitDriverIO, HVMKernel):
+class PVHVMKernel(HVMKernel):
     """HVM with PV drivers: split-driver I/O, event channels delivered through the callback vector."""
 
     mode = "pvhvm"
@@ -153,8 +129,8 @@ class PVHVMKernel(SplitDriverIO, HVMKernel):
         self._add("io.evtchn", "xen.event_upcall_cycles")  # VIRQ_TIMER via the callback vector
         self.p.hypercall("set_timer_op", 10_000_000)  # a vmcall exit (charged by the dispatcher)
 
-    # split-driver I/O from guest_kernels.splitio; the response event arrives through the
-    # callback vector (no bounce frame, no iret)
+    # disk_io / net_io: priced on the split-driver path of pvsim.io (events through the
+    # callback vector: no bounce frame, no iret)
 
 
 class PVHKernel(PVHVMKernel):

@@ -29,10 +29,9 @@ from __future__ import annotations
 import math
 
 from guest_kernels.base import GuestKernel
-from guest_kernels.splitio import SplitDriverIO
 
 
-class PVKernel(SplitDriverIO, GuestKernel):
+class PVKernel(GuestKernel):
     mode = "pv"
     paging = "4level"
 
@@ -101,17 +100,13 @@ class PVKernel(SplitDriverIO, GuestKernel):
         self._add("mmu.validate", "xen.pte_validate_cycles", (pages + tables) / 2)
         self.meter.count("mmu.devalidate", pages + tables)
 
-    # -------------------------------------------------------------- timer and split-driver I/O
+    # -------------------------------------------------------------- timer
     def timer_tick(self) -> None:
         """VIRQ_TIMER arrives as an event-channel upcall; the one-shot timer is re-armed."""
         self._add("kernel.timer", "native.timer_tick_cycles")
         self.meter.count("timer_tick")
         self._add("io.evtchn", "xen.event_upcall_cycles")
         self.p.hypercall("set_timer_op", 10_000_000)  # next one-shot deadline (ns of system time)
-        self._return_to_user()
-
-    def _response_upcall(self) -> None:
-        self._add("io.evtchn", "xen.event_upcall_cycles")
         self._return_to_user()
 
     # -------------------------------------------------------------- context switch

@@ -152,5 +152,4 @@ def _op_cost_cached(op_name: str, mode: str, profile_key: str, opts: tuple) -> O
 def op_cost(op_name: str, mode: str, profile: Profile | str, options: dict | None = None) -> OpCost:
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     check_mode(mode, prof)
-    key = prof.path if prof.path and not prof.path.startswith("pvsim/profiles/") else prof.name
-    return _op_cost_cached(op_name, mode, key, _opts_key(options))
+    return _op_cost_cached(op_name, mode, prof.key, _opts_key(options))

@@ -72,6 +72,11 @@ class Profile:
     def cycles_to_ns(self, cycles: float) -> float:
         return cycles / self.clock_ghz
 
+    @property
+    def key(self) -> str:
+        """What :func:`load_profile` takes to load this profile again (bundled name or file path)."""
+        return self.path if self.path and not self.path.startswith("pvsim/profiles/") else self.name
+
     def calibrations(self) -> dict[str, str]:
         return {k: c.calibrated_on for k, c in self.constants.items() if c.calibrated_on}
 

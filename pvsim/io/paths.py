@@ -274,11 +274,18 @@ class _RingDev(_Base):
         yield self.g.flush()
 
     def wake_backend(self) -> None:
+        """Wake the backend thread; a wake while it is running is remembered, as blkback's
+        ``waiting_reqs`` flag is (``blkif_notify_work``), so it cannot be lost."""
         if self.wake is not None and not self.wake.triggered:
             self.wake.succeed()
+        else:
+            self.wake_pending = True
 
     def backend_sleep(self):
         self.wake = self.engine.event()
+        if getattr(self, "wake_pending", False):
+            self.wake_pending = False
+            self.wake.succeed()
         return ("wait", self.wake)
 
     def fail(self, reason: str) -> None:

@@ -177,8 +177,11 @@ class _Run:
     def _setup_fio(self):
         depth = int(self.opts.pop("iodepth", 16))
         rfrac = float(self.opts.pop("read_frac", 0.7))
+        bb = int(self.opts.pop("block_bytes", 4096))
         if not 1 <= depth <= 1024:
             raise ScenarioError("io.opts.iodepth", f"must be 1..1024, got {depth}")
+        if not (512 <= bb <= 1 << 20 and bb % 512 == 0):
+            raise ScenarioError("io.opts.block_bytes", f"must be a multiple of 512 in 512..1048576, got {bb}")
         g, sys = self.sys.gos, self.sys
         span = int(self.opts.pop("span_bytes", 8 << 30))
 
@@ -188,7 +191,7 @@ class _Run:
                 yield from _cpu(sys, g, "user.app", "io.app_fio_cycles")
                 sys.syscall(g)
                 op = 0 if self.rng.random() < rfrac else 1
-                yield from self.blk_io(op, self.rand_sector(4096, span), 4096)
+                yield from self.blk_io(op, self.rand_sector(max(4096, bb), span), bb)
                 self.record(t0)
         for j in range(depth):
             g.spawn(job(j))
@@ -362,6 +365,7 @@ class _Run:
             "grant_ops_per_request": sum(counts.get(k, 0) for k in ("grant.copy", "grant.map", "grant.unmap")) / requests,
             "dom0_ns_per_request": dom0_ns / requests,
             "dom0_breakdown_ns": {k: float(v) for k, v in sorted(dcause.items())},
+            "guest_breakdown_ns": {k: float(v) for k, v in sorted(gcause.items())},
             "guest_cpu_ns_per_request": busy / requests,
             "dom0_weight": sys.dom0.weight, "neighbours": len(sys.spinners),
         }

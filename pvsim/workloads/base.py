@@ -40,7 +40,7 @@ class Op:
     actions: tuple[A, ...]
     metric: str = "us_per_op"  # us_per_op | cycles_per_op | ops_per_s
     native_ref: tuple[str, float] | None = None  # (profile name, native microseconds) -> derive fill
-    io_wait_us: float = 0.0  # time blocked on a device per unit (simple device model)
+    io_wait_us: float = 0.0  # time blocked on a device per unit, besides disk_io's device time
     description: str = ""
     source: str = ""
     group: str = ""  # lmbench table, nano, macro

@@ -28,8 +28,9 @@ results; [MEM] = recalled figures, treat as approximate):
   close/poll ~15 system calls, 3 packets in, 8 packets out (10 KiB at MTU 1500), 2 context switches
   [MEM: SPECweb-style characterizations].
 
-The simple device model (``disk_io``, ``net_io`` actions) prices I/O per request until the split-driver
-I/O subsystem replaces it (see docs/io.md); ``io_wait_us`` is the device time the unit blocks for.
+The ``disk_io`` and ``net_io`` actions are priced per request on the I/O subsystem's device paths
+for the mode (``pvsim/io/requests.py``: native driver, split drivers over rings, or emulated devices
+through a device model); the unit then blocks for the device's own time.
 """
 
 from __future__ import annotations
