@@ -51,6 +51,9 @@ class Results:
             runnable = sum(v.runnable_ns for v in vstats)
             blocked = sum(v.blocked_ns for v in vstats)
             offline = sum(v.offline_ns for v in vstats) - n * trailing
+            service = getattr(system, "dom0_service", None) if dr.spec.name == "Domain-0" else None
+            served = min(float(running), float(service.served_ns)) if service is not None else 0.0
+            running_total, running = running, running - served  # Domain-0's own work, then its guests'
             cpu_c = dr.cost.cpu_cycles
             # units of work done, fractional: CPU time consumed / CPU time per unit (exact for the
             # burst in progress at the end of a timed run); whole units for CPU-free workloads
@@ -64,10 +67,19 @@ class Results:
                         bd[cause] = bd.get(cause, 0.0) + running * cyc / cpu_c
             else:
                 bd["idle"] = float(running)
+            if served:
+                for cause, ns in service.served.items():
+                    bd[cause] = bd.get(cause, 0.0) + ns * served / service.served_ns
             io_wait = min(float(blocked), units * wait_c / prof.clock_ghz) if wait_c else 0.0
             if io_wait:
                 bd["idle.io_wait"] = io_wait
-            bd["idle"] = bd.get("idle", 0.0) + (blocked - io_wait) + offline
+            waited = sum(b.dom0_wait_until(int(stats.elapsed_ns)) for b in dr.behaviours if hasattr(b, "dom0_wait_until"))
+            dom0_wait = min(float(blocked) - io_wait, float(waited))
+            if dom0_wait > 0:
+                bd["idle.dom0_wait"] = dom0_wait
+            else:
+                dom0_wait = 0.0
+            bd["idle"] = bd.get("idle", 0.0) + (blocked - io_wait - dom0_wait) + offline
             if runnable:
                 bd["sched.wait"] = float(runnable)
             if switch:
@@ -89,7 +101,7 @@ class Results:
                 "metric": op_metric, "value": float(value), "relative_to_native": None,
                 "elapsed_ns": int(elapsed), "units": float(units), "vcpus": n,
                 "breakdown_ns": breakdown, "counts": counts,
-                "cpu_share": running / max(1, elapsed * 1.0),
+                "cpu_share": running_total / max(1, elapsed * 1.0),
             })
         meta = {"pvsim_version": __version__, "profile": prof.name, "seed": system.scenario.seed,
                 "scenario": system.scenario.name, "scheduler": system.scenario.scheduler,

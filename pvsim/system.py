@@ -16,13 +16,23 @@ which the dispatcher keeps exactly). Running time is split across causes in the 
 priced unit; blocked time is the unit's device wait (``idle.io_wait``) or plain ``idle``; runnable
 time is ``sched.wait`` (steal). So every row's breakdown sums to its elapsed time by construction.
 
+Dom0's share of I/O: a unit's ``dom0.*`` causes (blkback/netback, grant maps and copies, the
+device model: priced by :mod:`pvsim.io.requests`) are not run on the guest's vCPU. After each burst
+the guest posts that work to :class:`Dom0Service` and waits for it; ``Domain-0``'s vCPUs run posted
+work in order, before their own workload, under Domain-0's weight and cap, so a starved dom0 slows
+its guests' I/O and a guest's cap does not cover the backend work done for it (Cherkasova & Gardner,
+USENIX ATC'05, measure dom0's CPU for guest I/O the same way). The guest's row shows the wait as
+``idle.dom0_wait``; Domain-0's row shows the work under its ``dom0.*`` causes.
+
 Simplifications: all units of one workload cost the same CPU time (the mix is priced at its expected
-value); device times are drawn per unit from an exponential distribution around the priced mean.
+value); device times are drawn per unit from an exponential distribution around the priced mean;
+posted dom0 work is one FIFO served by whichever Domain-0 vCPU is free (no per-device threads).
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -34,12 +44,85 @@ from pvsim.hypervisor.hypervisor import Hypervisor
 from pvsim.pricing import OpCost, op_cost
 from pvsim.profile import Profile, load_profile
 from pvsim.scenario import DomainSpec, Scenario, parse_cpulist
+from pvsim.sched.demand import Block, Done, Run, Wait
 from pvsim.workloads import get as get_op
 
 if TYPE_CHECKING:
     from pvsim.results import Results
 
 DEFAULT_BURST_NS = 1_000_000  # about 1 ms of guest CPU work per dispatcher burst
+
+
+class Dom0Service:
+    """Backend work that guests' I/O owes Domain-0, run by Domain-0's vCPUs in the order posted."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.queue: deque = deque()  # (ns, event, {cause: ns})
+        self.served: Counter = Counter()  # cause -> ns of posted work started
+        self.served_ns = 0
+        self.waiters: list = []  # events of Domain-0 vCPUs waiting for work
+
+    def post(self, ns: int, causes: dict):
+        ev = self.engine.event()
+        self.queue.append((max(0, int(ns)), ev, causes))
+        waiters, self.waiters = self.waiters, []
+        for w in waiters:
+            if not w.triggered:
+                w.succeed()
+        return ev
+
+    def idle_wait(self, timer=None):
+        """An event for an idle Domain-0 vCPU: fires on the next post, or when ``timer`` (the end
+        of its own workload's block) fires."""
+        ev = self.engine.event()
+        if timer is not None:
+            timer.callbacks.append(lambda _e, ev=ev: None if ev.triggered else ev.succeed())
+        self.waiters = [w for w in self.waiters if not w.triggered]
+        self.waiters.append(ev)
+        return ev
+
+
+class Dom0Behaviour:
+    """A Domain-0 vCPU: posted backend work first, then its own workload (whose blocks end early
+    when work is posted, and resume after it)."""
+
+    def __init__(self, service: Dom0Service, inner):
+        self.s = service
+        self.inner = inner
+        self.current = None
+        self.inner_until: int | None = None
+        self.timer = None  # fires when the own workload's block ends
+        self.inner_done = False
+
+    def next(self, now_ns: int):
+        if self.current is not None:
+            self.current[1].succeed()
+            self.current = None
+        if self.s.queue:
+            ns, ev, causes = self.current = self.s.queue.popleft()
+            self.s.served_ns += ns
+            self.s.served.update(causes)
+            if ns:
+                return Run(ns)
+            return self.next(now_ns)
+        if self.inner_done:
+            return Wait(self.s.idle_wait(None))
+        if self.inner_until is not None and now_ns < self.inner_until:
+            return Wait(self.s.idle_wait(self.timer))
+        self.inner_until = None
+        d = self.inner.next(now_ns)
+        if isinstance(d, Block) and d.ns > 0:
+            self.inner_until = now_ns + d.ns
+            self.timer = self.s.engine.timeout_ns(d.ns)
+            return Wait(self.s.idle_wait(self.timer))
+        if isinstance(d, Done):
+            self.inner_done = True  # its own work is over; it keeps serving its guests
+            return Wait(self.s.idle_wait(None))
+        return d
+
+    def __getattr__(self, name):  # units_done, finished_ns, _pending, ... of its own workload
+        return getattr(self.inner, name)
 
 
 @dataclass
@@ -57,6 +140,9 @@ class WorkloadBehaviour:
     _carry_ns: float = 0.0  # sub-ns remainder carried between bursts (integer-ns clock)
     bursts: int = 0
     finished_ns: int | None = None
+    dom0: Dom0Service | None = None  # where this unit's dom0 work is posted (None: no dom0 share)
+    dom0_cycles: dict = field(default_factory=dict)  # dom0.* cause -> cycles per unit
+    dom0_wait_ns: int = 0  # time spent waiting for posted dom0 work
 
     def __post_init__(self):
         ghz = self.profile.clock_ghz
@@ -64,14 +150,48 @@ class WorkloadBehaviour:
         self.wait_ns_per_unit = self.cost.wait_cycles / ghz
         if self.cpu_ns_per_unit <= 0 and self.wait_ns_per_unit <= 0 and self.idle_ns_per_unit <= 0:
             raise ScenarioError("workload", f"{self.cost.op}: a unit of work takes no time")
-        io_bound = self.wait_ns_per_unit > 0 or self.idle_ns_per_unit > 0
-        per_burst = 1 if io_bound else max(1, int(self.burst_ns // max(self.cpu_ns_per_unit, 1e-9)))
+        self.io_bound = self.wait_ns_per_unit > 0 or self.idle_ns_per_unit > 0
+        per_burst = 1 if self.io_bound else max(1, int(self.burst_ns // max(self.cpu_ns_per_unit, 1e-9)))
         self.units_per_burst = per_burst
+        self.dom0_ns_per_unit = {c: v / ghz for c, v in self.dom0_cycles.items()}
         self._state = "run"
 
-    def next(self, now_ns: int):
-        from pvsim.sched import Block, Done, Run
+    def _post_dom0(self, now_ns: int):
+        """Post the burst's dom0 work and wait for it, then for the device: one wait per burst
+        (the request reaches the device only after the backend has handled it)."""
+        n = self._pending_units_for_wait()
+        causes = {c: v * n for c, v in self.dom0_ns_per_unit.items()}
+        engine = self.dom0.engine
+        device = self._device_wait_ns() if self.io_bound else 0
+        done = engine.event()
 
+        self._dom0_since = now_ns
+
+        def served(_e, t0=now_ns):
+            self.dom0_wait_ns += engine.now_ns - t0
+            self._dom0_since = None
+            if device > 0:
+                engine.timeout_ns(device).callbacks.append(lambda _e: done.succeed())
+            else:
+                done.succeed()
+        self.dom0.post(int(sum(causes.values())), causes).callbacks.append(served)
+        self._state = "run"
+        return Wait(done)
+
+    def dom0_wait_until(self, now_ns: int) -> int:
+        """Time spent waiting for Domain-0, including a wait still in progress at ``now_ns``."""
+        since = getattr(self, "_dom0_since", None)
+        return self.dom0_wait_ns + (now_ns - since if since is not None else 0)
+
+    def _device_wait_ns(self) -> int:
+        """The burst's device time (exponential around the priced mean) plus any fixed idle period."""
+        mean = self.wait_ns_per_unit * self._pending_units_for_wait()
+        wait = int(self.rng.exponential(mean)) if mean > 0 else 0
+        return wait + self.idle_ns_per_unit
+
+    def next(self, now_ns: int):
+        if self._state == "post":
+            return self._post_dom0(now_ns)
         if self._state == "run":
             self.units_done += self._pending
             self._pending = 0.0
@@ -85,14 +205,14 @@ class WorkloadBehaviour:
             self._carry_ns = exact - ns
             self._pending = n
             self.bursts += 1
-            if self.wait_ns_per_unit > 0 or self.idle_ns_per_unit > 0:
+            if self.dom0 is not None and self.dom0_ns_per_unit:
+                self._state = "post"
+            elif self.io_bound:
                 self._state = "wait"
             return Run(ns)
         # device wait (exponential around the priced mean) or a fixed idle period
         self._state = "run"
-        mean = self.wait_ns_per_unit * self._pending_units_for_wait()
-        wait = int(self.rng.exponential(mean)) if mean > 0 else 0
-        return Block(wait + self.idle_ns_per_unit)
+        return Block(self._device_wait_ns())
 
     def _pending_units_for_wait(self) -> float:
         return self._pending if self._pending else 1.0
@@ -135,6 +255,7 @@ class System:
         specs = list(scenario.domains)
         if any(MODES[d.mode].virtualized for d in specs) and not any(d.name == "Domain-0" for d in specs):
             specs.insert(0, DomainSpec("Domain-0", "pv", workload="idle", vcpus=1, memory_mib=512))
+        self.dom0_service = Dom0Service(self.engine) if any(d.name == "Domain-0" for d in specs) else None
         for domid, spec in enumerate(specs):
             self._add_domain(domid, spec)
         for t in scenario.timeline:
@@ -148,6 +269,14 @@ class System:
                                         tot_pages=spec.memory_mib * 256, weight=spec.weight, cap=spec.cap,
                                         privileged=(domid == 0 and info.virtualized)))
         cost = op_cost(spec.workload, spec.mode, self.profile, spec.options or None)
+        is_dom0 = spec.name == "Domain-0"
+        dom0_cycles: dict = {}
+        if self.dom0_service is not None and info.virtualized and not is_dom0:
+            # the backend work of this domain's I/O runs on Domain-0, not on its own vCPUs
+            dom0_cycles = {c: v for c, v in cost.cycles.items() if c.startswith("dom0.")}
+            if dom0_cycles:
+                cost = OpCost(cost.op, cost.mode, {c: v for c, v in cost.cycles.items() if c not in dom0_cycles},
+                              cost.counts)
         op = get_op(spec.workload)
         ops_limit = self.scenario.ops if self.scenario.ops is not None else math.inf
         idle = int(op.extra.get("idle_ns_per_unit", 0))
@@ -157,7 +286,10 @@ class System:
         dr = DomainRun(spec, dom, cost)
         for v in range(spec.vcpus):
             b = WorkloadBehaviour(cost, self.profile, self.engine.rng(f"workload/{spec.name}/{v}"),
-                                  max_units=ops_limit, idle_ns_per_unit=idle)
+                                  max_units=ops_limit, idle_ns_per_unit=idle,
+                                  dom0=self.dom0_service if dom0_cycles else None, dom0_cycles=dom0_cycles)
+            if is_dom0 and self.dom0_service is not None:
+                b = Dom0Behaviour(self.dom0_service, b)
             self.runner.add_vcpu(domid, v, b, weight=spec.weight, cap=spec.cap, affinity=affinity,
                                  name=f"{spec.name}.{v}", params=spec.sched_params or None)
             dr.behaviours.append(b)

@@ -19,11 +19,11 @@ scratch host and cached:
   each way, halved, less one bulk packet).
 
 A request's price is the guest's own causes on the path (the application's work and its system
-calls are excluded: the op mix has its own) plus dom0's work for it, under ``dom0.*`` /
-``device.*`` / ``io.*`` causes, divided by the requests completed in the measured window.
+calls are excluded: the op mix has its own) plus dom0's work for it, all under ``dom0.*`` causes,
+divided by the requests completed in the measured window. A scenario run hands the ``dom0.*`` part
+to Domain-0's vCPUs (:class:`pvsim.system.Dom0Service`).
 
-Simplifications: dom0's work is charged to the requesting unit (its CPU time, not dom0's vCPU, in
-scenario runs); a burst's price is linear in its packets; one request size per measurement.
+Simplifications: a burst's price is linear in its packets; one request size per measurement.
 """
 
 from __future__ import annotations
@@ -59,7 +59,9 @@ class RequestPrice:
 
 
 def _dom0_key(k: str) -> str:
-    return k if k.split(".")[0] in ("dom0", "device", "io") else f"dom0.{k}"
+    """dom0's work for the request, under ``dom0.*`` (``dom0.io.grant``, ``dom0.device.emulation``...)
+    so that a scenario run can hand it to Domain-0's vCPUs."""
+    return k if k.startswith("dom0.") else f"dom0.{k}"
 
 
 def _per_request(row: dict, ghz: float, n: int) -> RequestPrice:
