@@ -251,6 +251,10 @@ class System:
 
         self.runner = HostRunner(self.engine, make_scheduler(scenario.scheduler, scenario.scheduler_params),
                                  scenario.host.pcpus, switch_cost_ns=switch_cost)
+
+        def refund(unit, c):
+            self.switch_ns[unit.dom.domid] -= c
+        self.runner.switch_refund = refund
         self.domains: list[DomainRun] = []
         specs = list(scenario.domains)
         if any(MODES[d.mode].virtualized for d in specs) and not any(d.name == "Domain-0" for d in specs):

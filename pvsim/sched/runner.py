@@ -67,7 +67,7 @@ class Timer:
 
 class _PCPU:
     __slots__ = ("cpu", "curr", "gen", "slice_end", "work_start", "softirq", "sgen",
-                 "idle_ns", "idle_since", "switches")
+                 "idle_ns", "idle_since", "switches", "last_cost")
 
     def __init__(self, cpu: int):
         self.cpu = cpu
@@ -80,6 +80,7 @@ class _PCPU:
         self.idle_ns = 0
         self.idle_since = 0
         self.switches = 0
+        self.last_cost = 0
 
 
 class HostRunner:
@@ -98,6 +99,9 @@ class HostRunner:
         self.sched = scheduler
         self.n_pcpus = n_pcpus
         self.switch_cost_ns = switch_cost_ns
+        # called with (unit, cost) when a unit switched in blocks before any time passes: the
+        # switch cost it was charged was never spent (the pCPU schedules again at the same instant)
+        self.switch_refund: Callable | None = None
         self.units: list[Unit] = []
         self.domains: dict[int, SchedDomain] = {}
         self._pcpus = [_PCPU(c) for c in range(n_pcpus)]
@@ -412,6 +416,8 @@ class HostRunner:
                 return
             pc.slice_end = None if slice_ns is None or slice_ns < 0 else now + max(1, int(slice_ns))
             if nxt.remaining == 0 and not self._next_demand(nxt, now):
+                if nxt is not prev and self.switch_refund is not None and pc.last_cost:
+                    self.switch_refund(nxt, pc.last_cost)
                 continue  # blocked / done as soon as it ran: schedule again
             self._arm(pc, now)
             return
@@ -452,6 +458,7 @@ class HostRunner:
             self._set_runstate(nxt, RUNSTATE_running, now)
             nxt.last_run_start = now
             cost = int(self.switch_cost_ns(prev, nxt)) if self.switch_cost_ns is not None else 0
+            pc.last_cost = cost
             pc.work_start = now + cost
         else:
             pc.idle_since = now
