@@ -73,7 +73,7 @@ class Results:
             io_wait = min(float(blocked), units * wait_c / prof.clock_ghz) if wait_c else 0.0
             if io_wait:
                 bd["idle.io_wait"] = io_wait
-            waited = sum(b.dom0_wait_until(int(stats.elapsed_ns)) for b in dr.behaviours if hasattr(b, "dom0_wait_until"))
+            waited = sum(b.dom0_wait_until(int(stats.elapsed_ns)) for b in dr.behaviours)
             dom0_wait = min(float(blocked) - io_wait, float(waited))
             if dom0_wait > 0:
                 bd["idle.dom0_wait"] = dom0_wait

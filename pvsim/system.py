@@ -121,9 +121,6 @@ class Dom0Behaviour:
             return Wait(self.s.idle_wait(None))
         return d
 
-    def __getattr__(self, name):  # units_done, finished_ns, _pending, ... of its own workload
-        return getattr(self.inner, name)
-
 
 @dataclass
 class WorkloadBehaviour:
@@ -142,7 +139,8 @@ class WorkloadBehaviour:
     finished_ns: int | None = None
     dom0: Dom0Service | None = None  # where this unit's dom0 work is posted (None: no dom0 share)
     dom0_cycles: dict = field(default_factory=dict)  # dom0.* cause -> cycles per unit
-    dom0_wait_ns: int = 0  # time spent waiting for posted dom0 work
+    dom0_wait_ns: int = 0  # time spent waiting for posted dom0 work (completed waits)
+    _dom0_since: int | None = None  # start of the wait in progress, if any
 
     def __post_init__(self):
         ghz = self.profile.clock_ghz
@@ -164,7 +162,6 @@ class WorkloadBehaviour:
         engine = self.dom0.engine
         device = self._device_wait_ns() if self.io_bound else 0
         done = engine.event()
-
         self._dom0_since = now_ns
 
         def served(_e, t0=now_ns):
@@ -180,7 +177,7 @@ class WorkloadBehaviour:
 
     def dom0_wait_until(self, now_ns: int) -> int:
         """Time spent waiting for Domain-0, including a wait still in progress at ``now_ns``."""
-        since = getattr(self, "_dom0_since", None)
+        since = self._dom0_since
         return self.dom0_wait_ns + (now_ns - since if since is not None else 0)
 
     def _device_wait_ns(self) -> int:
@@ -292,9 +289,9 @@ class System:
             b = WorkloadBehaviour(cost, self.profile, self.engine.rng(f"workload/{spec.name}/{v}"),
                                   max_units=ops_limit, idle_ns_per_unit=idle,
                                   dom0=self.dom0_service if dom0_cycles else None, dom0_cycles=dom0_cycles)
-            if is_dom0 and self.dom0_service is not None:
-                b = Dom0Behaviour(self.dom0_service, b)
-            self.runner.add_vcpu(domid, v, b, weight=spec.weight, cap=spec.cap, affinity=affinity,
+            # Domain-0's vCPUs serve posted backend work around their own workload
+            vcpu = Dom0Behaviour(self.dom0_service, b) if is_dom0 and self.dom0_service is not None else b
+            self.runner.add_vcpu(domid, v, vcpu, weight=spec.weight, cap=spec.cap, affinity=affinity,
                                  name=f"{spec.name}.{v}", params=spec.sched_params or None)
             dr.behaviours.append(b)
         self.domains.append(dr)

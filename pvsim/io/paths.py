@@ -223,6 +223,8 @@ class _RingDev(_Base):
         self.front_error = None
         self.error = None
         self.wake = None
+        self.wake_pending = False
+        self.irq_pending = False
         self.xdev = None
         self.front_port = self.back_port = 0
         if flavour == "xen":
@@ -281,9 +283,22 @@ class _RingDev(_Base):
         else:
             self.wake_pending = True
 
+    def backend_irq(self) -> None:
+        """The physical device interrupts dom0 (the host kernel for virtio); one pending handler
+        at a time, which wakes the backend thread to collect everything done so far."""
+        if not self.irq_pending:
+            self.irq_pending = True
+            self.d.raise_irq(self._backend_isr)
+
+    def _backend_isr(self):
+        self.sys.dom0_irq_entry(self.d)
+        self.irq_pending = False
+        self.wake_backend()
+        yield self.d.flush()
+
     def backend_sleep(self):
         self.wake = self.engine.event()
-        if getattr(self, "wake_pending", False):
+        if self.wake_pending:
             self.wake_pending = False
             self.wake.succeed()
         return ("wait", self.wake)
@@ -320,7 +335,6 @@ class RingNet(_RingDev):
         self.next_id = 0
         self.rx_backlog: deque = deque()
         self.tx_waiters: list = []
-        self.irq_pending = False
         self.tx_requests = self.rx_requests = 0
         self.persist: dict[int, int] = {}
         super().__init__(sys, "vif", flavour, ring_pages=2)
@@ -433,15 +447,7 @@ class RingNet(_RingDev):
     # ------------------------------------------------------------ backend (dom0 / host thread)
     def dom0_rx(self, n, nbytes, meta) -> None:
         self.rx_backlog.append([n, nbytes, meta])
-        if not self.irq_pending:
-            self.irq_pending = True
-            self.d.raise_irq(self._nic_isr)
-
-    def _nic_isr(self):
-        self.sys.dom0_irq_entry(self.d)
-        self.irq_pending = False
-        self.wake_backend()
-        yield self.d.flush()
+        self.backend_irq()
 
     def _move(self, n: int, nbytes: int, ops) -> bool:
         """Data movement for ``n`` frames: grant copy / map+unmap / persistent memcpy / vhost copy."""
@@ -579,7 +585,6 @@ class RingBlk(_RingDev):
         self.next_id = 0
         self.waiters: list = []
         self.done: deque = deque()
-        self.irq_pending = False
         self.requests = 0
         self.persist: dict[int, int] = {}
         self.pool: list[int] = []
@@ -685,15 +690,7 @@ class RingBlk(_RingDev):
     # ------------------------------------------------------------ backend
     def _disk_done(self, req) -> None:
         self.done.append(req)
-        if not self.irq_pending:
-            self.irq_pending = True
-            self.d.raise_irq(self._disk_isr)
-
-    def _disk_isr(self):
-        self.sys.dom0_irq_entry(self.d)
-        self.irq_pending = False
-        self.wake_backend()
-        yield self.d.flush()
+        self.backend_irq()
 
     def backend(self):
         d = self.d

@@ -487,16 +487,8 @@ class ShadowMMU(MachineMMU):
             self.oos_list.remove(gframe)
         self.level_of.pop(gframe, None)
         self.order.remove(gframe)
-        for (pm, idx) in self.parents.pop(smfn, ()):
-            self.mm.write_entry(pm, idx, 0)
-        self.tlb.pwc_tag[:] = -1  # partial walks through the dropped shadow are stale
-        self.tlb.ntlb_tag[:] = -1
-        # children no longer have this parent
-        ents = self.mm.entries(smfn)
-        for i in np.flatnonzero(ents & np.uint64(1)):
-            child = C.pte_mfn(int(ents[i]))
-            if child in self.parents:
-                self.parents[child].discard((smfn, int(i)))
+        self._unlink(smfn)
+        del self.parents[smfn]
         self.mm.free_domheap_page(DOMID_XEN, smfn)
         self.meter.add("mmu.shadow_sync", "mmu.unshadow_cycles")
         self.meter.count("mmu.unshadow")
@@ -506,21 +498,26 @@ class ShadowMMU(MachineMMU):
         """Drop every translation of ``gframe``'s shadow but keep the page (and the guest frame's
         write trace): the no-translation-cache switch of the hosted BT VMMs."""
         smfn = self.shadow_of[gframe]
-        ents = self.mm.entries(smfn)
-        if not self.parents.get(smfn) and not (ents & np.uint64(1)).any():
+        if not self.parents.get(smfn) and not (self.mm.entries(smfn) & np.uint64(1)).any():
             return  # already empty: nothing to drop (the VMM marks shadows in use)
+        self._unlink(smfn)
+        self.mm.entries(smfn)[:] = 0
+        self.meter.add("mmu.shadow_sync", "mmu.unshadow_cycles")
+        self.meter.count("mmu.shadow_empty")
+
+    def _unlink(self, smfn: int) -> None:
+        """Cut shadow ``smfn`` out of the shadow tree: clear the entries that point at it and drop
+        its children's back-links to it; cached partial walks through it are stale."""
         for (pm, idx) in self.parents.get(smfn, ()):
             self.mm.write_entry(pm, idx, 0)
         self.parents[smfn] = set()
+        ents = self.mm.entries(smfn)
         for i in np.flatnonzero(ents & np.uint64(1)):
             child = C.pte_mfn(int(ents[i]))
             if child in self.parents:
                 self.parents[child].discard((smfn, int(i)))
-        ents[:] = 0
         self.tlb.pwc_tag[:] = -1
         self.tlb.ntlb_tag[:] = -1
-        self.meter.add("mmu.shadow_sync", "mmu.unshadow_cycles")
-        self.meter.count("mmu.shadow_empty")
 
     def _propagate_l1(self, gl1: int, idx: int) -> int:
         """``_sh_propagate`` of one guest L1 entry: gfn -> mfn, write-protect shadowed tables."""

@@ -17,8 +17,11 @@ and TLBs are warm, as after a benchmark's first pass), then meters one measured 
 * ``ptchurn-mmap`` -- lat_mmap-like: ``mmap`` of ``CHURN_PAGES`` pages, a write to each (demand
   faults), ``munmap``. Metric: us per loop.
 * ``ptchurn-fork`` -- lat_proc-like on a ``CHURN_PROC_PAGES``-page process: ``fork``, switch to the
-  child, the child writes a seeded binomial share of its pages (copy-on-write faults), ``exit``,
-  the parent writes ``CHURN_PARENT_WRITES`` pages. Metric: us per loop.
+  child, the child writes its first k pages, k a seeded binomial share (copy-on-write faults),
+  ``exit``, the parent writes ``CHURN_PARENT_WRITES`` pages. Metric: us per loop.
+
+Both churn loops are :func:`pvsim.mm.workloads.page_table_churn` lists driven by
+:func:`~pvsim.mm.workloads.run_churn`.
 
 Simplifications: the churn loops price the MMU's share only (page-table writes, validation, shadow
 work, faults, walks and flushes; the kernel's other work on these paths is not included: use
@@ -42,7 +45,7 @@ STREAM_LINES = 1_000_000
 CHURN_PAGES = 64
 CHURN_LOOPS = 200
 CHURN_PROC_PAGES = 300
-CHURN_CHILD_TOUCH = 0.03  # share of its pages a lat_proc child writes before exit (stack, data)
+CHURN_CHILD_TOUCH = 0.03  # share of its pages a lat_proc child writes before exit: ~9 of 300 (stack, data) [estimate, cf. lmbench COW_FAULTS]
 CHURN_PARENT_WRITES = 4
 
 MM_WORKLOADS = ("gups", "stream", "ptchurn-mmap", "ptchurn-fork")
@@ -92,50 +95,27 @@ def _stream(g, p, rng, meter):
         return _trace_pass(g, meter, vas, writes, "native.mem_ref_cycles")
 
 
-def _churn_mmap(g, p, rng, meter):
-    def loop(k):
-        g.mmap(CHURN_PAGES)
-        start = g.current.regions[-1][0]
-        vas = (np.arange(start, start + k, dtype=np.int64)) << 12
-        g.access_trace(vas, np.ones(len(vas), dtype=bool))
-        g.munmap(CHURN_PAGES)
-
+def _churn(g, p, meter, warm, ops) -> int:
     with p.hv.metering(Meter()):
-        loop(CHURN_PAGES)  # warm-up iteration
-    ops = W.page_table_churn(rng, kind="mmap", loops=CHURN_LOOPS, pages=CHURN_PAGES)
+        W.run_churn(g, warm)  # the benchmark's previous iteration
     with p.hv.metering(meter):
-        for op, n in ops:
-            if op == "touch":
-                loop(n)
+        W.run_churn(g, ops)
     return CHURN_LOOPS
+
+
+def _churn_mmap(g, p, rng, meter):
+    def ops(loops):
+        return W.page_table_churn(rng, kind="mmap", loops=loops, pages=CHURN_PAGES)
+    return _churn(g, p, meter, ops(1), ops(CHURN_LOOPS))
 
 
 def _churn_fork(g, p, rng, meter):
     g.populate(CHURN_PROC_PAGES)
-    parent = g.current.pid
 
-    def loop(k):
-        g.fork(CHURN_PROC_PAGES)
-        g.context_switch()  # run the child
-        child = g.current
-        vpns = np.fromiter(child.pages.keys(), dtype=np.int64)
-        pick = rng.choice(len(vpns), size=min(k, len(vpns)), replace=False) if k else np.zeros(0, np.int64)
-        g.access_trace(vpns[np.sort(pick)] << 12, np.ones(len(pick), dtype=bool))
-        g.exit()  # the child exits; the parent runs again
-        if g.current.pid != parent:
-            g.context_switch(parent)
-        mine = np.fromiter(g.current.pages.keys(), dtype=np.int64)[:CHURN_PARENT_WRITES]
-        g.access_trace(mine << 12, np.ones(len(mine), dtype=bool))
-
-    with p.hv.metering(Meter()):
-        loop(0)  # warm-up: the benchmark's previous iteration
-    ops = W.page_table_churn(rng, kind="fork", loops=CHURN_LOOPS, pages=CHURN_PROC_PAGES,
-                             touch_frac=CHURN_CHILD_TOUCH)
-    with p.hv.metering(meter):
-        for op, n in ops:
-            if op == "touch_child":
-                loop(n)
-    return CHURN_LOOPS
+    def ops(loops):
+        return W.page_table_churn(rng, kind="fork", loops=loops, pages=CHURN_PROC_PAGES,
+                                  touch_frac=CHURN_CHILD_TOUCH, parent_writes=CHURN_PARENT_WRITES)
+    return _churn(g, p, meter, ops(1), ops(CHURN_LOOPS))
 
 
 _RUNNERS = {"gups": (_gups, GUPS_PAGES), "stream": (_stream, 3 * STREAM_PAGES),

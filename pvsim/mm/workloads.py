@@ -52,10 +52,13 @@ def locality_trace(rng, pages_va: np.ndarray, n: int, *, hot_frac: float = 0.1, 
     return vas, rng.random(n) < write_ratio
 
 
-def page_table_churn(rng, *, kind: str = "mmap", loops: int = 100, pages: int = 64, touch_frac: float = 1.0):
-    """The operation list of a churn loop, for a GuestMMU: ``("mmap", pages)``, ``("touch", k)``,
-    ``("munmap", pages)`` per loop (kind "mmap"), or ``("fork", 0)``, ``("touch_child", k)``,
-    ``("exit", 0)`` (kind "fork"). ``k`` is drawn: a binomial share of the pages touched."""
+def page_table_churn(rng, *, kind: str = "mmap", loops: int = 100, pages: int = 64, touch_frac: float = 1.0,
+                     parent_writes: int = 0):
+    """The operation list of a churn loop, for :func:`run_churn`: ``("mmap", pages)``,
+    ``("touch", k)``, ``("munmap", pages)`` per loop (kind "mmap"), or ``("fork", 0)``,
+    ``("touch_child", k)``, ``("exit", 0)`` and, if ``parent_writes``, ``("touch", parent_writes)``
+    (kind "fork": lat_proc's child writes a few pages and exits, the parent resumes and writes its
+    stack and data). ``k`` is drawn: a binomial share of the pages touched."""
     ops = []
     for _ in range(loops):
         k = int(rng.binomial(pages, touch_frac))
@@ -63,22 +66,32 @@ def page_table_churn(rng, *, kind: str = "mmap", loops: int = 100, pages: int = 
             ops += [("mmap", pages), ("touch", k), ("munmap", pages)]
         elif kind == "fork":
             ops += [("fork", 0), ("touch_child", k), ("exit", 0)]
+            if parent_writes:
+                ops.append(("touch", parent_writes))
         else:
             raise ValueError("kind must be 'mmap' or 'fork'")
     return ops
 
 
 def run_churn(mmu, ops) -> None:
-    """Drive a GuestMMU through a :func:`page_table_churn` list."""
+    """Drive a GuestMMU through a :func:`page_table_churn` list. ``fork`` forks the current process
+    and switches to the child; ``exit`` ends the child (back to its parent); ``touch``/``touch_child``
+    write the first ``k`` pages of the current process's newest mmap region, or of its present pages
+    if it has none (demand and copy-on-write faults as they come)."""
     for op, n in ops:
         if op == "mmap":
             mmu.mmap(n)
         elif op == "munmap":
             mmu.munmap(n)
         elif op in ("touch", "touch_child"):
-            for _ in range(n):
-                mmu.page_fault("anon")
+            a = mmu.current
+            if a.regions:
+                vpns = np.arange(a.regions[-1][0], a.regions[-1][0] + n, dtype=np.int64)
+            else:
+                vpns = np.fromiter(a.pages.keys(), dtype=np.int64)[:n]
+            mmu.access_trace(vpns << 12, np.ones(len(vpns), dtype=bool))
         elif op == "fork":
-            mmu.fork(0)
+            mmu.fork(n)
+            mmu.context_switch()  # the child runs
         elif op == "exit":
             mmu.exit()
