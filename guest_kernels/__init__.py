@@ -11,6 +11,6 @@ imports hypervisor internals. Everything it needs from the hypervisor arrives th
 """
 
 from guest_kernels.base import GuestKernel, Platform
-from guest_kernels.registry import MODES, ModeInfo, kernel_for, mode_info
+from guest_kernels.modes import MODES, ModeSpec
 
-__all__ = ["GuestKernel", "Platform", "MODES", "ModeInfo", "kernel_for", "mode_info"]
+__all__ = ["GuestKernel", "Platform", "MODES", "ModeSpec"]

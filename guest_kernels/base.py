@@ -26,7 +26,6 @@ tlb_refill(p)     after a switch or flush, the first touch of each of ``p`` page
 io_port()         one in/out to a legacy or emulated device register
 cr8_write()       one write of the task-priority register
 call_ret(n)       n call/return pairs executed in kernel mode
-timer_read()      one clock read (vDSO / shared-info time, no trap)
 ================  ===========================================================================
 
 Simplifications: actions are priced one at a time in the order given; there is no cache model
@@ -52,7 +51,7 @@ class Platform(Protocol):
 
     def hypercall(self, name: str, *args) -> int: ...
     def trap(self, kind: str) -> None: ...  # PV: Xen bounces a guest trap
-    def vmexit(self, reason: str, handling: str = "simple") -> None: ...
+    def vmexit(self, reason: str, handling: str = "simple", n: float = 1) -> None: ...
     def bt(self, kind: str, n: float = 1) -> None: ...  # binary-translation transfers
     def sw_mmu(self, cause: str, n: float = 1) -> None: ...  # software-MMU operations
     def value(self, key: str) -> float: ...  # a count-type profile constant
@@ -114,9 +113,6 @@ class GuestKernel:
     def call_ret(self, n: int = 1) -> None:
         self._add("kernel", "native.call_ret_cycles", n)
 
-    def timer_read(self) -> None:
-        self._add("kernel", "cycles", 20)  # rdtsc + scale from shared time info
-
     # ----------------------------------------------------------------- traps
     def syscall(self) -> None:
         self._add("kernel.syscall", "native.syscall_cycles")
@@ -155,33 +151,31 @@ class GuestKernel:
         self._add("mmu.page_walk", "native.walk_ref_cycles", refs)
         self.meter.count("mmu.walk_refs", refs)
 
-    def disk_io(self, nbytes: int, write: bool) -> None:
-        """One synchronous block request, priced on the I/O subsystem's device path for this mode
-        (:mod:`pvsim.io.requests`: native driver, blkfront/blkback rings, or an emulated disk), then
-        the device's own time."""
-        from pvsim.io.requests import block_price
+    # ----------------------------------------------------------------- I/O-facing primitives
+    # The device paths (pvsim.io.paths) call these for the work that differs per mode; the paths
+    # themselves are the same protocol code for every mode.
+    dm_access_price: str | None = None  # profile key a device model pays per forwarded access
 
-        self._io_price(block_price(self.mode, self.p.profile.key, int(nbytes), bool(write)))
-        self._device_wait(write)
-        self.meter.count("disk_io")
+    def irq(self, source: str = "device") -> None:
+        """One interrupt taken: ``device`` (a device vector), ``evtchn`` (an event-channel upcall)
+        or ``physical`` (a physical device's interrupt reaching this OS). Natively: delivery and
+        handler entry/exit."""
+        self._add("kernel.interrupt", "native.interrupt_cycles")
 
-    def _io_price(self, price) -> None:
-        for cause, cycles in price.cycles:
-            self._add(cause, "cycles", cycles)
-        for name, n in price.counts:
-            self.meter.count(name, n)
+    def idle(self) -> None:
+        """Nothing to run: the OS halts until an interrupt (free natively)."""
 
-    def _device_wait(self, write: bool) -> None:
-        key = "native.disk_write_latency_us" if write else "native.disk_read_latency_us"
-        self._add("idle.io_wait", key)
+    def device_access(self, n: int, reason: str) -> None:
+        """``n`` accesses to device registers that a VMM intercepts (none natively)."""
 
-    def net_io(self, packets: int, tx: bool) -> None:
-        """A burst of ``packets`` packets sent (tx) or received, priced on the I/O subsystem's
-        network path for this mode (:mod:`pvsim.io.requests`)."""
-        from pvsim.io.requests import net_price
+    def nic_packets(self, n: int) -> None:
+        """The physical NIC driver's work for ``n`` frames (host stack only)."""
+        self._add("kernel.nic_driver", "io.native_nic_packet_cycles", n)
 
-        self._io_price(net_price(self.mode, self.p.profile.key, float(packets)))
-        self.meter.count("net_packets", packets)
+    def net_stack(self, n: int, payload: int) -> None:
+        """The TCP/IP stack's work for ``n`` segments carrying ``payload`` bytes (sent or received)."""
+        self._add("kernel.net_stack", "io.tcp_packet_cycles", n)
+        self._add("kernel.net_stack", "io.memcpy_byte_cycles", payload)
 
     # ----------------------------------------------------------------- MMU
     def _pte_writes(self, n: int, cause: str = "kernel.pte_write") -> None:

@@ -83,9 +83,27 @@ class BTKernel(GuestKernel):
         self.p.sw_mmu("mmu.shadow_sync", self._tables_for(pages))  # drop the shadows of dead tables
 
     def io_port(self) -> None:
-        self.p.bt("callout")
-        self._add("device.emulation", "native.mem_ref_cycles", self.p.value("bt.chipset_refs_count"))
+        self.device_access(1, "io_instruction")  # the virtual chipset answers without a trap
         self.meter.count("io_port")
+
+    # -------------------------------------------------------------- I/O-facing primitives
+    # a device the VMM's chipset model cannot answer alone is emulated in the host: a world switch
+    dm_access_price = "bt.world_switch_cycles"
+
+    def device_access(self, n: int, reason: str) -> None:
+        """``n`` device-register accesses: each translated into a callout to the VMM's virtual
+        chipset, which reads and updates its register state (no hardware trap)."""
+        if n:
+            self.p.bt("callout", n)
+            self._add("device.emulation", "native.mem_ref_cycles", n * self.p.value("bt.chipset_refs_count"))
+            self.meter.count("trap.io_callout", n)
+
+    def irq(self, source: str = "device") -> None:
+        """A device interrupt lands in the VMM, which injects it into the translated guest's
+        handler; the handler's EOI writes to the virtual APIC are callouts."""
+        self._add("device.emulation", "io.virq_inject_cycles")
+        self._add("kernel.interrupt", "native.interrupt_cycles")
+        self.device_access(int(self.p.value("io.eoi_exit_count")), "apic_access")
 
     def cr8_write(self) -> None:
         # translated into a store to the virtual TPR and a compare with the highest pending vector

@@ -15,6 +15,7 @@ exits (``xen/arch/x86/hvm/vmx/vmx.c``):
   Port I/O and MMIO exit to the device model (QEMU in dom0, via an ioreq).
 * ``pvhvm``: ``hvm`` plus PV drivers for disk and network (the I/O subsystem routes them).
 * ``pvh``: HAP, PV drivers, event channels, no device model: a stray port access exits to Xen only.
+* ``kvm-virtio``: ``hvm`` under a KVM-style host: virtio rings, vhost in the host kernel.
 
 Simplifications: one hardware cost for every exit reason; no TPR-shadow exits (FrobOS takes no
 interrupts, modern parts shadow the TPR).
@@ -25,11 +26,29 @@ from __future__ import annotations
 from guest_kernels.base import GuestKernel
 
 
-class _EmulatedIO:
-    """Timer of an HVM guest without PV drivers (LAPIC); its emulated disk and NIC are priced on
-    the device-model path of :mod:`pvsim.io`."""
+class _VTx:
+    """What every VT-x guest does the same way: interrupts are injected vectors whose EOI may exit,
+    idle is a ``HLT`` exit, device registers are intercepted accesses (I/O instructions or EPT
+    violations on MMIO) forwarded to a device model in the control domain."""
 
     device_model = True
+    dm_access_price = "hvm.device_model_roundtrip_cycles"
+
+    def irq(self, source: str = "device") -> None:
+        self._add("exit.external_interrupt", "io.virq_inject_cycles")  # the injected vector
+        self._add("kernel.interrupt", "native.interrupt_cycles")
+        self.device_access(int(self.p.value("io.eoi_exit_count")), "apic_access")  # EOI to the LAPIC
+
+    def idle(self) -> None:
+        self.p.vmexit("hlt")
+
+    def device_access(self, n: int, reason: str) -> None:
+        if n:
+            self.p.vmexit(reason, n=n)
+
+
+class _EmulatedIO(_VTx):
+    """Timer of an HVM guest without PV drivers (LAPIC)."""
 
     def timer_tick(self) -> None:
         self.p.vmexit("external_interrupt")  # the host timer fires while the guest runs
@@ -129,8 +148,12 @@ class PVHVMKernel(HVMKernel):
         self._add("io.evtchn", "xen.event_upcall_cycles")  # VIRQ_TIMER via the callback vector
         self.p.hypercall("set_timer_op", 10_000_000)  # a vmcall exit (charged by the dispatcher)
 
-    # disk_io / net_io: priced on the split-driver path of pvsim.io (events through the
-    # callback vector: no bounce frame, no iret)
+    def irq(self, source: str = "device") -> None:
+        """Event channels arrive through the callback vector (HVM_PARAM_CALLBACK_IRQ): an injected
+        vector, the guest's handler, the 2-level scan; no bounce frame, no ``iret`` hypercall."""
+        self._add("io.evtchn", "io.virq_inject_cycles")
+        self._add("kernel.interrupt", "native.interrupt_cycles")
+        self._add("io.evtchn", "io.evtchn_scan_cycles")
 
 
 class PVHKernel(PVHVMKernel):
@@ -138,3 +161,14 @@ class PVHKernel(PVHVMKernel):
 
     mode = "pvh"
     device_model = False
+    dm_access_price = None
+
+
+class KVMKernel(HVMKernel):
+    """A KVM-style guest: VT-x with EPT, virtio devices whose kicks are intercepted I/O writes
+    (ioeventfd) to vhost threads in the host kernel, completions injected (irqfd); no Xen
+    hypercalls and no device model."""
+
+    mode = "kvm-virtio"
+    device_model = False
+    dm_access_price = None

@@ -26,3 +26,8 @@ class ContainerKernel(GuestKernel):
     def syscall(self) -> None:
         super().syscall()
         self._add("kernel.syscall", "container.syscall_extra_cycles")
+
+    def nic_packets(self, n: int) -> None:
+        """Bridged container networking: each frame also crosses the veth pair and the bridge."""
+        super().nic_packets(n)
+        self._add("kernel.container_bridge", "io.container_bridge_packet_cycles", n)

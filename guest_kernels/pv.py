@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 
 from guest_kernels.base import GuestKernel
+from hypercalls.ops import Schedop
 
 
 class PVKernel(GuestKernel):
@@ -141,3 +142,19 @@ class PVKernel(GuestKernel):
 class PV32Kernel(PVKernel):
     mode = "pv32"
     paging = "2level"
+
+    # -------------------------------------------------------------- I/O-facing primitives
+    def irq(self, source: str = "device") -> None:
+        """A PV kernel takes every interrupt as an event-channel upcall: Xen builds a bounce frame
+        into the registered event callback, the handler scans the 2-level pending bitmap, and the
+        return is ``HYPERVISOR_iret``. A physical device interrupt (a control domain's driver
+        domain role) first runs Xen's ``do_IRQ`` (the native delivery) and becomes a pirq event."""
+        if source == "physical":
+            self._add("kernel.interrupt", "native.interrupt_cycles")
+        self._add("io.evtchn", "xen.event_upcall_cycles")
+        self._add("io.evtchn", "io.evtchn_scan_cycles")
+        self._add("hypercall.iret", "xen.iret_cycles")
+
+    def idle(self) -> None:
+        """The idle loop blocks the vCPU with ``SCHEDOP_block`` (events are unmasked first)."""
+        self.p.hypercall("sched_op", Schedop.SCHEDOP_block, None)

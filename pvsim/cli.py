@@ -12,13 +12,26 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pvsim import __version__
+from guest_kernels.modes import MODES
+from hypercalls.table import HYPERCALLS
+from pvsim import __version__, plots
+from pvsim import sweep as sw
+from pvsim.compare import check_modes, split_list
+from pvsim.compare import compare as run_compare
 from pvsim.errors import ScenarioError
+from pvsim.profile import bundled_profiles, load_profile
+from pvsim.results import Outputs, Results, check_output_path
+from pvsim.scenario import Scenario
+from pvsim.sched import SCHEDULER_NAMES
+from pvsim.system import build
+from pvsim.workloads import BUILTIN, CALIBRATION_SET, NANO, PUBLISHED, TABLES
+from pvsim.xl import app as xl_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="pvsim: simulate a Xen-style hypervisor; compare paravirtualization, binary translation, "
@@ -26,7 +39,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
-MODES_HELP = "comma-separated modes: native, container, pv, pv32, bt, hvm-shadow, hvm, pvhvm, pvh"
+MODES_HELP = "comma-separated modes: " + ", ".join(MODES)
 
 
 def user_errors(fn):
@@ -46,39 +59,21 @@ def _progress():
                     transient=True, disable=not err.is_terminal)
 
 
-def _write_outputs(rows: list[dict], meta: dict, json_path, csv_path) -> None:
-    from pvsim.results import Results
-
-    res = Results(rows, meta)
-    if json_path:
-        res.to_json(json_path)
-    if csv_path:
-        res.to_csv(csv_path)
-
-
 def _meta(profile: str, seed: int) -> dict:
-    from pvsim.profile import load_profile
-
     return {"pvsim_version": __version__, "profile": load_profile(profile).name, "seed": seed}
 
 
 def _check_profile(profile: str) -> None:
-    from pvsim.profile import load_profile
-
     load_profile(profile, field_name="--profile")
 
 
-def _check_outputs(*paths) -> None:
-    for p in paths:
+def _check_outputs(**paths) -> None:
+    for opt, p in paths.items():
         if p is not None:
-            parent = Path(p).parent
-            if str(parent) and not parent.exists():
-                raise ScenarioError(str(p), f"directory {str(parent)!r} does not exist")
+            check_output_path(p, f"--{opt}")
 
 
 def _run_rows(workloads, modes, profile, seed, ops, duration_ms, pcpus, options=None) -> list[dict]:
-    from pvsim.compare import compare
-
     n = len(workloads) * len(set(modes) | {"native"})
     with _progress() as prog:
         task = prog.add_task("simulating", total=n)
@@ -86,23 +81,32 @@ def _run_rows(workloads, modes, profile, seed, ops, duration_ms, pcpus, options=
         def step(desc):
             prog.update(task, description=f"simulating {desc}", advance=1)
 
-        return compare(workloads, modes, profile, seed=seed, ops=ops, duration_ms=duration_ms, pcpus=pcpus,
-                       options=options, progress=step)
+        return run_compare(workloads, modes, profile, seed=seed, ops=ops, duration_ms=duration_ms, pcpus=pcpus,
+                           options=options, progress=step)
+
+
+def _emit(rows, meta, json_out, csv_out, plot_fns=()) -> None:
+    """Write every output of a command, all or nothing."""
+    res = Results(rows, meta)
+    with Outputs() as outs:
+        if json_out:
+            res.to_json(json_out, outs)
+        if csv_out:
+            res.to_csv(csv_out, outs)
+        for fn, path in plot_fns:
+            fn(outs.path_for(path))
 
 
 # ---------------------------------------------------------------------------------------------- run
 @app.command()
 @user_errors
 def run(scenario: Path = typer.Argument(..., help="scenario TOML file"),
-        seed: Optional[int] = typer.Option(None, help="override the scenario's seed"),
+        seed: Optional[int] = typer.Option(None, help="override the scenario's seed (0..2**63-1)"),
         json_out: Optional[Path] = typer.Option(None, "--json", help="write results as JSON"),
         csv_out: Optional[Path] = typer.Option(None, "--csv", help="write results as CSV"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no table on stdout")):
     """Run one scenario file and print a row per domain."""
-    from pvsim.scenario import Scenario
-    from pvsim.system import build
-
-    _check_outputs(json_out, csv_out)
+    _check_outputs(json=json_out, csv=csv_out)
     sc = Scenario.from_toml(scenario)
     if seed is not None:
         sc = sc.with_seed(seed)
@@ -110,17 +114,19 @@ def run(scenario: Path = typer.Argument(..., help="scenario TOML file"),
     with _progress() as prog:
         task = prog.add_task(f"running {sc.name}", total=1.0)
         res = system.run(progress=lambda f: prog.update(task, completed=f))
-    if json_out:
-        res.to_json(json_out)
-    if csv_out:
-        res.to_csv(csv_out)
+    with Outputs() as outs:
+        if json_out:
+            res.to_json(json_out, outs)
+        if csv_out:
+            res.to_csv(csv_out, outs)
     if not quiet:
-        t = Table(title=f"{sc.name} (profile {res.meta['profile']}, seed {sc.seed}, {sc.scheduler})")
-        for c in ("domain", "mode", "workload", "metric", "value", "cpu share", "elapsed ms", "top causes"):
+        sched = ", ".join(f"{h.name}: {h.scheduler.name}" for h in sc.hosts)
+        t = Table(title=f"{sc.name} (profile {res.meta['profile']}, seed {sc.seed}, {sched})")
+        for c in ("host", "domain", "mode", "workload", "metric", "value", "cpu share", "elapsed ms", "top causes"):
             t.add_column(c)
         for r in res.rows:
             top = sorted(r["breakdown_ns"].items(), key=lambda kv: -kv[1])[:3]
-            t.add_row(r["domain"], r["mode"], r["workload"], r["metric"], f"{r['value']:.4g}",
+            t.add_row(r["host"], r["domain"], r["mode"], r["workload"], r["metric"], f"{r['value']:.4g}",
                       f"{r['cpu_share']:.1%}", f"{r['elapsed_ns'] / 1e6:.1f}",
                       ", ".join(f"{k} {v / max(1, r['elapsed_ns']):.0%}" for k, v in top))
         out.print(t)
@@ -136,21 +142,19 @@ def compare(workload: str = typer.Option(..., "--workload", "-w", help="comma-se
             ops: Optional[int] = typer.Option(None, help="units of work per run (default: 1 s for throughput "
                                                           "workloads, 10000 ops for latency ones)"),
             duration_ms: Optional[float] = typer.Option(None, help="simulated time per run instead of --ops"),
-            pcpus: int = typer.Option(1, help="pCPUs of the simulated host"),
+            pcpus: Optional[int] = typer.Option(None, help="pCPUs of the simulated host (default: the workload's "
+                                                           "measurement, 1 or 2 for I/O)"),
             mmu: str = typer.Option("structural", help="structural (page tables as data) or counted"),
             json_out: Optional[Path] = typer.Option(None, "--json", help="write rows as JSON"),
             csv_out: Optional[Path] = typer.Option(None, "--csv", help="write rows as CSV"),
             plot: Optional[Path] = typer.Option(None, "--plot", help="write the relative-performance bar chart "
                                                                      "(and <name>-breakdown.png beside it)")):
     """Run workloads under several modes; print a table relative to native; plot SOSP'03 Figure 3 style."""
-    from guest_kernels.registry import MODES
-    from pvsim.compare import split_list
-    from pvsim.workloads import workload_names
-
     _check_profile(profile)
-    _check_outputs(json_out, csv_out, plot)
-    ws = split_list(workload, "--workload", workload_names())
+    _check_outputs(json=json_out, csv=csv_out, plot=plot)
+    ws = split_list(workload, "--workload", list(BUILTIN))
     ms = split_list(modes, "--modes", list(MODES))
+    check_modes(ms, profile)
     rows = _run_rows(ws, ms, profile, seed, ops, duration_ms, pcpus, {"mmu": mmu} if mmu != "structural" else None)
     t = Table(title=f"pvsim compare (profile {profile}; relative to native)")
     t.add_column("workload")
@@ -167,14 +171,13 @@ def compare(workload: str = typer.Option(..., "--workload", "-w", help="comma-se
             cells.append(f"{r['value']:.4g} ({rel:.3f})" if rel is not None else f"{r['value']:.4g}")
         t.add_row(w, metric, *cells)
     out.print(t)
-    _write_outputs(rows, _meta(profile, seed), json_out, csv_out)
+    plot_fns = []
     if plot:
-        from pvsim import plots
-
-        plots.relative_bars(rows, plot, title=f"Relative performance, profile {profile}")
         p = Path(plot)
-        plots.breakdown_bars(rows, p.with_name(p.stem + "-breakdown" + p.suffix),
-                             title=f"Time per unit of work by cause, profile {profile}")
+        plot_fns = [(lambda f: plots.relative_bars(rows, f, title=f"Relative performance, profile {profile}"), p),
+                    (lambda f: plots.breakdown_bars(rows, f, title=f"Time per unit of work by cause, profile {profile}"),
+                     p.with_name(p.stem + "-breakdown" + p.suffix))]
+    _emit(rows, _meta(profile, seed), json_out, csv_out, plot_fns)
 
 
 # ---------------------------------------------------------------------------------------------- lmbench
@@ -189,13 +192,10 @@ def lmbench(modes: str = typer.Option("native,pv32,bt", "--modes", "-m", help=MO
             csv_out: Optional[Path] = typer.Option(None, "--csv"),
             plot: Optional[Path] = typer.Option(None, "--plot", help="bar chart of ratios to native")):
     """lmbench latencies laid out as SOSP'03 Tables 3 (processes), 4 (context switches) and 5 (file & VM)."""
-    from guest_kernels.registry import MODES
-    from pvsim.compare import split_list
-    from pvsim.workloads.lmbench import TABLES
-
     _check_profile(profile)
-    _check_outputs(json_out, csv_out, plot)
+    _check_outputs(json=json_out, csv=csv_out, plot=plot)
     ms = split_list(modes, "--modes", list(MODES))
+    check_modes(ms, profile)
     ws = [f"lmbench.{c}" for _, cols in TABLES.values() for c in cols]
     rows = _run_rows(ws, ms, profile, seed, ops, None, 1, {"mmu": mmu} if mmu != "structural" else None)
     for _key, (title, cols) in TABLES.items():
@@ -210,13 +210,11 @@ def lmbench(modes: str = typer.Option("native,pv32,bt", "--modes", "-m", help=MO
                 vals.append(f"{r['value']:.3g}")
             t.add_row(m, *vals)
         out.print(t)
-    _write_outputs(rows, _meta(profile, seed), json_out, csv_out)
-    if plot:
-        from pvsim import plots
-
-        rel = [dict(r, value=r["relative_to_native"]) for r in rows]
-        plots.grouped_log_bars(rel, plot, f"lmbench relative to native, profile {profile}", "latency / native",
-                               label_key=lambda r: r["workload"].split(".", 1)[1])
+    rel = [dict(r, value=r["relative_to_native"]) for r in rows]
+    plot_fns = [(lambda f: plots.grouped_log_bars(rel, f, f"lmbench relative to native, profile {profile}",
+                                                  "latency / native", label_key=lambda r: r["workload"].split(".", 1)[1]),
+                 plot)] if plot else []
+    _emit(rows, _meta(profile, seed), json_out, csv_out, plot_fns)
 
 
 # ---------------------------------------------------------------------------------------------- nanobench
@@ -230,13 +228,10 @@ def nanobench(modes: str = typer.Option("native,bt,hvm-shadow", "--modes", "-m",
               csv_out: Optional[Path] = typer.Option(None, "--csv"),
               plot: Optional[Path] = typer.Option(None, "--plot")):
     """The ASPLOS'06 nanobenchmarks (cycles per operation), beside the published values where the profile is p4-2006."""
-    from guest_kernels.registry import MODES
-    from pvsim.compare import split_list
-    from pvsim.workloads.nanobench import CALIBRATION_SET, NANO, PUBLISHED
-
     _check_profile(profile)
-    _check_outputs(json_out, csv_out, plot)
+    _check_outputs(json=json_out, csv=csv_out, plot=plot)
     ms = split_list(modes, "--modes", list(MODES))
+    check_modes(ms, profile)
     ws = list(NANO)
     rows = _run_rows(ws, ms, profile, seed, ops, None, 1)
     t = Table(title=f"ASPLOS'06 nanobenchmarks (cycles), profile {profile}")
@@ -256,12 +251,10 @@ def nanobench(modes: str = typer.Option("native,bt,hvm-shadow", "--modes", "-m",
                 cells.append(f"{pub}{tag}" if pub is not None else "-")
         t.add_row(w.split(".", 1)[1], *cells)
     out.print(t)
-    _write_outputs(rows, _meta(profile, seed), json_out, csv_out)
-    if plot:
-        from pvsim import plots
-
-        plots.grouped_log_bars(rows, plot, f"Nanobenchmarks, profile {profile}", "cycles per operation",
-                               label_key=lambda r: r["workload"].split(".", 1)[1])
+    plot_fns = [(lambda f: plots.grouped_log_bars(rows, f, f"Nanobenchmarks, profile {profile}", "cycles per operation",
+                                                  label_key=lambda r: r["workload"].split(".", 1)[1]), plot)] \
+        if plot else []
+    _emit(rows, _meta(profile, seed), json_out, csv_out, plot_fns)
 
 
 # ---------------------------------------------------------------------------------------------- list
@@ -272,22 +265,18 @@ def list_(what: str = typer.Argument(..., help="modes | workloads | profiles | h
                                                   "('-': print JSON instead of the table)"),
           csv_out: Optional[Path] = typer.Option(None, "--csv", help="also write the listing as CSV to FILE")):
     """List modes, workloads, profiles, hypercalls or schedulers."""
-    from pvsim.results import write_atomic
-
     rows = _listing(what)
     to_stdout = json_out is not None and str(json_out) == "-"
-    _check_outputs(None if to_stdout else json_out, csv_out)
-    if json_out is not None:
-        text = json.dumps({"pvsim_version": __version__, "listing": what, "results": rows}, indent=1,
-                          sort_keys=True, default=str) + "\n"
-        if to_stdout:
-            out.print_json(text)
-        else:
-            write_atomic(json_out, text)
-    if csv_out is not None:
-        import pandas as pd
-
-        write_atomic(csv_out, pd.DataFrame(rows).to_csv(index=False))
+    _check_outputs(json=None if to_stdout else json_out, csv=csv_out)
+    text = json.dumps({"pvsim_version": __version__, "listing": what, "results": rows}, indent=1,
+                      sort_keys=True, default=str) + "\n"
+    if to_stdout:
+        out.print_json(text)
+    with Outputs() as outs:
+        if json_out is not None and not to_stdout:
+            outs.write(json_out, text)
+        if csv_out is not None:
+            outs.write(csv_out, pd.DataFrame(rows).to_csv(index=False))
     if to_stdout:
         return
     t = Table(title=what)
@@ -300,45 +289,18 @@ def list_(what: str = typer.Argument(..., help="modes | workloads | profiles | h
 
 def _listing(what: str) -> list[dict]:
     if what == "modes":
-        from guest_kernels.registry import MODES
-
-        return [{"mode": m.name, "guest type": m.guest_type, "paging": m.paging, "I/O": m.io,
-                 "needs VT-x": m.needs_vtx, "summary": m.summary} for m in MODES.values()]
+        return [{"mode": m.name, "guest type": m.guest_type or "-", "control": m.control or "-", "cpu": m.cpu,
+                 "paging": m.paging, "devices": m.devices, "needs": ",".join(sorted(m.needs)) or "-",
+                 "summary": m.summary} for m in MODES.values()]
     if what == "workloads":
-        from pvsim.workloads import ALL, workload_names
-
-        rows = [{"workload": n, "metric": o.metric, "group": o.group, "description": o.description}
-                for n, o in ALL.items()]
-        try:
-            from pvsim.io.workloads import DESCRIPTIONS
-        except ImportError:  # pragma: no cover
-            DESCRIPTIONS = {}
-        for r in rows:
-            if r["workload"] in DESCRIPTIONS:
-                r["description"] += f" (pvsim compare: split-driver I/O, {DESCRIPTIONS[r['workload']]})"
-        from pvsim.mm.runner import DESCRIPTIONS as MM_DESCRIPTIONS
-        from pvsim.mm.runner import METRICS as MM_METRICS
-
-        for n in workload_names():
-            if n in MM_DESCRIPTIONS:
-                rows.append({"workload": n, "metric": MM_METRICS[n], "group": "mm",
-                             "description": MM_DESCRIPTIONS[n] + " (pvsim compare)"})
-            elif n not in ALL:
-                rows.append({"workload": n, "metric": "-", "group": "io",
-                             "description": DESCRIPTIONS.get(n, "split-driver I/O workload") + " (pvsim compare)"})
-        return rows
+        return [{"workload": n, "metric": s.metric, "group": s.group or "-", "description": s.description}
+                for n, s in BUILTIN.items()]
     if what == "profiles":
-        from pvsim.profile import bundled_profiles, load_profile
-
         return [{"profile": n, "clock GHz": load_profile(n).clock_ghz, "constants": len(load_profile(n).constants),
                  "description": load_profile(n).description} for n in bundled_profiles()]
     if what == "hypercalls":
-        from hypercalls.table import HYPERCALLS
-
         return [{"nr": nr, "name": name, "who": ",".join(sorted(who)) or "-"} for nr, (name, who) in HYPERCALLS.items()]
     if what == "schedulers":
-        from pvsim.sched import SCHEDULER_NAMES
-
         return [{"scheduler": n} for n in SCHEDULER_NAMES]
     raise ScenarioError("list", f"unknown listing {what!r}; allowed: modes, workloads, profiles, hypercalls, schedulers")
 
@@ -354,19 +316,8 @@ def sweep(scenario: Path = typer.Argument(..., help="base scenario TOML"),
           json_out: Optional[Path] = typer.Option(None, "--json"),
           csv_out: Optional[Path] = typer.Option(None, "--csv")):
     """Run a grid of scenario variants (and seeds); flat rows carry their parameters and a stable run_id."""
-    import sys as _sys
-
-    from pvsim import sweep as sw
-
-    if _sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-    _check_outputs(json_out, csv_out)
-    if not scenario.exists():
-        raise ScenarioError("scenario", f"file {str(scenario)!r} does not exist")
-    base = tomllib.loads(scenario.read_text())
-    base.setdefault("name", scenario.stem)
+    _check_outputs(json=json_out, csv=csv_out)
+    base = sw.load_base(scenario)
     grid = dict(sw.parse_param(p) for p in param)
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
@@ -383,8 +334,8 @@ def sweep(scenario: Path = typer.Argument(..., help="base scenario TOML"),
     for r in rows:
         t.add_row(r["run_id"], *[str(r[c]) for c in pcols], r["domain"], r["workload"], r["metric"], f"{r['value']:.4g}")
     out.print(t)
-    _write_outputs(rows, {"pvsim_version": __version__, "profile": base.get("host", {}).get("profile", "modern"),
-                          "seed": seed_list}, json_out, csv_out)
+    _emit(rows, {"pvsim_version": __version__, "profile": base.get("host", {}).get("profile", "modern"),
+                 "seed": seed_list}, json_out, csv_out)
 
 
 @app.command()
@@ -393,15 +344,7 @@ def version():
     out.print(__version__)
 
 
-def _mount_optional():
-    try:
-        from pvsim.sched.cli import app as xl_app
-    except ImportError:
-        return
-    app.add_typer(xl_app, name="xl", help="xl-style scheduler controls and views of a simulated run")
-
-
-_mount_optional()
+app.add_typer(xl_app, name="xl", help="xl-style scheduler controls and views of a simulated run")
 
 
 def main() -> None:

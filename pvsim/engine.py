@@ -12,6 +12,13 @@ Randomness comes from :class:`numpy.random.SeedSequence`: every component asks f
 by a stable name (``engine.rng("workload/dom1")``), so adding a component never perturbs another
 component's draws and the same scenario and seed give identical results in any process.
 
+Demands: what a vCPU's behaviour (any object with ``next(now_ns)``) asks of the pCPU dispatcher
+next -- ``Run(ns)`` (CPU work, preemptible: the dispatcher keeps the remainder), ``Block(ns)``
+(blocked for ``ns``, then woken: ``SCHEDOP_block`` plus a timer), ``Wait(event)`` (blocked until a
+SimPy event fires; it may already have fired, as ``vcpu_block`` returns at once when an event is
+pending) and ``Done()`` (offline for good). They are the engine's vocabulary, shared by the
+dispatcher (:mod:`pvsim.sched`) and the guest OS runtime (:mod:`guest_kernels.os`).
+
 The trace bus carries xentrace-like records ``(time_ns, pcpu, event_id, words)``; subscribers are
 plain callables. Nothing is recorded unless someone subscribes.
 """
@@ -20,7 +27,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import simpy
@@ -87,3 +94,37 @@ class Engine:
             rec = TraceRecord(self.now_ns, pcpu, event, tuple(int(w) for w in words))
             for fn in self._subscribers:
                 fn(rec)
+
+
+# --------------------------------------------------------------------------- demands
+@dataclass(frozen=True, slots=True)
+class Run:
+    """``ns`` of CPU work (integer ns, >= 0); preemptible."""
+
+    ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """Blocked for ``ns`` (integer ns, >= 0), then woken."""
+
+    ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Blocked until the SimPy ``event`` fires (it may already have fired)."""
+
+    event: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """The vCPU goes offline for good."""
+
+
+Demand = Run | Block | Wait | Done
+
+
+class Behaviour(Protocol):
+    def next(self, now_ns: int) -> Demand: ...

@@ -58,3 +58,90 @@ class Meter:
 
     def total_cycles(self, profile: Profile) -> float:
         return float(sum(self.price(profile).values()))
+
+
+class Pricer:
+    """Profile prices in nanoseconds, cached per key (``"cycles"`` is the raw-cycle price)."""
+
+    __slots__ = ("profile", "ghz", "_ns")
+
+    def __init__(self, profile: Profile):
+        self.profile = profile
+        self.ghz = profile.clock_ghz
+        self._ns: dict[str, float] = {"cycles": 1.0 / profile.clock_ghz}
+
+    def ns(self, price: str) -> float:
+        v = self._ns.get(price)
+        if v is None:
+            v = self._ns[price] = self.profile.cycles(price) / self.ghz
+        return v
+
+    def cycles(self, price: str) -> float:
+        return self.ns(price) * self.ghz
+
+    def value(self, key: str) -> float:
+        return self.profile.value(key)
+
+
+class LiveMeter(Meter):
+    """A meter that prices work as it is reported (one profile, a running simulation).
+
+    Same reporting interface as :class:`Meter` (``add``, ``count``, ``merge``), so guest kernels,
+    handlers and the MMU report to it unchanged; it keeps nanoseconds per cause (``ns``), the ns
+    reported since the owner last took them (``pending``: what the next ``Run`` demand is made of),
+    and may *tee* everything into a second meter (the work a control domain does on behalf of one
+    guest is also charged to that guest's account).
+    """
+
+    def __init__(self, pricer: Pricer):
+        super().__init__()
+        self.pricer = pricer
+        self.ns: dict[str, float] = {}
+        self.pending = 0.0
+        self.tee: "LiveMeter | None" = None
+
+    def add(self, cause: str, price: str, n: float = 1) -> None:
+        if n:
+            v = n * self.pricer.ns(price)
+            d = self.ns
+            d[cause] = d.get(cause, 0.0) + v
+            self.pending += v
+            if self.tee is not None:
+                t = self.tee.ns
+                t[cause] = t.get(cause, 0.0) + v
+
+    def add_ns(self, cause: str, v: float) -> None:
+        if v:
+            d = self.ns
+            d[cause] = d.get(cause, 0.0) + v
+            self.pending += v
+            if self.tee is not None:
+                t = self.tee.ns
+                t[cause] = t.get(cause, 0.0) + v
+
+    def count(self, name: str, n: int = 1) -> None:
+        if n:
+            self.counts[name] += n
+            if self.tee is not None:
+                self.tee.counts[name] += n
+
+    def merge(self, other: Meter, times: float = 1) -> None:
+        p = self.pricer
+        for (cause, price), n in other.work.items():
+            self.add_ns(cause, n * times * p.ns(price))
+        for k, v in other.counts.items():
+            self.count(k, v * times)
+
+    def take(self) -> int:
+        """The whole ns reported since the last take (the sub-ns remainder carries over: the
+        clock is integer ns)."""
+        v = int(self.pending)
+        self.pending -= v
+        return v
+
+    def price(self, profile: Profile | None = None) -> dict[str, float]:
+        g = self.pricer.ghz
+        return {c: v * g for c, v in self.ns.items()}
+
+    def snapshot(self) -> tuple[dict, dict]:
+        return dict(self.ns), dict(self.counts)

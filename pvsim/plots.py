@@ -17,12 +17,9 @@ LATENCY_METRICS = {"us_per_op", "cycles_per_op", "ns_per_op", "ms_per_op"}  # lo
 
 
 def _save(fig, path: str | Path) -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.stem + ".tmp" + p.suffix)
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    """Write the figure to ``path`` (callers stage it: see :class:`pvsim.results.Outputs`)."""
+    fig.savefig(path, dpi=120, bbox_inches="tight", format="png")
     plt.close(fig)
-    tmp.replace(p)
 
 
 def relative_bars(rows: list[dict], path: str | Path, title: str = "") -> None:

@@ -1,17 +1,25 @@
-"""Pricing an operation: run its actions through a mode's guest kernel on a scratch hypervisor.
+"""Pricing an op mix: its OS actions run through the mode's guest kernel on a scratch hypervisor.
 
 Design note
 -----------
-:func:`op_cost` builds a hypervisor, one domain of the mode's guest type and its platform, runs the
-op's actions twice to warm the kernel's structures (the steady state a benchmark loop measures), then
-runs each action once more, metered (actions with ``times`` are run once and scaled: the per-action
-work of a warm kernel does not depend on the repetition), and returns the op's work as a
-:class:`~pvsim.meter.Meter`. :func:`op_cost` prices that meter under a profile. Results are cached
-per (op, mode, profile, options): a simulation prices each op type once and then multiplies, which is
-how a burst of millions of guest operations costs one SimPy event.
+An op-mix step (a unit of lmbench fork, one compile job of kernel-build) is priced once per (its
+actions, mode, profile, kernel and MMU options) and then charged per unit: that is how a burst of
+thousands of guest operations costs one dispatcher decision. :func:`price_actions` wires a guest
+on a scratch hypervisor with the same :func:`pvsim.wiring.attach_guest` the builder uses, runs the
+actions twice unmetered to warm the kernel's structures (page tables populated, shadows built,
+tables pinned: the steady state a benchmark loop measures), then each action once more, metered
+(an action with ``times`` is run once and scaled: a warm kernel's per-action work does not depend
+on the repetition), and returns cycles per breakdown cause and event counts. Device actions
+(``disk_io``, ``net_io``) are not priced here: a run performs them on the domain's real devices.
 
 The ``fill`` action (kernel path length not otherwise described) is derived from the op's native
-reference latency on its reference profile; see :mod:`pvsim.workloads.base`.
+reference latency on its reference profile: reference cycles minus the native price of the op's
+other actions (:func:`fill_cycles`), with the same MMU path the runs use, so that native reproduces
+its reference exactly. Only native measurements enter.
+
+Simplifications: the priced op's effects on the live domain's state (its page tables, timers) are
+not replayed in the run; the live domain's own kernel performs its device work, interrupts, idling
+and the structural memory steps.
 """
 
 from __future__ import annotations
@@ -19,137 +27,145 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from guest_kernels.registry import MODES
+from guest_kernels.actions import DEVICE_ACTIONS
+from guest_kernels.modes import MODES, missing_hardware
 from pvsim.errors import ScenarioError
 from pvsim.hypervisor.domain import Domain
 from pvsim.hypervisor.hypervisor import Hypervisor
-from pvsim.hypervisor.platform import HvPlatform
 from pvsim.meter import Meter
 from pvsim.profile import Profile, load_profile
-from pvsim.workloads import get as get_op
-from pvsim.workloads.base import Op
+from pvsim.scenario import DomainOptions, _has_hap
+from pvsim.wiring import attach_guest
+from pvsim.workloads import DEFAULT
+
+# Passes run unmetered before the measured one: two, so that an op alternating between two
+# processes (a context-switch ping-pong) has touched both address spaces, as a benchmark loop has.
+WARMUP_PASSES = 2
+SCRATCH_PAGES = 262144  # 1 GiB scratch domain
 
 
 @dataclass(frozen=True)
 class OpCost:
-    """One op priced under one profile: cycles per breakdown cause, and event counts."""
+    """One op mix priced under one profile: cycles per breakdown cause, and event counts."""
 
-    op: str
     mode: str
     cycles: dict[str, float]
     counts: dict[str, float]
 
     @property
     def cpu_cycles(self) -> float:
-        return sum(v for k, v in self.cycles.items() if not k.startswith("idle"))
-
-    @property
-    def wait_cycles(self) -> float:
-        return sum(v for k, v in self.cycles.items() if k.startswith("idle"))
+        return sum(self.cycles.values())
 
     @property
     def total_cycles(self) -> float:
-        return sum(self.cycles.values())
+        return self.cpu_cycles
 
 
-def check_mode(mode: str, profile: Profile, field: str = "mode") -> None:
-    if mode not in MODES:
-        raise ScenarioError(field, f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
-    if MODES[mode].needs_vtx and not profile.has("hvm.vmexit_cycles"):
-        raise ScenarioError(field, f"mode {mode!r} needs VT-x/AMD-V, which profile {profile.name!r} lacks")
-    if MODES[mode].paging == "hap" and profile.has("hvm.hap_available_count") \
-            and profile.value("hvm.hap_available_count") < 1:
-        raise ScenarioError(field, f"mode {mode!r} needs EPT/NPT, which profile {profile.name!r} lacks")
+def _scratch_kernel(mode: str, profile: Profile, options: DomainOptions):
+    spec = MODES[mode]
+    hv = Hypervisor(profile)
+    dom = hv.add_domain(Domain(1, "dom1", mode, spec.hypercall_type, nr_vcpus=1, tot_pages=SCRATCH_PAGES))
+    _platform, kernel = attach_guest(hv, dom, spec, structural=options.mmu == "structural",
+                                     kernel_options=options.kernel_options(), mmu_options=options.mmu_options())
+    return hv, kernel
 
 
-def make_kernel(mode: str, profile: Profile, options: dict | None = None, *, hv: Hypervisor | None = None,
-                domid: int = 1):
-    """A guest kernel of ``mode`` bound to a fresh (or given) hypervisor; returns (hv, kernel)."""
-    info = MODES[mode]
-    hv = hv or Hypervisor(profile)
-    guest_type = info.guest_type if info.guest_type != "none" else "native"
-    dom = hv.add_domain(Domain(domid, f"dom{domid}", mode, guest_type, nr_vcpus=1, tot_pages=262144))
-    platform = HvPlatform(hv, dom.vcpus[0])
-    opts = dict(options or {})
-    mmu_choice = opts.pop("mmu", "structural")
-    if mmu_choice == "structural":
-        platform.mmu = _structural_mmu(mode, platform, opts)
-    elif mmu_choice != "counted":
-        raise ScenarioError("options.mmu", f"must be 'structural' or 'counted', got {mmu_choice!r}")
-    return hv, info.kernel(platform, **opts)
-
-
-def _structural_mmu(mode: str, platform, opts: dict):
-    """The guest-side MMU over real page tables (pvsim.mm), when that subsystem is installed."""
+def _act(kernel, a, where: str) -> None:
     try:
-        from pvsim.mm.platform import attach_mmu
-    except ImportError:
-        return None
-    return attach_mmu(mode, platform, **{k: v for k, v in opts.items() if k in ("batch",)})
+        kernel.act(a.name, *a.args)
+    except MemoryError:
+        raise ScenarioError(where, f"action {a.name}{a.args} needs more memory than the guest has") from None
 
 
-# Passes run unmetered before the measured one: two, so that an op alternating between two
-# processes (a context-switch ping-pong) has touched both address spaces, as a benchmark loop has.
-WARMUP_PASSES = 2
-
-
-def _run_actions(op: Op, mode: str, profile: Profile, options: dict, include_fill: bool) -> Meter:
-    """The op's work on a warm kernel: its actions run twice to warm the structures (page tables
-    populated, shadows built, tables pinned), then once more, metered."""
-    hv, kernel = make_kernel(mode, profile, options)
+def run_actions(actions: tuple, mode: str, profile: Profile, options: DomainOptions, fill: float = 0.0,
+                where: str = "workload") -> Meter:
+    """The actions' work on a warm kernel of ``mode`` (``fill`` cycles per ``fill`` action)."""
+    hv, kernel = _scratch_kernel(mode, profile, options)
     with hv.metering(Meter()):
         for _ in range(WARMUP_PASSES):
-            for a in op.actions:
-                if a.name != "fill":
-                    kernel.act(a.name, *a.args)
+            for a in actions:
+                if a.name != "fill" and a.name not in DEVICE_ACTIONS:
+                    _act(kernel, a, where)
     total = Meter()
-    for a in op.actions:
+    for a in actions:
+        if a.name in DEVICE_ACTIONS:
+            continue
         if a.name == "fill":
-            if include_fill:
-                mmu = options.get("mmu", "structural")
-                total.add("kernel", "cycles", fill_cycles(op.name if not a.args else a.args[0], mmu) * a.times)
+            total.add("kernel", "cycles", fill * a.times)
             continue
         m = Meter()
         with hv.metering(m):
-            try:
-                kernel.act(a.name, *a.args)
-            except AttributeError as e:
-                if "unknown guest-kernel action" in str(e):
-                    raise ScenarioError(f"workload[{op.name}]", f"unknown action {a.name!r}") from None
-                raise
+            _act(kernel, a, where)
         total.merge(m, a.times)
     return total
 
 
 @lru_cache(maxsize=None)
-def fill_cycles(op_name: str, mmu: str = "structural") -> float:
-    """Kernel path length of ``op_name`` not described by its actions, from its native reference
-    (derived with the same MMU path the runs use, so native reproduces the reference exactly)."""
-    op = get_op(op_name)
-    if op.native_ref is None:
-        return 0.0
-    ref_profile, native_us = op.native_ref
+def fill_cycles(ref_actions: tuple, native_ref: tuple, mmu: str = "structural") -> float:
+    """Kernel path length (cycles) of an op whose measured native latency is ``native_ref`` =
+    (profile, us) and whose described actions are ``ref_actions``."""
+    ref_profile, native_us = native_ref
     prof = load_profile(ref_profile)
-    described = _run_actions(op, "native", prof, {"mmu": mmu}, include_fill=False).total_cycles(prof)
+    opts = DomainOptions(mmu=mmu)
+    described = run_actions(ref_actions, "native", prof, opts).total_cycles(prof)
     fill = native_us * 1000.0 * prof.clock_ghz - described
     if fill < -1e-6:
-        raise ValueError(f"{op_name}: described native work {described:.0f} cycles exceeds the native reference")
+        raise ValueError(f"described native work {described:.0f} cycles exceeds the native reference {native_ref}")
     return max(fill, 0.0)
 
 
-def _opts_key(options: dict | None) -> tuple:
-    return tuple(sorted((options or {}).items()))
-
-
 @lru_cache(maxsize=4096)
-def _op_cost_cached(op_name: str, mode: str, profile_key: str, opts: tuple) -> OpCost:
-    profile = load_profile(profile_key)
-    op = get_op(op_name)
-    meter = _run_actions(op, mode, profile, dict(opts), include_fill=True)
-    return OpCost(op_name, mode, meter.price(profile), dict(meter.counts))
+def _price_cached(actions: tuple, mode: str, profile_key: str, options: DomainOptions, fill: float) -> OpCost:
+    prof = load_profile(profile_key)
+    meter = run_actions(actions, mode, prof, options, fill)
+    return OpCost(mode, meter.price(prof), dict(meter.counts))
 
 
-def op_cost(op_name: str, mode: str, profile: Profile | str, options: dict | None = None) -> OpCost:
+def price_actions(actions: tuple, mode: str, profile: Profile, options: DomainOptions | None = None,
+                  fill: float = 0.0) -> OpCost:
+    """Cycles per cause and counts of one pass of ``actions`` in ``mode`` (memoised)."""
+    return _price_cached(tuple(actions), mode, profile.key, options or DomainOptions(), float(fill))
+
+
+def step_fill(step, spec, catalogue, mmu: str) -> float:
+    """The ``fill`` cycles of an op-mix step of workload ``spec``: from its own native reference, or
+    that of the workload its ``fill`` action names (``["fill", "lmbench.fork"]``)."""
+    for a in step.body:
+        if a.name == "fill":
+            ref = spec if not a.args else catalogue.get(a.args[0], "fill")
+            if ref.native_ref is None:
+                raise ScenarioError(f"workloads.{spec.name}", f"a fill action needs a native_ref (on {ref.name!r})")
+            ref_actions = tuple(x for s in catalogue.resolve(ref.name).action_steps() for x in s.body
+                                if x.name != "fill")
+            return fill_cycles(ref_actions, tuple(ref.native_ref), mmu)
+    return 0.0
+
+
+def price_step(step, spec, catalogue, mode: str, profile: Profile, options: DomainOptions) -> OpCost:
+    """The memoised price of one op-mix step of workload ``spec`` in ``mode``."""
+    return price_actions(step.body, mode, profile, options, step_fill(step, spec, catalogue, options.mmu))
+
+
+def op_cost(workload: str, mode: str, profile: Profile | str, options: dict | DomainOptions | None = None,
+            catalogue=None) -> OpCost:
+    """The price of one unit of an op-mix workload (its action steps) in ``mode``: what a run charges
+    per unit besides its device work (for tests, notebooks and tables)."""
+    cat = catalogue if catalogue is not None else DEFAULT
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
-    check_mode(mode, prof)
-    return _op_cost_cached(op_name, mode, prof.key, _opts_key(options))
+    opts = options if isinstance(options, DomainOptions) else DomainOptions(**(options or {}))
+    spec = MODES[mode] if mode in MODES else None
+    if spec is None:
+        raise ScenarioError("mode", f"unknown mode {mode!r}")
+    lack = missing_hardware(spec, prof.has("hvm.vmexit_cycles"), _has_hap(prof))
+    if lack:
+        raise ScenarioError("mode", f"mode {mode!r} needs {lack}, which profile {prof.name!r} lacks")
+    w = cat.resolve(workload)
+    cycles: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for st in w.action_steps():
+        c = price_step(st, w.spec, cat, mode, prof, opts)
+        for k, v in c.cycles.items():
+            cycles[k] = cycles.get(k, 0.0) + v * st.times
+        for k, v in c.counts.items():
+            counts[k] = counts.get(k, 0.0) + v * st.times
+    return OpCost(mode, cycles, counts)

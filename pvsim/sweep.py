@@ -14,11 +14,20 @@ import hashlib
 import itertools
 import json
 import re
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from copy import deepcopy
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from pvsim.errors import ScenarioError
+from pvsim.scenario import Scenario
+from pvsim.system import build
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 _PATH = re.compile(r"^([a-z_]+)(?:\[(\d+)\])?$")
 
@@ -48,15 +57,36 @@ def set_path(data: dict, path: str, value: Any) -> None:
 
 
 def run_id(data: dict) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    d = {k: v for k, v in data.items() if k != "_base_dir"}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def load_base(path: str | Path) -> dict:
+    """The base scenario of a sweep, as a table (checked: a readable UTF-8 TOML file)."""
+    p = Path(path)
+    if not p.exists():
+        raise ScenarioError("scenario", f"file {str(path)!r} does not exist")
+    if not p.is_file():
+        raise ScenarioError("scenario", f"{str(path)!r} is not a file")
+    try:
+        base = tomllib.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ScenarioError("scenario", f"{path}: not a UTF-8 text file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError("scenario", f"{path}: invalid TOML ({e})") from None
+    base.setdefault("name", p.stem)
+    base["_base_dir"] = str(p.parent.resolve())
+    return base
+
+
+def _scenario(data: dict) -> Scenario:
+    d = {k: v for k, v in data.items() if k != "_base_dir"}
+    return Scenario.from_dict(d, name=str(d.get("name", "sweep")), base_dir=data.get("_base_dir"))
 
 
 def _run_one(args: tuple[dict, dict]) -> list[dict]:
-    from pvsim.scenario import Scenario
-    from pvsim.system import build
-
     data, params = args
-    res = build(Scenario.from_dict(data, name=str(data.get("name", "sweep")))).run()
+    res = build(_scenario(data)).run()
     rid = run_id(data)
     rows = []
     for r in res.rows:
@@ -81,10 +111,8 @@ def expand(base: dict, grid: dict[str, Iterable], seeds: Iterable[int] = (0,)) -
             params["seed"] = int(seed)
             runs.append((data, params))
     # validate all before running any
-    from pvsim.scenario import Scenario
-
     for data, _ in runs:
-        Scenario.from_dict(deepcopy(data))
+        _scenario(deepcopy(data))
     return runs
 
 

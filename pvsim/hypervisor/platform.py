@@ -46,8 +46,8 @@ class HvPlatform:
     def trap(self, kind: str) -> None:
         traps.pv_bounce(self.meter, self.hv.profile, kind, guest_type=self.guest_type)
 
-    def vmexit(self, reason: str, handling: str = "simple") -> None:
-        traps.vmexit(self.meter, self.hv.profile, reason, handling=handling)
+    def vmexit(self, reason: str, handling: str = "simple", n: float = 1) -> None:
+        traps.vmexit(self.meter, self.hv.profile, reason, handling=handling, n=n)
 
     def bt(self, kind: str, n: float = 1) -> None:
         traps.bt_transfer(self.meter, self.hv.profile, kind, n)

@@ -41,8 +41,8 @@ def _sw_mmu_cycles(profile: Profile) -> float:
     return profile.value("bt.sw_mmu_refs_count") * profile.cycles("native.mem_ref_cycles")
 
 
-def vmexit(meter: Meter, profile: Profile, reason: str, *, handling: str = "simple") -> None:
-    """One VM exit for ``reason`` and its handling, then VM entry.
+def vmexit(meter: Meter, profile: Profile, reason: str, *, handling: str = "simple", n: float = 1) -> None:
+    """``n`` VM exits for ``reason`` and their handling, each followed by VM entry.
 
     ``handling``: ``simple`` (read exit info, advance RIP), ``shadow_fault`` (shadow page fault
     handler: walk, classify, fix up or inject), ``emulate`` (x86 emulation of the faulting write
@@ -51,20 +51,20 @@ def vmexit(meter: Meter, profile: Profile, reason: str, *, handling: str = "simp
     if reason not in EXIT_REASONS:
         raise ValueError(f"unknown exit reason {reason!r}")
     cause = f"exit.{reason}"
-    meter.add(cause, "hvm.vmexit_cycles")
-    meter.add(cause, "hvm.vmentry_cycles")
-    meter.count(cause)
+    meter.add(cause, "hvm.vmexit_cycles", n)
+    meter.add(cause, "hvm.vmentry_cycles", n)
+    meter.count(cause, n)
     if handling == "simple":
-        meter.add(cause, "hvm.exit_handling_cycles")
+        meter.add(cause, "hvm.exit_handling_cycles", n)
     elif handling == "shadow_fault":
-        meter.add(cause, "hvm.shadow_fault_cycles")
+        meter.add(cause, "hvm.shadow_fault_cycles", n)
     elif handling == "emulate":
-        meter.add("mmu.emulated_pte_write", "hvm.shadow_fault_cycles")
-        meter.add("mmu.emulated_pte_write", "hvm.vmcs_read_cycles", profile.value("hvm.emulate_vmcs_reads_count"))
+        meter.add("mmu.emulated_pte_write", "hvm.shadow_fault_cycles", n)
+        meter.add("mmu.emulated_pte_write", "hvm.vmcs_read_cycles", n * profile.value("hvm.emulate_vmcs_reads_count"))
     elif handling == "device_model":
-        meter.add(cause, "hvm.vmcs_read_cycles", profile.value("hvm.io_exit_vmcs_reads_count"))
-        meter.add(cause, "hvm.vmcs_write_cycles", profile.value("hvm.io_exit_vmcs_writes_count"))
-        meter.add("device.emulation", "hvm.device_model_roundtrip_cycles")
+        meter.add(cause, "hvm.vmcs_read_cycles", n * profile.value("hvm.io_exit_vmcs_reads_count"))
+        meter.add(cause, "hvm.vmcs_write_cycles", n * profile.value("hvm.io_exit_vmcs_writes_count"))
+        meter.add("device.emulation", "hvm.device_model_roundtrip_cycles", n)
     else:
         raise ValueError(f"unknown exit handling {handling!r}")
 

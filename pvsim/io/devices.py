@@ -15,9 +15,13 @@ Design note
   = 38 bytes per frame, IEEE 802.3), then the one-way wire latency to the :class:`Peer`; frames
   from the peer arrive after the same latency and are handed to the NIC's owner (dom0 or the
   native kernel) through ``on_rx``.
-* :class:`Peer`: ``sink`` (bulk receiver that returns one 66-byte ACK per two segments: Linux
-  delayed ACK), ``rr`` (answers each request after ``io.peer_turnaround_us``), ``clients``
-  (closed-loop web clients).
+* :class:`Peer`: a domain's counterpart beyond the wire: ``sink`` (bulk receiver that returns one
+  66-byte ACK per two segments: Linux delayed ACK), ``rr`` (answers each request after
+  ``io.peer_turnaround_us``), ``clients`` (closed-loop clients, one per connection);
+  :class:`Outside` routes each frame to its domain's peer, :class:`Bridge` each arriving frame to
+  its domain's receive path (the software bridge of dom0 or the host kernel).
+* :class:`Link` / :class:`Pipe`: a link between two ends of a scenario (rate, latency, MTU), FIFO
+  serialisation each way; :class:`RemoteDisk`: shared storage reached over a link.
 
 Simplifications: no disk cache, no NCQ reordering, no TSO/GRO (a segment is a frame), no loss.
 """
@@ -174,12 +178,15 @@ class Disk:
 
 # ---------------------------------------------------------------------------- NIC, wire and peer
 class NIC:
-    """A NIC port, its link and the peer beyond it."""
+    """A NIC port, its link and the peer beyond it (``rate_mbps``/``latency_us`` of a scenario link,
+    else the profile's ``io.nic_rate_mbps`` and ``io.wire_latency_us``)."""
 
-    def __init__(self, engine, pricer, peer: "Peer | None" = None):
+    def __init__(self, engine, pricer, peer: "Peer | Outside | None" = None, *, rate_mbps: float | None = None,
+                 latency_us: float | None = None):
         self.engine = engine
-        self.rate_bits_per_ns = pricer.value("io.nic_rate_mbps") / 1e3
-        self.latency_ns = int(pricer.ns("io.wire_latency_us"))
+        rate = pricer.value("io.nic_rate_mbps") if rate_mbps is None else float(rate_mbps)
+        self.rate_bits_per_ns = rate / 1e3
+        self.latency_ns = int(pricer.ns("io.wire_latency_us")) if latency_us is None else int(latency_us * 1000)
         self.queue: deque = deque()
         self.queued_pkts = 0
         self.busy = False
@@ -255,21 +262,36 @@ class NIC:
 
 
 class Peer:
-    """The host at the other end of the wire."""
+    """One domain's counterpart at the other end of the wire (``meta[3]`` names the domain).
 
-    def __init__(self, engine, pricer, kind: str = "sink", resp_bytes: int = 1, mss: int = 1460):
+    ``sink``: a bulk receiver that returns one 66-byte ACK per two segments (Linux delayed ACK);
+    ``rr``: answers each request after ``io.peer_turnaround_us``; ``clients``: one closed-loop client
+    per connection, which sends its next request ``io.peer_turnaround_us`` after a response ends.
+    Frame metadata is ``(kind, conn, last, domid)``."""
+
+    def __init__(self, engine, pricer, kind: str = "sink", resp_bytes: int = 1, mss: int = 1460, domid: int = 1,
+                 request_bytes: int = 300):
         if kind not in ("sink", "rr", "clients"):
             raise ScenarioError("io.peer.kind", f"must be sink, rr or clients, got {kind!r}")
         self.engine = engine
         self.kind = kind
         self.turnaround_ns = int(pricer.ns("io.peer_turnaround_us"))
         self.resp_bytes = resp_bytes
+        self.request_bytes = request_bytes
         self.mss = mss
+        self.domid = domid
         self.nic: NIC | None = None
         self.received_pkts = 0
         self.received_bytes = 0
-        self.on_message = None  # clients: callback(meta) when a full response arrived
+        self.sent_at: dict = {}  # clients: conn -> when its request left the client
         self._ack_owed = 0
+
+    def send_request(self, conn, delay_ns: int = 0) -> None:
+        """A client sends the request of connection ``conn`` (after ``delay_ns``)."""
+        n = max(1, -(-self.request_bytes // self.mss))
+        self.sent_at[conn] = self.engine.now_ns + delay_ns
+        self.nic.from_peer(n, self.request_bytes + n * TCPIP_HEADER_BYTES, ("req", conn, True, self.domid),
+                           delay_ns=delay_ns)
 
     def receive(self, npkts: int, nbytes: int, meta) -> None:
         self.received_pkts += npkts
@@ -279,12 +301,130 @@ class Peer:
             acks = self._ack_owed // 2
             if acks:
                 self._ack_owed -= 2 * acks
-                self.nic.from_peer(acks, acks * ACK_BYTES, ("ack", None, False))
+                self.nic.from_peer(acks, acks * ACK_BYTES, ("ack", None, False, self.domid))
         elif self.kind == "rr":
             if meta is not None and meta[0] == "req" and meta[2]:  # last frame of a request
                 n = max(1, -(-self.resp_bytes // self.mss))
-                self.nic.from_peer(n, self.resp_bytes + n * TCPIP_HEADER_BYTES, ("rsp", meta[1], True),
+                self.nic.from_peer(n, self.resp_bytes + n * TCPIP_HEADER_BYTES, ("rsp", meta[1], True, self.domid),
                                    delay_ns=self.turnaround_ns)
-        else:
-            if meta is not None and meta[0] == "rsp" and meta[2] and self.on_message is not None:
-                self.on_message(meta[1])
+        elif meta is not None and meta[0] == "rsp" and meta[2]:
+            self.send_request(meta[1], self.turnaround_ns)
+
+
+class Outside:
+    """The network beyond a host's NIC: each domain's :class:`Peer`, found by the frame's domain."""
+
+    def __init__(self):
+        self.peers: dict[int, Peer] = {}
+        self.dropped = 0
+        self.nic: NIC | None = None
+
+    def add(self, peer: Peer) -> Peer:
+        self.peers[peer.domid] = peer
+        peer.nic = self.nic
+        return peer
+
+    def receive(self, npkts: int, nbytes: int, meta) -> None:
+        p = self.peers.get(meta[3]) if meta is not None and len(meta) > 3 else None
+        if p is None:
+            self.dropped += npkts
+            return
+        p.receive(npkts, nbytes, meta)
+
+
+class Bridge:
+    """The host's software bridge (dom0's, or the host kernel's): frames from the NIC go to the
+    receive handler of the domain they are addressed to."""
+
+    def __init__(self, nic: NIC):
+        self.handlers: dict[int, object] = {}
+        self.dropped = 0
+        nic.on_rx = self.rx
+
+    def attach(self, domid: int, handler) -> None:
+        self.handlers[domid] = handler
+
+    def rx(self, npkts: int, nbytes: int, meta) -> None:
+        h = self.handlers.get(meta[3]) if meta is not None and len(meta) > 3 else None
+        if h is None:
+            self.dropped += npkts
+            return
+        h(npkts, nbytes, meta)
+
+
+# ---------------------------------------------------------------------------- links and remote storage
+class Pipe:
+    """One direction of a link: FIFO serialisation at the link rate, then the propagation latency."""
+
+    def __init__(self, engine, rate_mbps: float, latency_us: float):
+        self.engine = engine
+        self.rate_bits_per_ns = float(rate_mbps) / 1e3
+        self.latency_ns = int(latency_us * 1000)
+        self.free_at = 0
+        self.bytes = 0
+
+    def send(self, nbytes: int, done) -> None:
+        now = self.engine.now_ns
+        start = max(now, self.free_at)
+        ser = max(1, int(nbytes * 8 / self.rate_bits_per_ns))
+        self.free_at = start + ser
+        self.bytes += nbytes
+        self.engine.timeout_ns(self.free_at - now + self.latency_ns).callbacks.append(lambda _e: done())
+
+
+class Link:
+    """A link between two ends (hosts, storage, the outside), one :class:`Pipe` each way."""
+
+    def __init__(self, engine, a: str, b: str, rate_mbps: float, latency_us: float, mtu: int = 1500):
+        self.ends = (a, b)
+        self.mtu = mtu
+        self.pipes = {a: Pipe(engine, rate_mbps, latency_us), b: Pipe(engine, rate_mbps, latency_us)}
+
+    def pipe_from(self, end: str) -> Pipe:
+        return self.pipes[end]
+
+
+STORAGE_REQUEST_BYTES = 128  # NFS/iSCSI request header on the wire [assumption: RPC/iSCSI PDU header]
+
+
+class RemoteDisk:
+    """A disk reached over a link (shared storage, NFS or iSCSI-like): the request crosses the link
+    (its header, plus the data of a write), the storage server serves it (``latency_us`` plus the
+    transfer at ``throughput_mbps``, up to ``iops x latency`` requests in parallel), and the response
+    comes back (plus the data of a read)."""
+
+    def __init__(self, engine, link: Link, host: str, storage: str, *, latency_us: float, throughput_mbps: float,
+                 iops: float, capacity_bytes: int = 1 << 44):
+        self.engine = engine
+        self.to_server = link.pipe_from(host)
+        self.to_host = link.pipe_from(storage)
+        self.latency_ns = latency_us * 1000.0
+        self.bpns = throughput_mbps / 8e3
+        self.servers = max(1, round(iops * latency_us / 1e6))
+        self.capacity_sectors = capacity_bytes // SECTOR
+        self.queue: deque = deque()
+        self.busy = 0
+        self.completed = 0
+        self.busy_ns = 0
+
+    def submit(self, op: int, sector: int, nbytes: int, done) -> None:
+        req = STORAGE_REQUEST_BYTES + (nbytes if op == 1 else 0)
+        self.to_server.send(req, lambda: self._arrive(op, nbytes, done))
+
+    def _arrive(self, op, nbytes, done) -> None:
+        self.queue.append((op, nbytes, done))
+        self._start()
+
+    def _start(self) -> None:
+        while self.busy < self.servers and self.queue:
+            op, nbytes, done = self.queue.popleft()
+            self.busy += 1
+            t = max(1, int(self.latency_ns + nbytes / self.bpns))
+            self.busy_ns += t
+            self.engine.timeout_ns(t).callbacks.append(lambda _e, op=op, n=nbytes, d=done: self._served(op, n, d))
+
+    def _served(self, op, nbytes, done) -> None:
+        self.busy -= 1
+        self.completed += 1
+        self.to_host.send(STORAGE_REQUEST_BYTES + (nbytes if op == 0 else 0), done)
+        self._start()

@@ -120,9 +120,9 @@ class _Base:
     def __init__(self, sys, gdom=None, gos=None):
         self.sys = sys
         self.engine = sys.engine
-        self.gdom = gdom if gdom is not None else sys.guest
-        self.g = gos if gos is not None else sys.gos
-        self.d = sys.d0os
+        self.gdom = gdom if gdom is not None else sys.gdom
+        self.g = gos if gos is not None else sys.g
+        self.d = sys.d
 
     def stack_tx(self, n: int, payload: int) -> None:
         self.g.work("kernel.net_stack", "io.tcp_packet_cycles", n)
@@ -138,19 +138,16 @@ class NativeNet(_Base):
     def __init__(self, sys, nic, sock, mss):
         super().__init__(sys)
         self.nic, self.sock, self.mss = nic, sock, mss
-        self.container = sys.mode == "container"
         self.backlog: deque = deque()
         self.irq_pending = False
-        nic.on_rx = self.on_rx
+        sys.bridge_rx(self.on_rx)
 
     def send(self, nbytes: int, meta):
         g = self.g
         n = nsegs(nbytes, self.mss)
         self.sys.syscall(g)
         self.stack_tx(n, nbytes)
-        g.work("kernel.nic_driver", "io.native_nic_packet_cycles", n)
-        if self.container:
-            g.work("kernel.container_bridge", "io.container_bridge_packet_cycles", n)
+        g.k("nic_packets", n)
         yield g.flush()
         while self.nic.space() < n:
             yield ("wait", self.nic.space_event(n))
@@ -169,9 +166,7 @@ class NativeNet(_Base):
         metas = []
         while self.backlog:
             n, nb, meta = self.backlog.popleft()
-            g.work("kernel.nic_driver", "io.native_nic_packet_cycles", n)
-            if self.container:
-                g.work("kernel.container_bridge", "io.container_bridge_packet_cycles", n)
+            g.k("nic_packets", n)
             self.stack_rx(n, max(0, nb - n * TCPIP_HEADER_BYTES))
             metas.append(meta)
         yield g.flush()
@@ -228,15 +223,15 @@ class _RingDev(_Base):
         self.xdev = None
         self.front_port = self.back_port = 0
         if flavour == "xen":
-            self.xdev = XenbusDevice(sys.xs, sys.hv, kind, self.gdom, sys.dom0, 0, self.g, self.d,
+            self.xdev = XenbusDevice(sys.xs, sys.hv, kind, self.gdom, sys.bdom, 0, self.g, self.d,
                                      ring_pages=ring_pages, features=self.features())
             if not self.xdev.connect():
                 raise RuntimeError(f"{kind}: xenbus handshake failed")
             self.front_port, self.back_port = self.xdev.front_port, self.xdev.back_port
             sys.bind_port(self.gdom, self.front_port, self.front_event)
-            sys.bind_port(sys.dom0, self.back_port, self.wake_backend)
+            sys.bind_port(sys.bdom, self.back_port, self.wake_backend)
         self.fgt = gt.gnttab_for(self.gdom)
-        self.d.spawn(self.backend())
+        sys.spawn_backend(self.backend())
 
     def features(self) -> dict:
         return {}
@@ -255,8 +250,6 @@ class _RingDev(_Base):
         g.count(f"notify.{name}")
         if self.flavour == "xen":
             g.hypercall(EVTCHN_OP, abi.EVTCHNOP_send, abi.EvtchnSend(self.front_port))
-            if self.gdom.guest_type.startswith("hvm"):
-                g.count("exit.vmcall")  # the hypercall is a VMCALL exit (priced by Hypervisor.hypercall)
         else:
             self.sys.trapped_access(g, 1, "io_instruction")  # virtio kick -> ioeventfd
             self.wake_backend()
@@ -288,7 +281,7 @@ class _RingDev(_Base):
         at a time, which wakes the backend thread to collect everything done so far."""
         if not self.irq_pending:
             self.irq_pending = True
-            self.d.raise_irq(self._backend_isr)
+            self.d.raise_irq(self._backend_isr, self.sys.account)
 
     def _backend_isr(self):
         self.sys.dom0_irq_entry(self.d)
@@ -338,7 +331,7 @@ class RingNet(_RingDev):
         self.tx_requests = self.rx_requests = 0
         self.persist: dict[int, int] = {}
         super().__init__(sys, "vif", flavour, ring_pages=2)
-        nic.on_rx = self.dom0_rx
+        sys.bridge_rx(self.dom0_rx)
         self._post_rx(self.rxf.free_requests())
         self.rxf.push_requests()
 
@@ -782,10 +775,10 @@ class DeviceModel:
 
     def __init__(self, sys):
         self.sys = sys
-        self.d = sys.d0os
+        self.d = sys.d
         self.q: deque = deque()
         self.wake = None
-        self.d.spawn(self.loop())
+        sys.spawn_backend(self.loop())
 
     def request(self, accesses: int, action=None):
         done = self.sys.engine.event()
@@ -814,12 +807,12 @@ class EmuNet(_Base):
     def __init__(self, sys, nic, sock, mss, dm: DeviceModel):
         super().__init__(sys)
         self.nic, self.sock, self.mss, self.dm = nic, sock, mss, dm
-        self.reason = "io_instruction" if sys.mode == "bt" else "ept_violation"
+        self.reason = "ept_violation"  # e1000 registers are MMIO (a BT VMM's callout, an EPT/shadow fault under VT-x)
         self.rx_backlog: deque = deque()  # frames already DMA'd into guest memory
         self.irq_pending = False
         self.d0_irq_pending = False
         self.d0_backlog: deque = deque()
-        nic.on_rx = self.dom0_rx
+        sys.bridge_rx(self.dom0_rx)
 
     def send(self, nbytes: int, meta):
         g = self.g
@@ -847,7 +840,7 @@ class EmuNet(_Base):
         self.d0_backlog.append((n, nbytes, meta))
         if not self.d0_irq_pending:
             self.d0_irq_pending = True
-            self.d.raise_irq(self._d0_isr)
+            self.d.raise_irq(self._d0_isr, self.sys.account)
 
     def _d0_isr(self):
         self.sys.dom0_irq_entry(self.d)
@@ -906,7 +899,7 @@ class EmuBlk(_Base):
         if kind not in self.SUBMIT:
             raise ValueError(f"emulated disk must be ide or ahci, got {kind!r}")
         self.disk, self.dm, self.kind = disk, dm, kind
-        self.reason = "io_instruction" if (kind == "ide" or sys.mode == "bt") else "ept_violation"
+        self.reason = "io_instruction" if kind == "ide" else "ept_violation"  # IDE ports; AHCI is MMIO
         self.inflight = 0
         self.pending: deque = deque()
         self.done: deque = deque()
@@ -967,3 +960,26 @@ class EmuBlk(_Base):
             op, sector, nbytes, c = self.pending.popleft()
             yield from self._issue(op, sector, nbytes, c)
         yield g.flush()
+
+
+# =============================================================================== the registry
+class DevicePath:
+    """How the devices of one device kind (the mode table's ``devices``) are made."""
+
+    def __init__(self, blk, net, needs_device_model: bool = False):
+        self.blk = blk  # (attachment, disk, device model, options) -> block path
+        self.net = net  # (attachment, nic, socket, mss, device model, options) -> network path
+        self.needs_device_model = needs_device_model
+
+
+DEVICE_PATHS = {
+    "host": DevicePath(lambda att, disk, dm, o: NativeBlk(att, disk),
+                       lambda att, nic, sock, mss, dm, o: NativeNet(att, nic, sock, mss)),
+    "split": DevicePath(lambda att, disk, dm, o: RingBlk(att, disk, "xen", persistent=o.persistent,
+                                                         indirect=o.indirect, ring_pages=o.ring_pages),
+                        lambda att, nic, sock, mss, dm, o: RingNet(att, nic, sock, mss, "xen", o.grant_mode)),
+    "virtio": DevicePath(lambda att, disk, dm, o: RingBlk(att, disk, "virtio"),
+                         lambda att, nic, sock, mss, dm, o: RingNet(att, nic, sock, mss, "virtio")),
+    "emulated": DevicePath(lambda att, disk, dm, o: EmuBlk(att, disk, dm, o.emulated_disk),
+                           lambda att, nic, sock, mss, dm, o: EmuNet(att, nic, sock, mss, dm), needs_device_model=True),
+}

@@ -1,8 +1,8 @@
-"""Memory virtualization (issue 3): frame table, PV direct paging, shadow paging, HAP, TLBs.
+"""Memory virtualization: frame table, PV direct paging, shadow paging, HAP, TLBs.
 
 Modules: ``constants`` (Xen's paging constants), ``frames`` (machine frame table, P2M/M2P),
 ``pv`` (PV direct paging after ``xen/arch/x86/mm.c``), ``audit`` (reference-count audit),
-``host`` (build-time wiring), ``walk`` (TLB and page-walk kernels), ``shadow`` (shadow paging),
-``machine`` (the machine-side MMU per mode), ``platform`` (what guest kernels receive),
-``workloads`` (access traces).
+``host`` (frame-table set-up), ``walk`` (TLB and page-walk kernels), ``hap`` (EPT/NPT p2m),
+``machine`` (the machine-side MMU of each paging kind: ``PAGING``), ``workloads`` (access traces and
+page-table churn).
 """

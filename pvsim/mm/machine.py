@@ -6,14 +6,14 @@ Design note
 A guest kernel never touches :mod:`pvsim.hypervisor` internals; the builder hands it (through its
 ``platform``) one of these objects, bound to one domain and vCPU:
 
-* :class:`NativeMMU` (``native``, ``container``): the guest's tables are the hardware's; stores
+* :class:`NativeMMU` (paging ``direct``: native, container): the guest's tables are the hardware's; stores
   are plain, a CR3 load flushes the non-global TLB (or not, with PCID tags), a TLB miss walks
   4 levels (:func:`pvsim.mm.walk.translate`).
-* :class:`PVMachine` (``pv``, ``pv32``): the hardware walks the guest's validated tables (direct
+* :class:`PVMachine` (paging ``pv``: pv, pv32): the hardware walks the guest's validated tables (direct
   paging); a store into a frame in use as a page table is refused (the page is mapped read-only:
   the guest must use ``mmu_update``, or the writable-page-table emulation,
   ``xen/arch/x86/pv/ro-page-fault.c``); stores into its other frames are plain.
-* :class:`ShadowMMU` (``bt``, ``hvm-shadow``): after ``xen/arch/x86/mm/shadow/multi.c``. Guest
+* :class:`ShadowMMU` (paging ``shadow``: bt, hvm-shadow): after ``xen/arch/x86/mm/shadow/multi.c``. Guest
   tables hold guest frame numbers; the hardware walks *shadow* tables in Xen's frames, built
   lazily: a walk that meets an empty shadow entry is a **hidden fault** (``sh_page_fault`` fix-up:
   ``_sh_propagate`` down the path, plus ``PREFETCH_DISTANCE`` = 32 neighbouring L1 entries) when
@@ -22,12 +22,12 @@ A guest kernel never touches :mod:`pvsim.hypervisor` internals; the builder hand
   re-propagation of that entry); consecutive zero writes to one frame unshadow it
   (``check_for_early_unshadow``). Shadows persist across CR3 loads (hash by guest frame) in a
   bounded pool (libxl's default: 256 pages per vCPU + one per MiB of RAM), recycled oldest first.
-  Under ``bt`` (the hosted VMMs of 2003-2006) a CR3 load empties every shadow of its translations
+  Under a binary translator (``cpu = bt``, the hosted VMMs of 2003-2006) a CR3 load empties every shadow of its translations
   but keeps the pages, and with them the write traces. A guest freeing a table is invisible to the
   VMM: its shadow (and trace) stays until recycled, early-unshadowed, or seen reused -- a data
   store into it, a zeroing of a non-empty page, or use at another level -- each detected by the
   fault it causes.
-* :class:`HapMMU` (``hvm``, ``pvhvm``, ``pvh``): after ``xen/arch/x86/mm/hap/hap.c``: stores, CR3
+* :class:`HapMMU` (paging ``hap``: hvm, pvhvm, pvh, kvm-virtio): after ``xen/arch/x86/mm/hap/hap.c``: stores, CR3
   loads and INVLPG do not exit; the hardware walks both dimensions (guest tables and the EPT/NPT
   :class:`~pvsim.mm.hap.P2M`), with the VPID-tagged TLB, page-walk caches and nested TLB the
   profile describes.
@@ -88,10 +88,10 @@ class MachineMMU:
 
     two_d = False
 
-    def __init__(self, hv, vcpu, mode: str, *, platform=None, tlb: W.TLB | None = None):
+    def __init__(self, hv, vcpu, *, cpu: str = "native", platform=None, tlb: W.TLB | None = None):
         self.hv = hv
         self.vcpu = vcpu
-        self.mode = mode
+        self.cpu = cpu  # how the CPU is virtualized (the mode table's ``cpu``): bt changes shadow paging
         self.platform = platform
         self.mm: MachineMemory = hv.machine_mm
         self.dmm: DomainMM = vcpu.domain.mm
@@ -317,8 +317,9 @@ class HapMMU(MachineMMU):
 
     two_d = True
 
-    def __init__(self, hv, vcpu, mode, *, platform=None, tlb=None, host_leaf_level: int = 2, p2m: P2M | None = None):
-        super().__init__(hv, vcpu, mode, platform=platform, tlb=tlb)
+    def __init__(self, hv, vcpu, *, cpu: str = "vtx", platform=None, tlb=None, host_leaf_level: int = 2,
+                 p2m: P2M | None = None):
+        super().__init__(hv, vcpu, cpu=cpu, platform=platform, tlb=tlb)
         prof = getattr(hv, "profile", None)
         if prof is not None and prof.has("mmu.hap_host_leaf_level_count"):
             host_leaf_level = int(prof.value("mmu.hap_host_leaf_level_count"))
@@ -391,15 +392,15 @@ def _build_p2m(mm: MachineMemory, dmm: DomainMM, leaf: int) -> P2M:
 class ShadowMMU(MachineMMU):
     """Shadow paging for ``bt`` and ``hvm-shadow`` guests (guest frames are guest-physical)."""
 
-    def __init__(self, hv, vcpu, mode, *, platform=None, tlb=None, pool_pages: int | None = None,
+    def __init__(self, hv, vcpu, *, cpu: str = "vtx", platform=None, tlb=None, pool_pages: int | None = None,
                  early_unshadow: bool | None = None, prefetch: int = PREFETCH_DISTANCE,
                  keep_shadows_on_switch: bool | None = None, oos: bool = False, oos_pages: int = SHADOW_OOS_PAGES):
-        super().__init__(hv, vcpu, mode, platform=platform, tlb=tlb)
+        super().__init__(hv, vcpu, cpu=cpu, platform=platform, tlb=tlb)
+        self.bt = cpu == "bt"  # the VMM is a binary translator (callouts, no hardware exits)
         # out-of-sync L1 shadows (shadow/oos.c; HVM only): up to oos_pages L1s left writable
-        self.oos = bool(oos) and mode != "bt"
+        self.oos = bool(oos) and not self.bt
         self.oos_pages = int(oos_pages)
         self.oos_list: list[int] = []
-        self.bt = mode == "bt"
         prof = getattr(hv, "profile", None)
         # VMware's adaptive translation of PTE writes (ASPLOS'06) vs write-protect traps (WS 3.2)
         self.adaptive = bool(prof is None or not prof.has("bt.adaptive_pte_translation_count")
@@ -778,7 +779,5 @@ class ShadowMMU(MachineMMU):
                 self.tlb.flush()
 
 
-MODE_CLASSES = {
-    "native": NativeMMU, "container": NativeMMU, "pv": PVMachine, "pv32": PVMachine,
-    "bt": ShadowMMU, "hvm-shadow": ShadowMMU, "hvm": HapMMU, "pvhvm": HapMMU, "pvh": HapMMU,
-}
+# The machine-side MMU of each paging kind (the mode table's ``paging`` field names one).
+PAGING = {"direct": NativeMMU, "pv": PVMachine, "shadow": ShadowMMU, "hap": HapMMU}

@@ -15,6 +15,7 @@ or ``vcpu`` (``xl sched-rtds -v``).
 from __future__ import annotations
 
 from pvsim.errors import ScenarioError
+from pvsim.schema import suggest
 
 # key -> (kind, lo, hi, default, scope); kind in int|bool|choice (lo = choices for choice)
 _W = ("int", 1, 65535, 256, "domain")
@@ -90,7 +91,8 @@ def _check(name, key, spec, v, fp, n_pcpus):
 
 
 def validate_sched_params(name: str, params: dict | None, field_prefix: str = "scheduler.params", *,
-                          scope: str = "global", n_pcpus: int | None = None, defaults: bool = True) -> dict:
+                          scope: str = "global", n_pcpus: int | None = None, defaults: bool = True,
+                          name_field: str = "scheduler.name") -> dict:
     """Validate ``params`` of scheduler ``name``; return them normalised (with defaults of ``scope``).
 
     Raises :class:`ScenarioError` naming the field, e.g. ``scheduler.params.tslice_ms: must be
@@ -98,7 +100,8 @@ def validate_sched_params(name: str, params: dict | None, field_prefix: str = "s
     ``any``); ``n_pcpus`` bounds ``cap`` to ``100 * n_pcpus``.
     """
     if name not in SCHEMAS:
-        raise ScenarioError("scheduler.name", f"unknown scheduler {name!r}; allowed: {', '.join(SCHEMAS)}")
+        raise ScenarioError(name_field, f"unknown scheduler {name!r}{suggest(name, SCHEMAS)}; allowed: "
+                                        f"{', '.join(SCHEMAS)}")
     if params is None:
         params = {}
     if not isinstance(params, dict):
@@ -110,7 +113,8 @@ def validate_sched_params(name: str, params: dict | None, field_prefix: str = "s
     for k, v in params.items():
         if k not in allowed:
             raise ScenarioError(f"{field_prefix}.{k}",
-                                f"unknown {scope + ' ' if scope != 'any' else ''}parameter of scheduler {name!r}; "
+                                f"unknown {scope + ' ' if scope != 'any' else ''}parameter of scheduler {name!r}"
+                                f"{suggest(k, allowed)}; "
                                 f"allowed: {', '.join(sorted(allowed)) or '(none)'}")
         out[k] = _check(name, k, allowed[k], v, f"{field_prefix}.{k}", n_pcpus)
     if defaults:

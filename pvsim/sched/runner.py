@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 
 from pvsim.errors import ScenarioError
-from pvsim.sched.demand import Block, Done, Run, Wait
+from pvsim.engine import Block, Done, Run, Wait
 from pvsim.sched.params import validate_sched_params
 from pvsim.sched.unit import (
     DOMID_IDLE,
@@ -506,6 +506,13 @@ class HostRunner:
         rs = list(unit.rs_time)
         rs[unit.runstate] += now - unit.state_entry
         return rs
+
+    def remaining_now(self, unit: Unit) -> int:
+        """ns left of the unit's current ``Run`` demand, counting the progress of a unit running now."""
+        if unit.is_running:
+            pc = self._pcpus[unit.cpu]
+            return max(0, unit.remaining - max(0, self.now - pc.work_start))
+        return unit.remaining
 
     def cpu_ns(self, unit: Unit, now: int | None = None) -> int:
         return self.runstate_ns(unit, now)[RUNSTATE_running]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pvsim.sched.demand import Block, Done, Run, Wait  # noqa: F401  (Wait for users)
+from pvsim.engine import Block, Done, Run, Wait  # noqa: F401  (Wait for users)
 
 
 class CpuHog:

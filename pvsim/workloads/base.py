@@ -1,47 +1,33 @@
-"""Workload descriptions: named operations made of OS actions, shared by every mode.
+"""Helpers for the built-in op-mix workloads written in Python (lmbench, nanobench, macro mixes).
 
 Design note
 -----------
-An :class:`Op` is what an application asks the OS for, as a tuple of :class:`A` (an action of
-:class:`guest_kernels.base.GuestKernel` with its arguments and a repeat count). A workload is either
-a single op measured per operation (lmbench, nanobenchmarks) or a *unit of work* of a macro profile
-(one compile unit of a kernel build, one OLTP transaction) with an optional I/O wait.
+:func:`op_mix` builds a :class:`~pvsim.workloads.spec.WorkloadSpec` whose unit is one step of OS
+actions, from :func:`act` tuples. It is the same spec a user writes in TOML as
+``steps = [{actions = [["fork", 300], ["syscall", {times = 2}]]}]``; Python is used where the
+built-ins are generated (lmbench's context-switch sizes) or derived (process sizes).
 
-Kernel path lengths: an op may carry ``native_ref`` = (profile, microseconds) -- the op's measured
-native latency on that profile. The op's ``fill`` action then stands for the kernel work *not*
-otherwise described (file-system code, the scheduler, copying), and is derived once as
-``native_ref cycles - native price of the other actions`` on that profile. This uses only native
-measurements (the L-UP column), never a virtualized result: every virtualized mode's overhead is a
-prediction. The fill is a path length in cycles and is reused unchanged under other profiles.
+Kernel path lengths: an op may carry ``native_ref`` = (profile, microseconds), the op's measured
+native latency on that profile. Its ``fill`` action then stands for the kernel work *not*
+otherwise described (file-system code, the scheduler, copying), derived once as ``native_ref cycles
+- native price of the other actions`` on that profile (:func:`pvsim.pricing.fill_cycles`). Only
+native measurements (the L-UP column) are used, never a virtualized result: every virtualized
+mode's overhead is a prediction. The fill is a path length in cycles, reused under other profiles.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from pvsim.workloads.spec import WorkloadSpec
 
 
-@dataclass(frozen=True)
-class A:
-    """One guest-kernel action: ``name(*args)`` repeated ``times`` times."""
-
-    name: str
-    args: tuple = ()
-    times: float = 1
-
-    def __init__(self, name: str, *args, times: float = 1):
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "args", tuple(args))
-        object.__setattr__(self, "times", times)
+def act(name: str, *args, times: float = 1) -> list:
+    """One action as a workload file writes it: ``[name, *args]`` (``{times = n}`` if not 1)."""
+    return [name, *args, {"times": times}] if times != 1 else [name, *args]
 
 
-@dataclass(frozen=True)
-class Op:
-    name: str
-    actions: tuple[A, ...]
-    metric: str = "us_per_op"  # us_per_op | cycles_per_op | ops_per_s
-    native_ref: tuple[str, float] | None = None  # (profile name, native microseconds) -> derive fill
-    io_wait_us: float = 0.0  # time blocked on a device per unit, besides disk_io's device time
-    description: str = ""
-    source: str = ""
-    group: str = ""  # lmbench table, nano, macro
-    extra: dict = field(default_factory=dict)
+def op_mix(name: str, actions, *, metric: str = "us_per_op", native_ref=None, group: str = "",
+           description: str = "", source: str = "", peer: str = "none", threads="vcpus", extra_steps=(),
+           measure: dict | None = None) -> WorkloadSpec:
+    steps = [{"actions": list(actions)}, *extra_steps]
+    return WorkloadSpec(name=name, description=description, source=source, group=group, metric=metric,
+                        native_ref=native_ref, steps=steps, peer=peer, threads=threads, measure=measure)

@@ -19,7 +19,8 @@ are used. Process sizes are characterizations of the lmbench processes themselve
 
 from __future__ import annotations
 
-from pvsim.workloads.base import A, Op
+from pvsim.workloads.base import act as A
+from pvsim.workloads.base import op_mix
 
 REF = "xeon-2003"
 PROC_PAGES = 300
@@ -31,7 +32,7 @@ MMAP_PAGES = 16
 PARENT = 1  # the benchmark's own process (the structural MMU's first address space)
 
 
-def _fork_exit_wait(extra: tuple[A, ...] = (), pages: int = PROC_PAGES) -> tuple[A, ...]:
+def _fork_exit_wait(extra: tuple = (), pages: int = PROC_PAGES) -> tuple:
     return (
         A("syscall"),  # fork
         A("fork", pages),
@@ -47,9 +48,9 @@ def _fork_exit_wait(extra: tuple[A, ...] = (), pages: int = PROC_PAGES) -> tuple
     )
 
 
-def _ctx(procs: int, kib: int, native_us: float) -> Op:
+def _ctx(procs: int, kib: int, native_us: float):
     pages = CTX_BASE_PAGES + (kib * 1024) // 4096
-    return Op(
+    return op_mix(
         f"lmbench.ctx_{procs}p_{kib}k",
         (A("context_switch", pages), A("fill")),
         native_ref=(REF, native_us),
@@ -58,29 +59,29 @@ def _ctx(procs: int, kib: int, native_us: float) -> Op:
     )
 
 
-LMBENCH: dict[str, Op] = {
+LMBENCH = {
     op.name: op
     for op in (
         # Table 3: processes
-        Op("lmbench.null_call", (A("syscall"), A("fill")), native_ref=(REF, 0.45), group="table3",
+        op_mix("lmbench.null_call", (A("syscall"), A("fill")), native_ref=(REF, 0.45), group="table3",
            description="lat_syscall null (getppid)"),
-        Op("lmbench.null_io", (A("syscall"), A("fill")), native_ref=(REF, 0.50), group="table3",
+        op_mix("lmbench.null_io", (A("syscall"), A("fill")), native_ref=(REF, 0.50), group="table3",
            description="lat_syscall read/write of one byte on /dev/zero, /dev/null"),
-        Op("lmbench.stat", (A("syscall"), A("fill")), native_ref=(REF, 1.28), group="table3",
+        op_mix("lmbench.stat", (A("syscall"), A("fill")), native_ref=(REF, 1.28), group="table3",
            description="lat_syscall stat"),
-        Op("lmbench.open_close", (A("syscall", times=2), A("fill")), native_ref=(REF, 1.92), group="table3",
+        op_mix("lmbench.open_close", (A("syscall", times=2), A("fill")), native_ref=(REF, 1.92), group="table3",
            description="lat_syscall open + close"),
-        Op("lmbench.slct_tcp", (A("syscall"), A("fill")), native_ref=(REF, 5.70), group="table3",
+        op_mix("lmbench.slct_tcp", (A("syscall"), A("fill")), native_ref=(REF, 5.70), group="table3",
            description="lat_select on TCP sockets"),
-        Op("lmbench.sig_inst", (A("syscall"), A("fill")), native_ref=(REF, 0.68), group="table3",
+        op_mix("lmbench.sig_inst", (A("syscall"), A("fill")), native_ref=(REF, 0.68), group="table3",
            description="lat_sig install (sigaction)"),
-        Op("lmbench.sig_hndl", (A("syscall", times=2), A("fill")), native_ref=(REF, 2.49), group="table3",
+        op_mix("lmbench.sig_hndl", (A("syscall", times=2), A("fill")), native_ref=(REF, 2.49), group="table3",
            description="lat_sig catch: kill(self), handler, sigreturn"),
-        Op("lmbench.fork", _fork_exit_wait(), native_ref=(REF, 110.0), group="table3",
+        op_mix("lmbench.fork", _fork_exit_wait(), native_ref=(REF, 110.0), group="table3",
            description="lat_proc fork: fork, child exits, parent waits"),
-        Op("lmbench.exec", _fork_exit_wait((A("syscall"), A("exec", EXEC_PAGES), A("page_fault", "anon", times=EXEC_PAGES))),
+        op_mix("lmbench.exec", _fork_exit_wait((A("syscall"), A("exec", EXEC_PAGES), A("page_fault", "anon", times=EXEC_PAGES))),
            native_ref=(REF, 530.0), group="table3", description="lat_proc exec: fork, child execs 'hello', exits, parent waits"),
-        Op("lmbench.sh", _fork_exit_wait((A("syscall"), A("exec", SH_PAGES), A("page_fault", "anon", times=SH_PAGES),
+        op_mix("lmbench.sh", _fork_exit_wait((A("syscall"), A("exec", SH_PAGES), A("page_fault", "anon", times=SH_PAGES),
                                           A("syscall"), A("fork", SH_PAGES), A("context_switch", CTX_BASE_PAGES),
                                           A("syscall"), A("exec", EXEC_PAGES), A("page_fault", "anon", times=EXEC_PAGES),
                                           A("exit", EXEC_PAGES), A("context_switch", CTX_BASE_PAGES),
@@ -90,20 +91,20 @@ LMBENCH: dict[str, Op] = {
         _ctx(2, 0, 0.77), _ctx(2, 16, 0.91), _ctx(2, 64, 1.06), _ctx(8, 16, 1.03), _ctx(8, 64, 24.3),
         _ctx(16, 16, 3.61), _ctx(16, 64, 37.6),
         # Table 5: file and VM system latencies
-        Op("lmbench.fs_create_0k", (A("syscall", times=3), A("fill")), native_ref=(REF, 32.1), group="table5",
+        op_mix("lmbench.fs_create_0k", (A("syscall", times=3), A("fill")), native_ref=(REF, 32.1), group="table5",
            description="lat_fs 0K create: open(O_CREAT), close"),
-        Op("lmbench.fs_delete_0k", (A("syscall"), A("fill")), native_ref=(REF, 6.08), group="table5",
+        op_mix("lmbench.fs_delete_0k", (A("syscall"), A("fill")), native_ref=(REF, 6.08), group="table5",
            description="lat_fs 0K delete: unlink"),
-        Op("lmbench.fs_create_10k", (A("syscall", times=6), A("fill")), native_ref=(REF, 66.9), group="table5",
+        op_mix("lmbench.fs_create_10k", (A("syscall", times=6), A("fill")), native_ref=(REF, 66.9), group="table5",
            description="lat_fs 10K create: open(O_CREAT), write 10 KiB, close"),
-        Op("lmbench.fs_delete_10k", (A("syscall"), A("fill")), native_ref=(REF, 12.5), group="table5",
+        op_mix("lmbench.fs_delete_10k", (A("syscall"), A("fill")), native_ref=(REF, 12.5), group="table5",
            description="lat_fs 10K delete: unlink"),
-        Op("lmbench.mmap", (A("syscall"), A("mmap", MMAP_PAGES), A("page_fault", "file", times=MMAP_PAGES),
+        op_mix("lmbench.mmap", (A("syscall"), A("mmap", MMAP_PAGES), A("page_fault", "file", times=MMAP_PAGES),
                             A("syscall"), A("munmap", MMAP_PAGES), A("fill")),
            native_ref=(REF, 68.0), group="table5", description="lat_mmap: map a file, touch each page, unmap"),
-        Op("lmbench.prot_fault", (A("prot_fault"), A("fill")), native_ref=(REF, 1.06), group="table5",
+        op_mix("lmbench.prot_fault", (A("prot_fault"), A("fill")), native_ref=(REF, 1.06), group="table5",
            description="lat_sig prot: write to a read-only page, SIGSEGV handled"),
-        Op("lmbench.page_fault", (A("page_fault", "file"), A("fill")), native_ref=(REF, 1.42), group="table5",
+        op_mix("lmbench.page_fault", (A("page_fault", "file"), A("fill")), native_ref=(REF, 1.42), group="table5",
            description="lat_pagefault: first touch of a page of a mapped file"),
     )
 }

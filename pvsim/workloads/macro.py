@@ -15,56 +15,64 @@ results; [MEM] = recalled figures, treat as approximate):
 * ``forkwait`` -- the ASPLOS'06 forkwait test: a small static process forks, the child exits
   immediately, the parent waits. Unit: one iteration; 120 present pages (small static binary); the
   fork/exit/wait kernel path length is lmbench fork's (the same Linux code path).
-* ``oltp`` -- synchronous database I/O (sysbench OLTP-like, one client, data set mostly cached).
+* ``oltp-mix`` -- synchronous database I/O (sysbench OLTP-like, one client, data set mostly cached).
   Unit: one transaction: 150 k cycles of SQL execution, 30 system calls, 4 context switches, one
   synchronous 8 KiB log write (fsync) and 0.2 random 8 KiB reads (buffer-pool misses), 2 request and 2
   response packets from the client [MEM: OLTP transactions are a few tens of syscalls and 1-2 log
   writes].
-* ``dbench`` -- the dbench file-server load (netbench file operations on the local file system).
+* ``dbench-mix`` -- the dbench file-server load (netbench file operations on the local file system).
   Unit: one file operation: 10 system calls (open/read/write/close/stat/unlink mix), 8 KiB copied
   through the page cache, ~80 % system time (dbench is kernel-bound [MEM]); write-back is asynchronous.
-* ``web`` -- a web server: 70 % static requests (10 KiB file via sendfile, 20 k cycles of user work)
+* ``web-mix`` -- a web server: 70 % static requests (10 KiB file via sendfile, 20 k cycles of user work)
   and 30 % dynamic (2 M cycles of script execution). Unit: one request: accept/read/stat/open/sendfile/
   close/poll ~15 system calls, 3 packets in, 8 packets out (10 KiB at MTU 1500), 2 context switches
   [MEM: SPECweb-style characterizations].
 
-The ``disk_io`` and ``net_io`` actions are priced per request on the I/O subsystem's device paths
-for the mode (``pvsim/io/requests.py``: native driver, split drivers over rings, or emulated devices
-through a device model); the unit then blocks for the device's own time.
+The ``*-mix`` workloads are one client's unit of work as an OS action mix; the I/O generators of the
+same application (``oltp``, ``dbench``, ``web`` in ``builtin.toml``) are closed-loop request generators
+with their own concurrency (threads, clients) and a different characterization (docs/workloads.md
+says how they differ). In both, the ``disk_io`` and ``net_io`` actions run on the domain's real
+devices (split-driver rings with event channels and grants, an emulated device through the device
+model, or the native driver): the unit blocks until its request completes; ``net_io`` receives a
+request from, or sends a response to, the domain's closed-loop client beyond the host's link.
 """
 
 from __future__ import annotations
 
-from pvsim.workloads.base import A, Op
+from pvsim.workloads.base import act as A
+from pvsim.workloads.base import op_mix
 
-MACRO: dict[str, Op] = {
+MACRO = {
     op.name: op
     for op in (
-        Op("cpu-int", (A("user", 30_000_000), A("timer_tick"), A("syscall"), A("kernel", 2000),
-                       A("page_fault", "anon", times=0.5), A("tlb_walks", 4500)),
-           metric="ops_per_s", group="macro", description="compute-bound integer work; unit = 10 ms of user work"),
-        Op("kernel-build", (A("user", 400_000_000),
-                            A("syscall", times=3), A("fork", 400, times=3), A("exec", 400, times=3),
-                            A("page_fault", "anon", times=7000), A("syscall", times=2500), A("kernel", 7_500_000),
-                            A("context_switch", 8, times=20), A("exit", 400, times=3), A("timer_tick", times=17),
-                            A("tlb_walks", 60_000)),
-           metric="ops_per_s", group="macro", description="Linux kernel build; unit = one compile job"),
-        Op("forkwait", (A("syscall"), A("fork", 120), A("context_switch", 4), A("page_fault", "cow", times=2),
-                        A("syscall"), A("exit", 120), A("context_switch", 4, 1), A("page_fault", "cow", times=2),
-                        A("syscall"), A("fill", "lmbench.fork")),
-           metric="ops_per_s", group="macro", description="ASPLOS'06 forkwait: fork, child exits, parent waits"),
-        Op("oltp", (A("user", 150_000), A("syscall", times=30), A("kernel", 60_000), A("context_switch", 6, times=4),
-                    A("disk_io", 8192, True), A("disk_io", 8192, False, times=0.2), A("net_io", 2, False),
-                    A("net_io", 2, True)),
-           metric="ops_per_s", group="macro", io_wait_us=0.0,
-           description="synchronous database transactions (log write + fsync per transaction)"),
-        Op("dbench", (A("user", 5_000), A("syscall", times=10), A("kernel", 40_000), A("disk_io", 8192, True, times=0.05)),
-           metric="ops_per_s", group="macro", description="dbench file-server operations (page cache, async write-back)"),
-        Op("web", (A("user", 20_000, times=0.7), A("user", 2_000_000, times=0.3), A("syscall", times=15),
-                   A("kernel", 30_000), A("context_switch", 6, times=2), A("net_io", 3, False), A("net_io", 8, True),
-                   A("timer_tick", times=0.1)),
-           metric="ops_per_s", group="macro", description="web server, 70 % static / 30 % dynamic requests"),
-        Op("idle", (A("timer_tick"),), metric="ops_per_s", group="macro",
-           description="an idle guest: one timer tick per 10 ms unit", extra={"idle_ns_per_unit": 10_000_000}),
+        op_mix("cpu-int", (A("user", 30_000_000), A("timer_tick"), A("syscall"), A("kernel", 2000),
+                           A("page_fault", "anon", times=0.5), A("tlb_walks", 4500)),
+               metric="ops_per_s", group="macro", description="compute-bound integer work; unit = 10 ms of user work"),
+        op_mix("kernel-build", (A("user", 400_000_000),
+                                A("syscall", times=3), A("fork", 400, times=3), A("exec", 400, times=3),
+                                A("page_fault", "anon", times=7000), A("syscall", times=2500), A("kernel", 7_500_000),
+                                A("context_switch", 8, times=20), A("exit", 400, times=3), A("timer_tick", times=17),
+                                A("tlb_walks", 60_000)),
+               metric="ops_per_s", group="macro", description="Linux kernel build; unit = one compile job"),
+        op_mix("forkwait", (A("syscall"), A("fork", 120), A("context_switch", 4), A("page_fault", "cow", times=2),
+                            A("syscall"), A("exit", 120), A("context_switch", 4, 1), A("page_fault", "cow", times=2),
+                            A("syscall"), A("fill", "lmbench.fork")),
+               metric="ops_per_s", group="macro", description="ASPLOS'06 forkwait: fork, child exits, parent waits"),
+        op_mix("oltp-mix", (A("user", 150_000), A("syscall", times=30), A("kernel", 60_000),
+                            A("context_switch", 6, times=4), A("disk_io", 8192, True), A("disk_io", 8192, False, times=0.2),
+                            A("net_io", 2, False), A("net_io", 2, True)),
+               metric="ops_per_s", group="macro", peer="clients",
+               description="one client's database transaction as an OS action mix (log write + fsync)"),
+        op_mix("dbench-mix", (A("user", 5_000), A("syscall", times=10), A("kernel", 40_000),
+                              A("disk_io", 8192, True, times=0.05)),
+               metric="ops_per_s", group="macro", description="dbench file-server operations as an OS action mix"),
+        op_mix("web-mix", (A("net_io", 3, False), A("user", 20_000, times=0.7), A("user", 2_000_000, times=0.3),
+                           A("syscall", times=15), A("kernel", 30_000), A("context_switch", 6, times=2),
+                           A("net_io", 8, True), A("timer_tick", times=0.1)),
+               metric="ops_per_s", group="macro", peer="clients",
+               description="one client's web request as an OS action mix, 70 % static / 30 % dynamic"),
+        op_mix("idle", (A("timer_tick"),), metric="ops_per_s", group="macro",
+               extra_steps=({"sleep": {"ns": 10_000_000}},),
+               description="an idle guest: one timer tick every 10 ms"),
     )
 }

@@ -6,24 +6,25 @@ in the kernel, with no interrupts, so nothing but the named event happens (S3 qu
 
 from __future__ import annotations
 
-from pvsim.workloads.base import A, Op
+from pvsim.workloads.base import act as A
+from pvsim.workloads.base import op_mix
 
-NANO: dict[str, Op] = {
+NANO = {
     op.name: op
     for op in (
-        Op("nano.syscall", (A("syscall"),), metric="cycles_per_op", group="nano",
+        op_mix("nano.syscall", (A("syscall"),), metric="cycles_per_op", group="nano",
            description="syscall/sysret round trip from user level"),
-        Op("nano.in", (A("io_port"),), metric="cycles_per_op", group="nano",
+        op_mix("nano.in", (A("io_port"),), metric="cycles_per_op", group="nano",
            description="in from port 0x80 (BIOS POST port)"),
-        Op("nano.cr8wr", (A("cr8_write"),), metric="cycles_per_op", group="nano",
+        op_mix("nano.cr8wr", (A("cr8_write"),), metric="cycles_per_op", group="nano",
            description="write %cr8 (TPR); never lowers below a pending interrupt"),
-        Op("nano.call_ret", (A("call_ret", 1),), metric="cycles_per_op", group="nano",
+        op_mix("nano.call_ret", (A("call_ret", 1),), metric="cycles_per_op", group="nano",
            description="call/ret pair in the kernel"),
-        Op("nano.pgfault", (A("page_fault", "nano"),), metric="cycles_per_op", group="nano",
+        op_mix("nano.pgfault", (A("page_fault", "nano"),), metric="cycles_per_op", group="nano",
            description="true guest page fault (software MMU interposes)"),
-        Op("nano.divzero", (A("exception"),), metric="cycles_per_op", group="nano",
+        op_mix("nano.divzero", (A("exception"),), metric="cycles_per_op", group="nano",
            description="division by zero: fault semantics without MMU work"),
-        Op("nano.ptemod", (A("ptemod"),), metric="cycles_per_op", group="nano",
+        op_mix("nano.ptemod", (A("ptemod"),), metric="cycles_per_op", group="nano",
            description="one guest PTE write (trace-based shadow coherency)"),
     )
 }

@@ -5,7 +5,7 @@ import numpy as np
 from pvsim import kernels
 from pvsim.engine import Engine
 from pvsim.io import devices as D
-from pvsim.io.cpu import Pricer
+from pvsim.meter import Pricer
 from pvsim.profile import load_profile
 
 

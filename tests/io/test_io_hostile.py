@@ -2,83 +2,77 @@
 
 import pytest
 
+from hypercalls import ops
+from hypercalls.args import EvtchnSend
 from pvsim.io import xenstore as xsm
-from pvsim.io.devices import Disk
-from pvsim.io.paths import RingBlk
 from pvsim.io.ring import u32
-from pvsim.io.system import IOSystem
-from pvsim.profile import load_profile
+from pvsim.scenario import Scenario
+from pvsim.system import build
+
+WORKLOADS = [
+    {"name": "victim", "metric": "iops", "threads": 1,
+     "steps": [{"disk": {"op": "read", "bytes": 4096, "pattern": "sequential", "span_bytes": 1 << 30}}]},
+    # the attacker's own workload never issues I/O: the test writes its ring by hand
+    {"name": "attacker", "threads": 1, "steps": [{"sleep": {"ns": 10 ** 12}}, {"disk": {"op": "read", "bytes": 4096}}]},
+]
 
 
 def setup():
-    p = load_profile("modern")
-    sys = IOSystem("pv", p, seed=3, n_pcpus=3)
-    disk = Disk(sys.engine, sys.pricer, sys.engine.rng("disk"))
-    victim = RingBlk(sys, disk, "xen")
-    hdom, hos = sys.add_guest(2, "hostile")
-    hostile = RingBlk(sys, disk, "xen", gdom=hdom, gos=hos)
-    done = []
-
-    def victim_job():
-        while True:
-            box = []
-            yield from victim.submit_gen(0, 8 * len(done), 4096, box)
-            yield ("wait", box[0].ev)
-            done.append(sys.engine.now_ns)
-
-    sys.gos.spawn(victim_job())
-    return sys, victim, hostile, hdom, hos, done
+    sc = Scenario.from_dict({
+        "seed": 3, "host": {"pcpus": 3, "memory_mib": 8192, "profile": "modern"}, "run": {"duration_ms": 20},
+        "workloads": WORKLOADS,
+        "domains": [{"name": "victim", "mode": "pv", "workload": "victim"},
+                    {"name": "hostile", "mode": "pv", "workload": "attacker"}]})
+    system = build(sc)
+    return system, system.domain("victim"), system.domain("hostile")
 
 
-def attack(kind, hostile, hdom, hos):
-    f, s = hostile.f, hostile.s
+def attack(kind, hostile):
+    blk = hostile.blk
+    f, s = blk.f, blk.s
     if kind == "bogus_prod":
         s.req_prod = u32(s.req_prod + 10_000)
     else:
         rid = 7
         req = {"id": rid, "operation": 0, "indirect_op": 0, "nr_segments": 1, "sector_number": 0,
-               "grefs": [hostile.fgt.grant_access(0, 0x99)], "nbytes": 4096}
+               "grefs": [blk.fgt.grant_access(0, 0x99)], "nbytes": 4096}
         if kind == "ungranted":
             req["grefs"] = [4000]  # never granted
         elif kind == "too_many_segments":
             req["nr_segments"] = 40
-            req["grefs"] = [hostile.fgt.grant_access(0, 0x100 + i) for i in range(40)]
+            req["grefs"] = [blk.fgt.grant_access(0, 0x100 + i) for i in range(40)]
         f.put_request(req)
         if kind == "duplicate_id":
             f.put_request(dict(req))
         f.push_requests()
     # kick the backend
-    from pvsim.io import abi
-    hos.hypercall(32, abi.EVTCHNOP_send, abi.EvtchnSend(hostile.front_port))
+    hostile.os.boot.hypercall(32, ops.EVTCHNOP_send, EvtchnSend(blk.front_port))
 
 
 @pytest.mark.parametrize("kind", ["bogus_prod", "ungranted", "too_many_segments", "duplicate_id"])
 def test_hostile_frontend_is_closed_and_victim_continues(kind):
-    sys, victim, hostile, hdom, hos, done = setup()
-    sys.start()
-    sys.run(5_000_000)
-    before = len(done)
+    system, victim, hostile = setup()
+    system.advance(5_000_000)
+    before = victim.os.units
     assert before > 0
-    attack(kind, hostile, hdom, hos)
-    sys.run(6_000_000)
-    assert hostile.closed and hostile.error, kind
-    assert hostile.xdev.state("back") == xsm.XenbusStateClosed
-    assert sys.xs.read(f"{hostile.xdev.bpath}/error")
-    t_attack = 5_000_000
-    sys.run(15_000_000)
-    after = [t for t in done if t > 6_000_000]
-    assert len(after) > 10  # the victim's I/O carries on
-    assert victim.error is None and victim.front_error is None
-    assert victim.xdev.state("back") == xsm.XenbusStateConnected
-    assert t_attack < 6_000_000
+    attack(kind, hostile)
+    system.advance(6_000_000)
+    hb = hostile.blk
+    assert hb.closed and hb.error, kind
+    assert hb.xdev.state("back") == xsm.XenbusStateClosed
+    assert system.hosts[0].xs.read(f"{hb.xdev.bpath}/error")
+    at6 = victim.os.units
+    system.advance(15_000_000)
+    assert victim.os.units - at6 > 10  # the victim's I/O carries on
+    assert victim.blk.error is None and victim.blk.front_error is None
+    assert victim.blk.xdev.state("back") == xsm.XenbusStateConnected
 
 
 def test_frontend_rejects_a_response_id_it_never_issued():
-    sys, victim, hostile, hdom, hos, done = setup()
-    sys.start()
-    sys.run(2_000_000)
-    b = victim.b  # a hostile *backend* writes a response nobody asked for
+    system, victim, hostile = setup()
+    system.advance(2_000_000)
+    b = victim.blk.b  # a hostile *backend* writes a response nobody asked for
     b.put_response({"id": 123456, "operation": 0, "status": 0})
     b.push_responses_and_check_notify()
-    victim.front_event()
-    assert victim.front_error and "never issued" in victim.front_error
+    victim.blk.front_event()
+    assert victim.blk.front_error and "never issued" in victim.blk.front_error

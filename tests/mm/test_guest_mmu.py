@@ -5,14 +5,14 @@ import pytest
 
 from pvsim.meter import Meter
 from pvsim.mm.audit import audit
-from pvsim.mm.platform import make_platform
 from pvsim.profile import load_profile
+from pvsim.wiring import scratch_platform
 
 MODES = ["native", "container", "pv", "pv32", "bt", "hvm-shadow", "hvm", "pvhvm", "pvh"]
 
 
 def _plat(mode, profile="p4-2006"):
-    return make_platform(None, None, mode, profile=load_profile(profile), nr_pages=8192)
+    return scratch_platform(mode, profile=load_profile(profile), nr_pages=8192)
 
 
 def _run(p, fn):
@@ -51,7 +51,7 @@ def test_pv_fork_batches_validated_updates():
     assert m.counts["hypercall.mmu_update"] == 2
     assert m.counts["hypercall.mmuext_op"] == 2  # pin the child root + flush the parent's TLB
     assert m.work[("mmu.validate", "xen.pte_validate_cycles")] >= 6000  # child pin + parent updates
-    p2 = make_platform(None, None, "pv32", profile=load_profile("xeon-2003"), nr_pages=8192, batch=64)
+    p2 = scratch_platform("pv32", profile=load_profile("xeon-2003"), nr_pages=8192, batch=64)
     m2 = _run(p2, lambda: p2.mmu.fork(3000))
     assert m2.counts["hypercall.mmu_update"] == -(-3000 // 64)
 
@@ -110,7 +110,7 @@ def test_lmbench_fork_sequence_bands_xeon_2003():
     prof = load_profile("xeon-2003")
     extra = {}
     for mode in ("native", "pv32", "bt"):
-        p = make_platform(None, None, mode, profile=prof, nr_pages=8192)
+        p = scratch_platform(mode, profile=prof, nr_pages=8192)
         g = p.mmu
         m = Meter()
 
@@ -157,7 +157,7 @@ def test_pv_log_dirty_first_write_per_page_per_round():
 def test_out_of_sync_l1s_cut_emulated_writes_and_resync_on_flush():
     costs = {}
     for oos in (False, True):
-        p = make_platform(None, None, "hvm-shadow", profile=load_profile("p4-2006"), nr_pages=8192, oos=oos)
+        p = scratch_platform("hvm-shadow", profile=load_profile("p4-2006"), nr_pages=8192, oos=oos)
         g = p.mmu
         g._populate(g.current, 64)
         m = _run(p, lambda: g.fork(64))  # write-protecting the parent: emulated vs out of sync

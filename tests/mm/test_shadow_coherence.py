@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from pvsim.meter import Meter
 from pvsim.mm import constants as C
-from pvsim.mm.platform import make_platform
 from pvsim.profile import load_profile
+from pvsim.wiring import scratch_platform
 
 PROF = load_profile("p4-2006")
 
@@ -93,7 +93,7 @@ def apply(g, op: str, arg: int) -> None:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seq=st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 1000)), min_size=1, max_size=30))
 def test_shadows_stay_coherent_with_guest_tables(mode, seq):
-    p = make_platform(None, None, mode, profile=PROF, nr_pages=4096)
+    p = scratch_platform(mode, profile=PROF, nr_pages=4096)
     g, sm = p.mmu, p.machine_mmu
     with p.hv.metering(Meter()):
         for op, arg in seq:
@@ -108,7 +108,7 @@ def test_shadows_stay_coherent_with_guest_tables(mode, seq):
 
 
 def test_the_checker_catches_a_stale_link():
-    p = make_platform(None, None, "bt", profile=PROF, nr_pages=4096)
+    p = scratch_platform("bt", profile=PROF, nr_pages=4096)
     g, sm = p.mmu, p.machine_mmu
     g.populate(8)
     check_coherent(sm)

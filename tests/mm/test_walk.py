@@ -8,6 +8,7 @@ import pytest
 
 from pvsim import kernels
 from pvsim.engine import rng_for
+from pvsim.meter import Meter
 from pvsim.mm import workloads
 from pvsim.mm.hap import build_translation_setup
 from pvsim.mm.walk import (
@@ -22,6 +23,8 @@ from pvsim.mm.walk import (
     translate,
     translate_ref,
 )
+from pvsim.profile import load_profile
+from pvsim.wiring import scratch_platform
 
 COLD = dict(sets=(0, 0, 0), ways=(0, 0, 0))
 
@@ -83,11 +86,7 @@ def test_dirty_bits_set_once_per_page():
 def test_log_dirty_ept_violation_and_split():
     """HAP log-dirty: the first write to each page after CLEAN exits (EPT violation), splitting
     2 MiB p2m leaves; reads and second writes do not."""
-    from pvsim.meter import Meter
-    from pvsim.mm.platform import make_platform
-    from pvsim.profile import load_profile
-
-    p = make_platform(None, None, "hvm", profile=load_profile("modern"), nr_pages=4096)
+    p = scratch_platform("hvm", profile=load_profile("modern"), nr_pages=4096)
     g, mach = p.mmu, p.machine_mmu
     vas = (np.arange(32, dtype=np.int64) << 12) + 0x400000
     g.access_trace(vas, np.ones(32, bool))  # demand-fault the pages in
@@ -111,12 +110,9 @@ def test_log_dirty_ept_violation_and_split():
 
 
 def test_hap_mmio_access_is_an_ept_violation():
-    from pvsim.meter import Meter
     from pvsim.mm import constants as C
-    from pvsim.mm.platform import make_platform
-    from pvsim.profile import load_profile
 
-    p = make_platform(None, None, "hvm", profile=load_profile("modern"), nr_pages=4096)
+    p = scratch_platform("hvm", profile=load_profile("modern"), nr_pages=4096)
     g, mach = p.mmu, p.machine_mmu
     va = 0x600000
     g.access_trace(np.array([va]), np.zeros(1, bool))

@@ -6,8 +6,8 @@ import pytest
 from pvsim.engine import rng_for
 from pvsim.meter import Meter
 from pvsim.mm import workloads
-from pvsim.mm.platform import make_platform
 from pvsim.profile import load_profile
+from pvsim.wiring import scratch_platform
 
 
 def test_traces_are_deterministic_and_shaped():
@@ -28,7 +28,7 @@ def test_traces_are_deterministic_and_shaped():
 
 @pytest.mark.parametrize("mode", ["native", "pv", "hvm-shadow", "hvm"])
 def test_churn_and_gups_run_in_every_mode(mode):
-    p = make_platform(None, None, mode, profile=load_profile("p4-2006" if mode != "hvm" else "modern"),
+    p = scratch_platform(mode, profile=load_profile("p4-2006" if mode != "hvm" else "modern"),
                       nr_pages=8192)
     g = p.mmu
     m = Meter()

@@ -17,11 +17,21 @@ Command and option names follow ``tools/xl/xl_cmdtable.c``.
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 
 import typer
 
 from pvsim.errors import ScenarioError
+from pvsim.scenario import Scenario, parse_cpulist
+from pvsim.sched.params import validate_sched_params
+from pvsim.sched.xl import (
+    share_table,
+    xl_list,
+    xl_sched_credit,
+    xl_sched_credit2,
+    xl_sched_rtds,
+    xl_vcpu_list,
+)
+from pvsim.system import build
 
 app = typer.Typer(
     help="xl-style scheduler controls (sched-credit, sched-credit2, sched-rtds, vcpu-pin) and views "
@@ -43,18 +53,15 @@ def _fail(e: Exception):
 
 
 def _build(scenario: str, duration_ms, seed):
-    from pvsim.scenario import Scenario
-    from pvsim.system import build
-
     sc = Scenario.from_toml(scenario)
     if duration_ms is not None:
-        sc = replace(sc, duration_ms=float(duration_ms), ops=None)
+        sc = sc.with_run(duration_ms=float(duration_ms), ops=None, warmup_ms=0.0)
     if seed is not None:
         sc = sc.with_seed(int(seed))
     system = build(sc)
     r = system.runner
     mem = {}
-    for d in system.domains:
+    for d in system.hosts[0].domains:
         domid = d.domain.domid
         if domid in r.domains:
             r.domains[domid].name = d.spec.name
@@ -79,8 +86,6 @@ def _at(r, at_ms: float, fn):
 
 
 def _finish(system, r, text_fn, shares: bool):
-    from pvsim.sched.xl import share_table
-
     system.run()
     typer.echo(text_fn())
     if shares:
@@ -92,7 +97,6 @@ def _finish(system, r, text_fn, shares: bool):
 def list_cmd(domains: list[str] = typer.Argument(None, help="domains (names or ids); default all"),
              scenario: str = SCEN, duration_ms: float = DUR, seed: int = SEED, shares: bool = SHARES):
     """xl list: domains, memory, vCPUs, state and CPU time at the end of the run."""
-    from pvsim.sched.xl import xl_list
 
     try:
         system, r, mem = _build(scenario, duration_ms, seed)
@@ -106,7 +110,6 @@ def list_cmd(domains: list[str] = typer.Argument(None, help="domains (names or i
 def vcpu_list_cmd(domains: list[str] = typer.Argument(None, help="domains (names or ids); default all"),
                   scenario: str = SCEN, duration_ms: float = DUR, seed: int = SEED, shares: bool = SHARES):
     """xl vcpu-list: per-vCPU pCPU, state, CPU time and hard / soft affinity."""
-    from pvsim.sched.xl import xl_vcpu_list
 
     try:
         system, r, _mem = _build(scenario, duration_ms, seed)
@@ -117,7 +120,6 @@ def vcpu_list_cmd(domains: list[str] = typer.Argument(None, help="domains (names
 
 
 def _parse_cpus(spec: str, n: int, where: str):
-    from pvsim.scenario import parse_cpulist
 
     if spec in ("-",):
         return "keep"
@@ -132,7 +134,6 @@ def vcpu_pin_cmd(domain: str = typer.Argument(..., help="domain name or id"),
                  scenario: str = SCEN, duration_ms: float = DUR, seed: int = SEED, at_ms: float = AT,
                  shares: bool = SHARES):
     """xl vcpu-pin DOM VCPU|all HARD [SOFT] at --at-ms, then print xl vcpu-list."""
-    from pvsim.sched.xl import xl_vcpu_list
 
     try:
         system, r, _mem = _build(scenario, duration_ms, seed)
@@ -166,7 +167,6 @@ def _sched_dom_cmd(name, scenario, duration_ms, seed, at_ms, shares, domain, dom
                 vcpu = dom_params.pop("_vcpu", None)
                 kw = {"vcpu": vcpu} if vcpu is not None else {}
                 # validate now (before time 0), apply at --at-ms
-                from pvsim.sched.params import validate_sched_params
 
                 validate_sched_params(name, dom_params, f"sched-{name}", scope="vcpu" if name == "rtds" else "domain",
                                       n_pcpus=r.n_pcpus, defaults=False)
@@ -174,7 +174,6 @@ def _sched_dom_cmd(name, scenario, duration_ms, seed, at_ms, shares, domain, dom
         elif dom_params and any(k != "_vcpu" for k in dom_params):
             raise ScenarioError(f"sched-{name}", "-w/-c/-p/-b/-e need -d DOMAIN")
         if glob_params:
-            from pvsim.sched.params import validate_sched_params
 
             merged = {**r.sched.params, **glob_params}
             validate_sched_params(name, {k: v for k, v in merged.items()}, f"sched-{name}", n_pcpus=r.n_pcpus,
@@ -196,7 +195,6 @@ def sched_credit_cmd(scenario: str = SCEN,
                      migr_delay_us: int = typer.Option(None, "-m", "--migr_delay_us", help="migration delay (us), with -s"),
                      duration_ms: float = DUR, seed: int = SEED, at_ms: float = AT, shares: bool = SHARES):
     """xl sched-credit [-d DOM [-w W] [-c CAP]] [-s [-t TSLICE] [-r RATELIMIT] [-m DELAY]]."""
-    from pvsim.sched.xl import xl_sched_credit
 
     dp = {k: v for k, v in (("weight", weight), ("cap", cap)) if v is not None}
     gp = {k: v for k, v in (("tslice_ms", tslice_ms), ("ratelimit_us", ratelimit_us),
@@ -215,7 +213,6 @@ def sched_credit2_cmd(scenario: str = SCEN,
                       ratelimit_us: int = typer.Option(None, "-r", "--ratelimit_us", help="ratelimit (us), with -s"),
                       duration_ms: float = DUR, seed: int = SEED, at_ms: float = AT, shares: bool = SHARES):
     """xl sched-credit2 [-d DOM [-w W] [-c CAP]] [-s [-r RATELIMIT]]."""
-    from pvsim.sched.xl import xl_sched_credit2
 
     dp = {k: v for k, v in (("weight", weight), ("cap", cap)) if v is not None}
     gp = {"ratelimit_us": ratelimit_us} if ratelimit_us is not None else {}
@@ -233,7 +230,6 @@ def sched_rtds_cmd(scenario: str = SCEN,
                    extratime: int = typer.Option(None, "-e", "--extratime", help="extratime 0|1"),
                    duration_ms: float = DUR, seed: int = SEED, at_ms: float = AT, shares: bool = SHARES):
     """xl sched-rtds [-d DOM [-v VCPU|all] [-p PERIOD] [-b BUDGET] [-e 0|1]]; also prints deadline misses."""
-    from pvsim.sched.xl import xl_sched_rtds
 
     dp = {k: v for k, v in (("period_us", period_us), ("budget_us", budget_us)) if v is not None}
     if extratime is not None:

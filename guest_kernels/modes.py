@@ -1,0 +1,125 @@
+"""The mode table: every mode declared once, and the only place that knows what a mode name means.
+
+Design note
+-----------
+A *mode* is how a domain's OS runs on the simulated machine. Each :class:`ModeSpec` names
+
+* ``kernel``: the :class:`~guest_kernels.base.GuestKernel` subclass that turns the workload's OS
+  actions into what this mode makes of them (traps bounced by Xen, hypercalls, VM exits,
+  binary-translation callouts) -- behaviour that differs per mode lives there;
+* ``guest_type``: the hypercall-availability column of Xen's ``hypercall-defs.c`` (``pv32``,
+  ``pv64``, ``hvm64``), or ``None`` for an OS that makes no Xen hypercalls;
+* ``control``: what runs the mode's device backends and device model: ``"dom0"`` (Xen's
+  Domain-0), ``"host"`` (a KVM-style host kernel) or ``None`` (the OS drives the hardware itself);
+* ``cpu``: how the CPU is virtualized (``native``, ``pv``, ``bt``, ``vtx``);
+* ``paging``: the machine-side MMU component (``direct``, ``pv`` direct paging, ``shadow``,
+  ``hap``): :data:`pvsim.mm.machine.PAGING` maps the name to a class;
+* ``devices``: the device-path component (``host`` stack, ``split`` drivers, ``emulated`` devices,
+  ``virtio``): :data:`pvsim.io.paths.DEVICE_PATHS` maps the name to classes;
+* ``needs``: the hardware it needs (``vtx``, ``hap``), checked against a profile;
+* ``sole``: a bare-metal OS is the only OS on its host; ``shares_host_kernel``: a container runs
+  the host's own kernel (and may only share a host with other containers).
+
+Every subsystem reads these fields; no other module compares a mode name (a test keeps it so). A
+new mode is one row here plus, if it behaves differently, its kernel class.
+
+Simplifications: the KVM-style mode's host kernel is modelled as a native kernel scheduled by the
+host's scheduler (no CFS model); a binary-translating VMM's device backends run in the control
+domain of the host it is on (its hosted world switch is priced by ``bt.world_switch_cycles``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from guest_kernels.base import GuestKernel
+from guest_kernels.bt import BTKernel
+from guest_kernels.hvm import HVMKernel, HVMShadowKernel, KVMKernel, PVHKernel, PVHVMKernel
+from guest_kernels.native import ContainerKernel, NativeKernel
+from guest_kernels.pv import PV32Kernel, PVKernel
+
+CONTROL_KINDS = ("dom0", "host")
+CPU_KINDS = ("native", "pv", "bt", "vtx")
+PAGING_KINDS = ("direct", "pv", "shadow", "hap")
+DEVICE_KINDS = ("host", "split", "emulated", "virtio")
+
+
+@dataclass(frozen=True)
+class ModeSpec:
+    name: str
+    kernel: type[GuestKernel]
+    guest_type: str | None
+    control: str | None
+    cpu: str
+    paging: str
+    devices: str
+    needs: frozenset = frozenset()
+    sole: bool = False
+    shares_host_kernel: bool = False
+    summary: str = ""
+
+    @property
+    def virtualized(self) -> bool:
+        """Runs on a hypervisor (needs a control domain for its devices)."""
+        return self.control is not None
+
+    @property
+    def needs_vtx(self) -> bool:
+        return "vtx" in self.needs
+
+    @property
+    def needs_hap(self) -> bool:
+        return "hap" in self.needs
+
+    @property
+    def hypercall_type(self) -> str:
+        """The guest type the hypervisor's domain record carries (``none``: no Xen hypercalls)."""
+        return self.guest_type or "none"
+
+
+MODES: dict[str, ModeSpec] = {
+    m.name: m
+    for m in (
+        ModeSpec("native", NativeKernel, None, None, "native", "direct", "host", sole=True,
+                 summary="bare metal: the kernel in ring 0, no hypervisor"),
+        ModeSpec("container", ContainerKernel, None, None, "native", "direct", "host", shares_host_kernel=True,
+                 summary="OS container: processes of one shared host kernel"),
+        ModeSpec("pv", PVKernel, "pv64", "dom0", "pv", "pv", "split",
+                 summary="Xen x86-64 PV: kernel in ring 3, syscalls bounce through Xen, validated page tables"),
+        ModeSpec("pv32", PV32Kernel, "pv32", "dom0", "pv", "pv", "split",
+                 summary="Xen 32-bit PV (SOSP'03): kernel in ring 1, direct syscall trap gate"),
+        ModeSpec("bt", BTKernel, None, "dom0", "bt", "shadow", "emulated",
+                 summary="binary translation + shadow paging + emulated devices (VMware-style)"),
+        ModeSpec("hvm-shadow", HVMShadowKernel, "hvm64", "dom0", "vtx", "shadow", "emulated", frozenset({"vtx"}),
+                 summary="VT-x/AMD-V first generation: exits on sensitive events, shadow paging"),
+        ModeSpec("hvm", HVMKernel, "hvm64", "dom0", "vtx", "hap", "emulated", frozenset({"vtx", "hap"}),
+                 summary="VT-x with EPT/NPT, devices emulated by a device model in dom0"),
+        ModeSpec("pvhvm", PVHVMKernel, "hvm64", "dom0", "vtx", "hap", "split", frozenset({"vtx", "hap"}),
+                 summary="hvm plus PV disk and network drivers"),
+        ModeSpec("pvh", PVHKernel, "hvm64", "dom0", "vtx", "hap", "split", frozenset({"vtx", "hap"}),
+                 summary="HAP, PV drivers and event channels, no device model"),
+        ModeSpec("kvm-virtio", KVMKernel, None, "host", "vtx", "hap", "virtio", frozenset({"vtx", "hap"}),
+                 summary="KVM-style: VT-x with EPT, virtio rings, vhost in the host kernel"),
+    )
+}
+
+# The control domain of each kind: its name and the mode of its own kernel.
+CONTROL_DOMAIN = {"dom0": ("Domain-0", "pv"), "host": ("host", "native")}
+
+
+def mode(name: str) -> ModeSpec:
+    """The mode called ``name`` (``KeyError`` if there is none)."""
+    return MODES[name]
+
+
+def mode_names() -> list[str]:
+    return list(MODES)
+
+
+def missing_hardware(spec: ModeSpec, has_vtx: bool, has_hap: bool) -> str | None:
+    """What the mode needs that the machine lacks (``None`` if nothing)."""
+    if spec.needs_vtx and not has_vtx:
+        return "VT-x/AMD-V"
+    if spec.needs_hap and not has_hap:
+        return "EPT/NPT"
+    return None

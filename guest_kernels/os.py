@@ -1,0 +1,307 @@
+"""A domain's OS at run time: threads and interrupt handlers on its vCPUs, idling, accounting.
+
+Design note
+-----------
+:class:`DomainOS` is one running OS (a guest, Domain-0, a KVM host kernel or a bare-metal kernel):
+its vCPUs (:class:`VcpuOS`, each the *behaviour* the pCPU dispatcher runs), its guest kernel per
+vCPU (the mode's :class:`~guest_kernels.base.GuestKernel`), its event-channel port handlers, and
+what it has done (units of work and their latencies). It plays the role of the OS's own process
+scheduler, as Linux's does inside a Xen domain:
+
+* pending *interrupt handlers* (event-channel upcalls, device interrupts) run first, then *threads*
+  (the workload's tasks, backend kthreads, a device model) round-robin; a thread switch costs one
+  process context switch (``native.context_switch_cycles``);
+* a handler or thread is a generator yielding commands:
+
+  - ``("run", ns)`` / ``("run", ns, units)``: CPU work (reported before through :meth:`VcpuOS.work`,
+    :meth:`VcpuOS.k` or a hypercall; ``units`` of the workload complete when it is done);
+  - ``("wait", event)``: the thread sleeps on a SimPy event; ``("iowait", event)``: the same, for an
+    I/O completion (Linux's iowait: idle time while a thread waits on I/O is ``idle.io_wait``);
+  - ``("sleep", ns)``: the thread sleeps for ``ns`` (a timer);
+  - ``("bwait", event)``: the whole vCPU blocks (a trapped access waiting for the device model);
+* with nothing runnable the vCPU idles: the kernel's ``idle()`` runs once (``SCHEDOP_block`` for
+  PV, a ``HLT`` exit under VT-x) and the vCPU waits for :meth:`VcpuOS.kick` (``vcpu_kick``).
+
+Work is reported to each vCPU's :class:`~pvsim.meter.LiveMeter`, priced as it comes; a thread or
+handler *tagged* with the domain it serves (a backend working for a guest) also tees its work into
+that domain's account, so a guest's row can show the control domain's CPU spent on its behalf.
+
+Simplifications: an interrupt does not preempt a ``Run`` already handed to the dispatcher (threads
+keep their demands short); event channels are delivered to vCPU 0; threads are placed on vCPUs
+round-robin when spawned and stay there.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from pvsim.engine import Run, Wait
+from pvsim.meter import LiveMeter
+
+_SWITCH = ("kernel.context_switch", "native.context_switch_cycles")
+
+
+class VcpuOS:
+    """One vCPU's share of its OS: the behaviour handed to the dispatcher."""
+
+    def __init__(self, dom_os: "DomainOS", vcpu_id: int, kernel, meter: LiveMeter):
+        self.dom_os = dom_os
+        self.vcpu_id = vcpu_id
+        self.kernel = kernel
+        self.meter = meter
+        self.engine = dom_os.engine
+        self.hv = dom_os.hv
+        self.name = f"{dom_os.name}.{vcpu_id}"
+        self.irqs: deque = deque()
+        self.ready: deque = deque()
+        self.cur = None
+        self.cur_irq = False
+        self.last_thread = None
+        self.tags: dict = {}  # generator -> account (LiveMeter) of the domain it serves
+        self._wake_ev = None
+        self._idle_charged = False
+        self.burst = None  # (units, ns) of the Run in flight that completes units
+        self.io_waiting = 0  # threads waiting on I/O completions
+        self._idle_since: int | None = None
+        self._idle_io = False
+        self.iowait_ns = 0
+        self.busy_ns = 0
+
+    # ------------------------------------------------------------------ work reporting
+    def work(self, cause: str, price: str, n: float = 1) -> None:
+        if n:
+            self.meter.add(cause, price, n)
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.meter.count(name, n)
+
+    def k(self, action: str, *args):
+        """Run guest-kernel ``action`` on this vCPU, its work reported to this vCPU's meter."""
+        hv = self.hv
+        prev, hv.meter = hv.meter, self.meter
+        try:
+            return getattr(self.kernel, action)(*args)
+        finally:
+            hv.meter = prev
+
+    def hypercall(self, nr: int, *args) -> int:
+        """Hypercall number ``nr`` by this vCPU (a driver's ``HYPERVISOR_*`` call): counted, checked
+        against the guest type, priced, its handler run."""
+        hv = self.hv
+        prev, hv.meter = hv.meter, self.meter
+        try:
+            return hv.hypercall(self.kernel.p.vcpu, nr, *args)
+        finally:
+            hv.meter = prev
+
+    def flush(self):
+        """``("run", ns)`` for the work reported since the last flush (0 if none)."""
+        return ("run", self.meter.take())
+
+    # ------------------------------------------------------------------ threads and interrupts
+    def spawn(self, gen, serves=None) -> None:
+        if serves is not None:
+            self.tags[gen] = serves
+        self.ready.append(gen)
+        self.kick()
+
+    def raise_irq(self, handler_factory, serves=None) -> None:
+        self.irqs.append((handler_factory, serves))
+        self.kick()
+
+    def kick(self) -> None:
+        """``vcpu_kick``: wake the vCPU if it is idle."""
+        ev = self._wake_ev
+        if ev is not None and not ev.triggered:
+            if self._idle_since is not None:
+                if self._idle_io:
+                    self.iowait_ns += self.engine.now_ns - self._idle_since
+                self._idle_since = None
+            ev.succeed()
+
+    def iowait_until(self, now: int) -> int:
+        """I/O-wait time, including an idle period still in progress at ``now``."""
+        if self._idle_since is not None and self._idle_io:
+            return self.iowait_ns + (now - self._idle_since)
+        return self.iowait_ns
+
+    def _ready_cb(self, gen, io: bool):
+        def cb(_ev):
+            if io:
+                self.io_waiting -= 1
+            self.ready.append(gen)
+            self.kick()
+        return cb
+
+    def _set_cur(self, gen, is_irq: bool, tag) -> None:
+        self.cur, self.cur_irq = gen, is_irq
+        self.meter.tee = tag
+
+    def next(self, now_ns: int):
+        if self.burst is not None:
+            self.dom_os.units += self.burst[0]
+            self.burst = None
+        meter = self.meter
+        while True:
+            if self.irqs and (self.cur is None or not self.cur_irq):
+                if self.cur is not None:
+                    self.ready.appendleft(self.cur)
+                factory, tag = self.irqs.popleft()
+                self._set_cur(factory(), True, tag)
+            if self.cur is None:
+                if self.ready:
+                    gen = self.ready.popleft()
+                    self._set_cur(gen, False, self.tags.get(gen))
+                    if self.last_thread is not None and gen is not self.last_thread:
+                        meter.add(_SWITCH[0], _SWITCH[1])
+                    self.last_thread = gen
+                    self._idle_charged = False
+                else:
+                    meter.tee = None
+                    if not self._idle_charged:
+                        self._idle_charged = True
+                        self.k("idle")
+                        if self.irqs or self.ready:
+                            continue  # an event was pending: SCHEDOP_block returned at once
+                    ns = int(meter.take())
+                    if ns > 0:
+                        self.busy_ns += ns
+                        return Run(ns)
+                    self._wake_ev = ev = self.engine.event()
+                    self._idle_since = now_ns
+                    self._idle_io = self.io_waiting > 0
+                    return Wait(ev)
+            try:
+                cmd = next(self.cur)
+            except StopIteration:
+                self.tags.pop(self.cur, None)
+                self.cur = None
+                meter.tee = None
+                ns = int(meter.take())
+                if ns > 0:
+                    self.busy_ns += ns
+                    return Run(ns)
+                continue
+            kind = cmd[0]
+            if kind == "run":
+                ns = int(cmd[1])
+                if len(cmd) > 2 and cmd[2]:
+                    if ns > 0:
+                        self.burst = (cmd[2], ns)
+                    else:
+                        self.dom_os.units += cmd[2]
+                if ns > 0:
+                    self.busy_ns += ns
+                    return Run(ns)
+                continue
+            if kind in ("wait", "iowait"):
+                val = cmd[1]
+                if val.callbacks is None:  # already processed (a Timeout is "triggered" at birth)
+                    continue
+                if self.cur_irq:
+                    raise RuntimeError(f"{self.name}: an interrupt handler may not sleep")
+                io = kind == "iowait"
+                if io:
+                    self.io_waiting += 1
+                val.callbacks.append(self._ready_cb(self.cur, io))
+                self.cur = None
+                meter.tee = None
+                continue
+            if kind == "sleep":
+                ns = int(cmd[1])
+                if ns <= 0:
+                    continue
+                if self.cur_irq:
+                    raise RuntimeError(f"{self.name}: an interrupt handler may not sleep")
+                self.engine.timeout_ns(ns).callbacks.append(self._ready_cb(self.cur, False))
+                self.cur = None
+                meter.tee = None
+                continue
+            if kind == "bwait":
+                val = cmd[1]
+                if val.callbacks is None:
+                    continue
+                self._wake_ev = None
+                self._idle_since = now_ns
+                self._idle_io = True
+                val.callbacks.append(self._bwake)
+                return Wait(val)
+            raise ValueError(f"{self.name}: unknown command {kind!r}")
+
+    def _bwake(self, _ev) -> None:
+        if self._idle_since is not None:
+            self.iowait_ns += self.engine.now_ns - self._idle_since
+            self._idle_since = None
+
+
+class DomainOS:
+    """A running OS: its vCPUs, kernels, event-channel port handlers and what it has done."""
+
+    def __init__(self, name: str, domain, engine, hv, kernels, pricer, *, scan_ports=None):
+        self.name = name
+        self.domain = domain
+        self.engine = engine
+        self.hv = hv
+        self.pricer = pricer
+        self.kernels = list(kernels)
+        self.vcpus = [VcpuOS(self, v, k, LiveMeter(pricer)) for v, k in enumerate(self.kernels)]
+        self.scan_ports = scan_ports  # vcpu_id -> pending event-channel ports (the 2-level scan)
+        self.port_handlers: dict[int, object] = {}
+        self.accounts: dict[int, LiveMeter] = {}  # domid served -> work done for it
+        self.units = 0.0
+        self.latencies_us: list[float] = []
+        self._next_vcpu = 0
+        self.mmu = None  # the guest-side MMU (page tables as data), when built
+
+    @property
+    def kernel(self):
+        return self.kernels[0]
+
+    @property
+    def boot(self) -> VcpuOS:
+        """vCPU 0: where event channels and device interrupts are delivered."""
+        return self.vcpus[0]
+
+    def account(self, domid: int) -> LiveMeter:
+        """The account of the work this OS does on behalf of domain ``domid``."""
+        acc = self.accounts.get(domid)
+        if acc is None:
+            acc = self.accounts[domid] = LiveMeter(self.pricer)
+        return acc
+
+    def spawn(self, gen, *, vcpu: int | None = None, serves: int | None = None) -> VcpuOS:
+        """Start a thread (on ``vcpu``, or the next vCPU round-robin)."""
+        if vcpu is None:
+            vcpu = self._next_vcpu % len(self.vcpus)
+            self._next_vcpu += 1
+        v = self.vcpus[vcpu]
+        v.spawn(gen, None if serves is None else self.account(serves))
+        return v
+
+    def raise_irq(self, handler_factory, *, serves: int | None = None, vcpu: int = 0) -> None:
+        self.vcpus[vcpu].raise_irq(handler_factory, None if serves is None else self.account(serves))
+
+    def record(self, t0_ns: int, units: float = 1.0) -> None:
+        """A unit of work completed (started at ``t0_ns``)."""
+        self.units += units
+        self.latencies_us.append((self.engine.now_ns - t0_ns) / 1000.0)
+
+    # ------------------------------------------------------------------ event channels
+    def bind_port(self, port: int, fn) -> None:
+        self.port_handlers[port] = fn
+
+    def on_kick(self, vcpu_id: int = 0) -> None:
+        """Xen marked an upcall pending for ``vcpu_id`` (``vcpu_mark_events_pending``)."""
+        v = self.vcpus[vcpu_id if vcpu_id < len(self.vcpus) else 0]
+        v.raise_irq(lambda v=v: self._upcall(v))
+
+    def _upcall(self, v: VcpuOS):
+        """The event-channel upcall: delivery as the kernel takes it, the 2-level scan, then each
+        pending port's driver handler."""
+        v.k("irq", "evtchn")
+        v.count("evtchn.upcall")
+        for port in (self.scan_ports(v.vcpu_id) if self.scan_ports is not None else ()):
+            h = self.port_handlers.get(port)
+            if h is not None:
+                h()
+        yield v.flush()
