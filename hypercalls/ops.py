@@ -48,36 +48,6 @@ TRAP_INSTR_PV32 = "int $0x82"
 TRAP_INSTR_PV64 = "syscall"
 TRAP_INSTR_HVM = "vmcall/vmmcall"
 
-# Parameters each hypercall handler takes (the prototypes in xen/include/hypercall-defs.c). Xen's
-# call_handlers_*() pass exactly this many of the five argument registers; the rest are ignored.
-# HYPERVISOR_iret takes none (its frame is on the guest stack).
-HYPERCALL_NARGS: dict[str, int] = {
-    "set_trap_table": 1, "mmu_update": 4, "set_gdt": 2, "stack_switch": 2, "set_callbacks": 3,
-    "fpu_taskswitch": 1, "sched_op_compat": 2, "platform_op": 1, "set_debugreg": 2,
-    "get_debugreg": 1, "update_descriptor": 2, "memory_op": 2, "multicall": 2,
-    "update_va_mapping": 3, "set_timer_op": 1, "event_channel_op_compat": 1, "xen_version": 2,
-    "console_io": 3, "physdev_op_compat": 1, "grant_table_op": 3, "vm_assist": 2,
-    "update_va_mapping_otherdomain": 4, "iret": 0, "vcpu_op": 3, "set_segment_base": 2,
-    "mmuext_op": 4, "xsm_op": 1, "nmi_op": 2, "sched_op": 2, "callback_op": 2,
-    "event_channel_op": 2, "physdev_op": 2, "hvm_op": 2, "sysctl": 1, "domctl": 1,
-    "kexec_op": 2, "argo_op": 5, "xenpmu_op": 2, "dm_op": 3, "hypfs_op": 5, "mca": 1,
-    "paging_domctl_cont": 1,
-}
-# 32-bit guests (the compat_* prototypes) split 64-bit values into two registers.
-HYPERCALL_NARGS_COMPAT: dict[str, int] = {
-    **HYPERCALL_NARGS,
-    "set_callbacks": 4, "update_descriptor": 4, "update_va_mapping": 4, "set_timer_op": 2,
-    "update_va_mapping_otherdomain": 5,
-}
-
-
-def hypercall_nargs(name: str, guest_type: str) -> int:
-    """How many argument registers Xen hands to hypercall ``name`` for ``guest_type`` (5 when
-    the name is unknown)."""
-    table = HYPERCALL_NARGS_COMPAT if guest_type in ("pv32", "hvm32") else HYPERCALL_NARGS
-    return table.get(name, HYPERCALL_MAX_ARGS)
-
-
 # 64-bit flat selectors in Xen's reserved GDT area (arch-x86/xen-x86_64.h)
 FLAT_RING3_CS32 = 0xE023
 FLAT_RING3_CS64 = 0xE033

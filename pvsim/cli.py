@@ -335,7 +335,7 @@ def _listing(what: str) -> list[dict]:
     if what == "hypercalls":
         from hypercalls.table import HYPERCALLS
 
-        return [{"nr": nr, "name": name, "who": ",".join(sorted(who)) or "-"} for nr, (name, who) in HYPERCALLS.items()]
+        return [{"nr": nr, "name": h.name, "who": ",".join(sorted(h.guests)) or "-"} for nr, h in HYPERCALLS.items()]
     if what == "schedulers":
         from pvsim.sched import SCHEDULER_NAMES
 

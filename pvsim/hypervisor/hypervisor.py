@@ -27,7 +27,6 @@ from contextlib import contextmanager
 from typing import Callable
 
 from hypercalls import errno as xen_errno
-from hypercalls import ops as hc_ops
 from hypercalls import table as hc_table
 from pvsim.hypervisor.domain import DOMID_SELF, VCPU, Domain
 from pvsim.meter import Meter
@@ -113,7 +112,7 @@ class Hypervisor:
         else:
             # Xen hands a handler only as many argument registers as its prototype takes
             # (hypercall-defs.c); HYPERVISOR_iret's one "argument" stands for its stack frame.
-            nargs = max(1, hc_ops.hypercall_nargs(name, dom.guest_type))
+            nargs = max(1, hc_table.hypercall_nargs(name, dom.guest_type))
             rc = fn(self, vcpu, *args[:nargs])
             if not isinstance(rc, int):
                 raise TypeError(f"do_{name} returned {rc!r}, not an int")

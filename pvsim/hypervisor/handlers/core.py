@@ -968,7 +968,7 @@ def do_multicall(hv, vcpu: VCPU, call_list=None, nr_calls=None, *_ignored) -> in
     entry's result); an unreadable list or entry stops the batch with ``-EFAULT``; a PV
     ``iret`` entry ends the batch and its result becomes the return value (``mc_exit``).
     Each entry gets as many of its first five ``args`` as the hypercall's Xen prototype takes
-    (:data:`hypercalls.ops.HYPERCALL_NARGS`)."""
+    (:data:`hypercalls.table.HYPERCALL_NARGS`)."""
     key = id(vcpu)
     if key in _IN_MULTICALL:
         return -E.EINVAL  # "Multicall reentry is disallowed."
@@ -989,7 +989,7 @@ def do_multicall(hv, vcpu: VCPU, call_list=None, nr_calls=None, *_ignored) -> in
             # call_handlers_*(): only as many of args[0..4] as the handler's prototype takes
             # (HYPERVISOR_iret's "argument" is the model's stand-in for its stack frame).
             name = T.name(entry.op)
-            nargs = max(1, O.hypercall_nargs(name, vcpu.domain.guest_type)) if name else 0
+            nargs = max(1, T.hypercall_nargs(name, vcpu.domain.guest_type)) if name else 0
             result = _run_subcall(hv, vcpu, entry.op, list(entry.args[: min(nargs, O.HYPERCALL_MAX_ARGS)]))
             entry.result = result
             done += 1
