@@ -8,8 +8,10 @@ Design note
    not make with ``-ENOSYS`` (as Xen's dispatch table does, by having no entry);
 2. charges the guest-type-specific entry/exit path to the current meter (PV64 ``syscall``,
    PV32 ``int $0x82``, HVM ``vmcall`` exit and entry);
-3. runs the handler ``do_<name>`` registered in :mod:`pvsim.hypervisor.handlers`, which changes
-   simulated state and reports its per-element work to ``hv.meter``;
+3. runs the handler ``do_<name>`` that the table names, registered in
+   :mod:`pvsim.hypervisor.handlers` (the dispatch table is built from :mod:`hypercalls.table`
+   on first use and refuses a named handler nobody registered, or a registered one the table does
+   not name), which changes simulated state and reports its per-element work to ``hv.meter``;
 4. counts the call per domain and per number, and any negative result per errno.
 
 A handler never raises into the guest: a Python exception inside a handler is a simulator bug,
@@ -32,25 +34,48 @@ from pvsim.hypervisor.domain import DOMID_SELF, VCPU, Domain
 from pvsim.meter import Meter
 
 HandlerFn = Callable[..., int]
-_HANDLERS: dict[int, HandlerFn] = {}
+_REGISTERED: dict[str, HandlerFn] = {}  # "do_<name>" -> function, filled by @handler
+_HANDLERS: dict[int, HandlerFn] = {}  # hypercall number -> handler: the dispatch table
+
+
+class HandlerTableError(RuntimeError):
+    """The registered handlers and the handler names of :mod:`hypercalls.table` disagree."""
 
 
 def handler(name: str):
-    """Register ``do_<name>`` as the handler of hypercall ``name``."""
-    nr = hc_table.number(name)
+    """Register ``do_<name>`` as the handler of hypercall ``name`` (which the table must name)."""
+    hc = hc_table.by_name(name)
 
     def deco(fn: HandlerFn) -> HandlerFn:
         if fn.__name__ != f"do_{name}":
             raise ValueError(f"handler for {name} must be called do_{name}, got {fn.__name__}")
-        _HANDLERS[nr] = fn
+        if hc.handler != fn.__name__:
+            raise HandlerTableError(f"{fn.__module__}.{fn.__name__} is registered but hypercalls.table "
+                                    f"gives {name} no handler; add it to the table")
+        _REGISTERED[fn.__name__] = fn
         return fn
 
     return deco
 
 
-def handlers() -> dict[int, HandlerFn]:
-    from pvsim.hypervisor import handlers as _h  # noqa: F401  (registers every handler)
+def dispatch_table(registered: dict[str, HandlerFn]) -> dict[int, HandlerFn]:
+    """``{number: handler}`` for every table entry that names a handler. Every named handler must
+    be registered and every registered handler must be named by the table."""
+    names = hc_table.handler_names()
+    missing = sorted(set(names.values()) - set(registered))
+    unknown = sorted(set(registered) - set(names.values()))
+    if missing or unknown:
+        raise HandlerTableError(f"hypercalls.table names handlers nobody registered: {missing}; "
+                                f"registered handlers the table does not name: {unknown}")
+    return {nr: registered[fn_name] for nr, fn_name in names.items()}
 
+
+def handlers() -> dict[int, HandlerFn]:
+    """The dispatch table, built from :mod:`hypercalls.table` on first use."""
+    if not _HANDLERS:
+        from pvsim.hypervisor import handlers as _h  # noqa: F401  (registers every handler)
+
+        _HANDLERS.update(dispatch_table(_REGISTERED))
     return dict(_HANDLERS)
 
 
