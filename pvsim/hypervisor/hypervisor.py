@@ -79,7 +79,8 @@ def handlers() -> dict[int, HandlerFn]:
     return dict(_HANDLERS)
 
 
-# Entry/exit price per guest type (profile keys). HVM hypercalls are a vmcall exit + entry.
+# Entry/exit price per guest type (profile keys): the only place a hypercall's entry is priced
+# (through Hypervisor.charge_hypercall_entry). HVM hypercalls are a vmcall exit + entry.
 ENTRY_PRICE = {
     "pv64": ("xen.hypercall_entry_pv64_cycles",),
     "pv32": ("xen.hypercall_entry_pv32_cycles",),
@@ -122,15 +123,24 @@ class Hypervisor:
             self.meter = old
 
     # ------------------------------------------------------------------ dispatch
+    def charge_hypercall_entry(self, who: Domain | str, name: str, n: int = 1) -> None:
+        """Charge ``n`` guest->Xen->guest transitions of hypercall ``name`` at the entry price of
+        the caller's guest type (a :class:`Domain` or its ``guest_type``) under cause
+        ``hypercall.<name>``, and count them. :meth:`hypercall` charges every call it dispatches
+        this way; a guest kernel's counted paths (no handler run) charge through
+        :meth:`pvsim.hypervisor.platform.HvPlatform.charge_hypercall`."""
+        guest_type = who if isinstance(who, str) else who.guest_type
+        cause = f"hypercall.{name}"
+        for price in ENTRY_PRICE.get(guest_type, ()):
+            self.meter.add(cause, price, n)
+        self.meter.count(cause, n)
+
     def hypercall(self, vcpu: VCPU, nr: int, *args) -> int:
         dom = vcpu.domain
         name = hc_table.name(nr)
         self.calls[(dom.domid, nr)] += 1
         dom.hypercall_counts[name or f"#{nr}"] += 1
-        cause = f"hypercall.{name or nr}"
-        for price in ENTRY_PRICE.get(dom.guest_type, ()):
-            self.meter.add(cause, price)
-        self.meter.count(cause)
+        self.charge_hypercall_entry(dom, name or str(nr))
         fn = _HANDLERS.get(nr)
         if name is None or fn is None or not hc_table.allowed(nr, dom.guest_type):
             rc = -xen_errno.ENOSYS
