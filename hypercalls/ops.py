@@ -7,8 +7,9 @@ Every name and value is Xen's, verbatim, read from the public headers of ``xen-p
 relative to ``xen/include/public/``). Command sets are :class:`enum.IntEnum` classes whose
 member names are Xen's macro names, and every member is also exported as a module-level
 constant, so ``ops.MMUEXT_PIN_L4_TABLE`` and ``ops.MmuextCmd.MMUEXT_PIN_L4_TABLE`` are the same
-value. Flag sets that are ORed together (``UVMF_*``, ``GTF_*``, ``GNTMAP_*``, ...) are plain
-``int`` constants, as in C.
+value. Flag sets that are ORed together (``UVMF_*``, ``GTF_*``, ``GNTMAP_*``, ...) and plain
+values (the reserved ``DOMID_*`` of ``xen.h``, the ``RUNSTATE_*`` of ``vcpu.h``) are plain
+``int`` constants, as in C; this is their one definition in pvsim.
 
 Facts about the calling convention that are not numbers (kept here as documentation, after
 ``xen.h`` and ``arch-x86/xen-x86_64.h``):
@@ -68,6 +69,16 @@ FLAT_RING1_SS = 0xE021
 FLAT_RING3_CS = 0xE02B
 FLAT_RING3_DS = 0xE033
 FLAT_RING3_SS = 0xE033
+
+# Reserved domain ids (xen.h). DOMID_IDLE is Xen's id for the idle domain; it is never a guest's.
+DOMID_FIRST_RESERVED = 0x7FF0
+DOMID_SELF = 0x7FF0
+DOMID_IO = 0x7FF1
+DOMID_XEN = 0x7FF2
+DOMID_COW = 0x7FF3
+DOMID_INVALID = 0x7FF4
+DOMID_ANY = 0x7FF5
+DOMID_IDLE = 0x7FFF
 
 # Hypervisor hole (arch-x86/xen-x86_64.h)
 HYPERVISOR_VIRT_START = 0xFFFF800000000000
@@ -292,13 +303,12 @@ class Vcpuop(IntEnum):
     VCPUOP_register_vcpu_time_phys_area = 15
 
 
-@_export
-class Runstate(IntEnum):
-    RUNSTATE_running = 0
-    RUNSTATE_runnable = 1
-    RUNSTATE_blocked = 2
-    RUNSTATE_offline = 3
-
+# vCPU runstates (vcpu.h): plain ints, as the index of vcpu_runstate_info.time[4]
+RUNSTATE_running = 0  # VCPU is currently running on a physical CPU.
+RUNSTATE_runnable = 1  # VCPU is runnable, but not currently scheduled on any physical CPU.
+RUNSTATE_blocked = 2  # VCPU is blocked (a.k.a. idle). It is therefore not runnable.
+RUNSTATE_offline = 3  # VCPU is not runnable, but it is not blocked.
+RUNSTATE_NAMES = ("running", "runnable", "blocked", "offline")  # index = RUNSTATE_*
 
 XEN_RUNSTATE_UPDATE = 1 << 63
 _VCPU_SSHOTTMR_future = 0
@@ -600,7 +610,7 @@ ENUMS: dict[str, type[IntEnum]] = {
     cls.__name__: cls
     for cls in (
         MmuCmd, MmuextCmd, ConsoleioCmd, VmasstCmd, VmasstType, Virq, Segbase, Schedop,
-        Shutdown, Vcpuop, Runstate, Xenmem, Xenver, Xenfeat, Callbacktype, Callbackop,
+        Shutdown, Vcpuop, Xenmem, Xenver, Xenfeat, Callbacktype, Callbackop,
         Evtchnop, Evtchnstat, Gnttabop, Gntst,
     )
 }

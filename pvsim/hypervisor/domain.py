@@ -20,21 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-# Reserved domain ids (xen/include/public/xen.h)
-DOMID_FIRST_RESERVED = 0x7FF0
-DOMID_SELF = 0x7FF0
-DOMID_IO = 0x7FF1
-DOMID_XEN = 0x7FF2
-DOMID_COW = 0x7FF3
-DOMID_INVALID = 0x7FF4
-DOMID_ANY = 0x7FF5
-DOMID_IDLE = 0x7FFF
-
-# vCPU runstates (xen/include/public/vcpu.h)
-RUNSTATE_running = 0
-RUNSTATE_runnable = 1
-RUNSTATE_blocked = 2
-RUNSTATE_offline = 3
+from hypercalls.ops import RUNSTATE_runnable
 
 # Guest types as hypercall-defs.c names its columns
 GUEST_TYPES = ("pv32", "pv64", "hvm32", "hvm64")

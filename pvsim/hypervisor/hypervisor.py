@@ -30,7 +30,8 @@ from typing import Callable
 
 from hypercalls import errno as xen_errno
 from hypercalls import table as hc_table
-from pvsim.hypervisor.domain import DOMID_SELF, VCPU, Domain
+from hypercalls.ops import DOMID_SELF
+from pvsim.hypervisor.domain import VCPU, Domain
 from pvsim.meter import Meter
 
 HandlerFn = Callable[..., int]

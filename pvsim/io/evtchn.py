@@ -170,7 +170,7 @@ def alloc_unbound(hv, caller, dom_id: int, remote_dom: int) -> int:
     port = ed.get_free_port()
     if port < 0:
         return port
-    from pvsim.hypervisor.domain import DOMID_SELF
+    from hypercalls.ops import DOMID_SELF
 
     ch = ed.channels[port]
     ch.state = abi.EVTCHNSTAT_unbound

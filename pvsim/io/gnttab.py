@@ -251,7 +251,7 @@ def _copy_side(hv, ld, ptr: abi.GnttabCopyPtr, is_gref: bool, write: bool, off: 
         if write and fl & abi.GTF_readonly:
             return abi.GNTST_permission_denied
         return 0
-    from pvsim.hypervisor.domain import DOMID_SELF
+    from hypercalls.ops import DOMID_SELF
 
     if ptr.domid not in (DOMID_SELF, ld.domid) and not ld.privileged:
         return abi.GNTST_permission_denied

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from pvsim.hypervisor.domain import DOMID_SELF
+from hypercalls.ops import DOMID_SELF
 from pvsim.io import abi
 from pvsim.io import gnttab as gt
 from pvsim.io.devices import TCPIP_HEADER_BYTES

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from pvsim.hypervisor.domain import DOMID_SELF
+from hypercalls.ops import DOMID_SELF
 from pvsim.io import abi
 from pvsim.io import gnttab as gt
 

@@ -17,6 +17,7 @@ through ``Hypervisor.hypercall``), and optionally ``trap(kind)``, ``vmexit(reaso
 
 from __future__ import annotations
 
+from hypercalls.ops import DOMID_XEN
 from pvsim.hypervisor.domain import Domain
 from pvsim.hypervisor.hypervisor import Hypervisor
 from pvsim.mm.host import add_domain_memory, attach_machine_memory
@@ -40,7 +41,7 @@ def machine_for(mode: str, hv, vcpu, platform=None, *, nr_pages: int | None = No
         # start the domain on a 2 MiB boundary so the p2m can use superpages (Xen allocates
         # domain memory in high-order chunks where it can)
         while mm._free_frames and mm._free_frames[-1] % 512:
-            mm.alloc_domheap_page(0x7FF2)
+            mm.alloc_domheap_page(DOMID_XEN)
         add_domain_memory(hv, dom, pages)
     cls = MODE_CLASSES[mode]
     return cls(hv, vcpu, mode, platform=platform, **opts)

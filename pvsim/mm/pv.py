@@ -38,6 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from hypercalls import errno as E
+from hypercalls.ops import DOMID_IO, DOMID_SELF, DOMID_XEN
 from pvsim.meter import Meter
 from pvsim.mm import constants as C
 from pvsim.mm.frames import DomainMM, MachineMemory
@@ -191,7 +192,7 @@ class DirectPaging:
             # real_pg_owner != pg_owner: only a privileged l1e_owner naming a foreign pg_owner
             # (xsm_priv_mapping) may go on; the ordinary case (pg_owner == l1e_owner) is refused.
             priv = mm.domains.get(l1e_owner)
-            if pg_owner == l1e_owner or priv is None or not priv.privileged or real == C_DOMID_XEN:
+            if pg_owner == l1e_owner or priv is None or not priv.privileged or real == DOMID_XEN:
                 return -E.EBUSY
         mm.count[mfn] += 1
         if f & C._PAGE_RW:
@@ -367,11 +368,11 @@ class DirectPaging:
         fd = foreigndom & 0xFFFF
         # get_pg_owner() (common/page_alloc.c): naming itself or an unknown domain is -ESRCH;
         # xsm_mmu_update(XSM_TARGET) then refuses a foreign owner to an unprivileged caller.
-        if fd == DOMID_SELF_:
+        if fd == DOMID_SELF:
             pg_owner = d
-        elif fd == d or (fd not in domains and fd not in (C_DOMID_IO, C_DOMID_XEN)):
+        elif fd == d or (fd not in domains and fd not in (DOMID_IO, DOMID_XEN)):
             return -E.ESRCH, 0
-        elif not dmm.privileged or fd in (C_DOMID_IO, C_DOMID_XEN):
+        elif not dmm.privileged or fd in (DOMID_IO, DOMID_XEN):
             return -E.EPERM, 0  # no I/O-memory or Xen-heap mappings modelled
         else:
             pg_owner = fd
@@ -663,7 +664,3 @@ class DirectPaging:
         self.meter.add("mmu.emulated_pte_write", "mmu.ptwr_emulate_cycles")
         return self.mod_l1_entry(pt_mfn, idx, val, C.MMU_NORMAL_PT_UPDATE, dmm.domid, dmm.domid)
 
-
-C_DOMID_XEN = 0x7FF2
-C_DOMID_IO = 0x7FF1
-DOMID_SELF_ = 0x7FF0

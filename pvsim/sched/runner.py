@@ -29,18 +29,18 @@ from typing import Callable
 
 import numpy as np
 
-from pvsim.errors import ScenarioError
-from pvsim.sched.demand import Block, Done, Run, Wait
-from pvsim.sched.params import validate_sched_params
-from pvsim.sched.unit import (
+from hypercalls.ops import (
+    DOMID_FIRST_RESERVED,
     DOMID_IDLE,
     RUNSTATE_blocked,
     RUNSTATE_offline,
     RUNSTATE_runnable,
     RUNSTATE_running,
-    SchedDomain,
-    Unit,
 )
+from pvsim.errors import ScenarioError
+from pvsim.sched.demand import Block, Done, Run, Wait
+from pvsim.sched.params import validate_sched_params
+from pvsim.sched.unit import SchedDomain, Unit
 
 # xen/include/public/trace.h (TRC_SCHED_MIN = 0x00021000, TRC_SCHED_VERBOSE = 0x00028000)
 TRC_SCHED_RUNSTATE_CHANGE = 0x00021001
@@ -186,7 +186,7 @@ class HostRunner:
                  soft_affinity: set[int] | None = None) -> Unit:
         """Add one vCPU of domain ``domid``; weight and cap are the domain's (first vCPU sets them)."""
         where = f"domains[{domid}]"
-        if isinstance(domid, bool) or not isinstance(domid, int) or not 0 <= domid < 0x7FF0:
+        if isinstance(domid, bool) or not isinstance(domid, int) or not 0 <= domid < DOMID_FIRST_RESERVED:
             raise ScenarioError("domains.domid", f"must be 0..32751, got {domid!r}")
         if isinstance(vcpu_id, bool) or not isinstance(vcpu_id, int) or not 0 <= vcpu_id < 4096:
             raise ScenarioError(f"{where}.vcpus", f"vcpu id must be 0..4095, got {vcpu_id!r}")

@@ -16,14 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-RUNSTATE_running = 0
-RUNSTATE_runnable = 1
-RUNSTATE_blocked = 2
-RUNSTATE_offline = 3
-RUNSTATE_NAMES = ("running", "runnable", "blocked", "offline")
-
-# xen/include/public/xen.h
-DOMID_IDLE = 0x7FFF
+from hypercalls.ops import RUNSTATE_offline
 
 
 class SchedDomain:

@@ -1,7 +1,8 @@
 """Event channels (2-level) and grant tables (v1) through the hypercall interface."""
 
 from hypercalls import errno as E
-from pvsim.hypervisor.domain import DOMID_SELF, Domain
+from hypercalls.ops import DOMID_SELF
+from pvsim.hypervisor.domain import Domain
 from pvsim.hypervisor.hypervisor import Hypervisor
 from pvsim.io import abi
 from pvsim.io import evtchn as ev

@@ -3,7 +3,7 @@
 from hostile import World
 
 from hypercalls import errno as E
-from pvsim.hypervisor.domain import RUNSTATE_running
+from hypercalls.ops import RUNSTATE_running
 from pvsim.meter import Meter
 from pvsim.mm import constants as C
 from pvsim.mm.audit import audit

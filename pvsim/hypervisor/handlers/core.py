@@ -64,13 +64,8 @@ from hypercalls import args as A
 from hypercalls import errno as E
 from hypercalls import ops as O
 from hypercalls import table as T
-from pvsim.hypervisor.domain import (
-    DOMID_SELF,
-    VCPU,
-    Domain,
-    RUNSTATE_offline,
-    RUNSTATE_runnable,
-)
+from hypercalls.ops import DOMID_SELF, RUNSTATE_offline, RUNSTATE_runnable
+from pvsim.hypervisor.domain import VCPU, Domain
 from pvsim.hypervisor.hypervisor import ENTRY_PRICE, handler
 
 U32 = (1 << 32) - 1

@@ -25,7 +25,7 @@ Simplifications: ``mmuext_op`` is not preempted; a malformed argument list is ``
 from __future__ import annotations
 
 from hypercalls import errno as E
-from pvsim.hypervisor.domain import DOMID_SELF, RUNSTATE_running
+from hypercalls.ops import DOMID_SELF, RUNSTATE_running
 from pvsim.hypervisor.hypervisor import ENTRY_PRICE, handler
 from pvsim.mm import constants as C
 
