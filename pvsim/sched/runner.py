@@ -37,17 +37,19 @@ from hypercalls.ops import (
     RUNSTATE_runnable,
     RUNSTATE_running,
 )
+from hypercalls.trace import (
+    TRC_SCHED_ADJDOM,
+    TRC_SCHED_BLOCK,
+    TRC_SCHED_CONTINUE_RUNNING,
+    TRC_SCHED_RUNSTATE_CHANGE,
+    TRC_SCHED_SWITCH,
+    TRC_SCHED_WAKE,
+    TRC_SCHED_YIELD,
+)
 from pvsim.errors import ScenarioError
 from pvsim.sched.demand import Block, Done, Run, Wait
 from pvsim.sched.params import validate_sched_params
 from pvsim.sched.unit import SchedDomain, Unit
-
-# xen/include/public/trace.h (TRC_SCHED_MIN = 0x00021000, TRC_SCHED_VERBOSE = 0x00028000)
-TRC_SCHED_RUNSTATE_CHANGE = 0x00021001
-TRC_SCHED_CONTINUE_RUNNING = 0x00021002
-TRC_SCHED_WAKE = 0x00028004
-TRC_SCHED_BLOCK = 0x00028006
-TRC_SCHED_SWITCH = 0x0002800A
 
 _ZERO_LIMIT = 100_000  # consecutive zero-time demands before we call it a livelock
 
@@ -271,7 +273,7 @@ class HostRunner:
             self.sched.adjust_units(units, p)
         else:
             self.sched.adjust(dom, p)
-        self._trace(0, 0x00028009, domid)  # TRC_SCHED_ADJDOM
+        self._trace(0, TRC_SCHED_ADJDOM, domid)
 
     def adjust_global(self, **params) -> None:
         """``xl sched-<name> -s ...``: pool-wide parameters (tslice, ratelimit, ...)."""
@@ -291,7 +293,7 @@ class HostRunner:
     def yield_vcpu(self, domid: int, vcpu: int) -> None:
         """``SCHEDOP_yield`` by a vCPU: the scheduler's ``yield`` hook (it reschedules if running)."""
         self.sched.yield_(self._unit(domid, vcpu))
-        self._trace(self._unit(domid, vcpu).cpu, 0x00028005, domid, vcpu)  # TRC_SCHED_YIELD
+        self._trace(self._unit(domid, vcpu).cpu, TRC_SCHED_YIELD, domid, vcpu)
 
     def at(self, time_ns: int, fn: Callable) -> Timer:
         """Scenario timeline: call ``fn(runner)`` at simulated time ``time_ns`` (absolute)."""

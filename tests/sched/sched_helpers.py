@@ -1,7 +1,7 @@
 """Shared helpers of the scheduler tests."""
 
 from hypercalls.ops import DOMID_IDLE
-from pvsim.sched.runner import TRC_SCHED_SWITCH
+from hypercalls.trace import TRC_SCHED_SWITCH
 
 MS = 1_000_000
 
