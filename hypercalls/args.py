@@ -156,6 +156,18 @@ def check_in(record: Any, record_cls) -> int:
     return 0
 
 
+def well_formed(rec) -> bool:
+    """True if every ``int`` field of an argument record holds an int (not a bool), and nested
+    copy pointers are well formed too: what a real ``copy_from_guest`` of the struct guarantees."""
+    for f in fields(rec):
+        v = getattr(rec, f.name)
+        if f.type == "int" and (isinstance(v, bool) or not isinstance(v, int)):
+            return False
+        if f.type == "GnttabCopyPtr" and not (isinstance(v, GnttabCopyPtr) and well_formed(v)):
+            return False
+    return True
+
+
 def check_array(value: Any, ctype: str, count: int) -> int:
     """0 if ``value`` is a guest array of at least ``count`` elements of ``ctype`` (the
     simulator's ``guest_handle_okay`` plus the copy), else ``-EFAULT``."""

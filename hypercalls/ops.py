@@ -235,7 +235,8 @@ class Virq(IntEnum):
 
 NR_VIRQS = 24
 # get_virq_type() (xen/common/event_channel.c): VIRQ_VCPU and VIRQ_DOMAIN classes; the rest global
-VIRQ_PER_VCPU = frozenset({Virq.VIRQ_TIMER, Virq.VIRQ_DEBUG, Virq.VIRQ_XENOPROF, Virq.VIRQ_XENPMU})
+# (virq_is_global() is false for the per-vCPU ones; VIRQ_XENOPROF is left out: pvsim has no xenoprof)
+VIRQ_PER_VCPU = frozenset({Virq.VIRQ_TIMER, Virq.VIRQ_DEBUG, Virq.VIRQ_XENPMU})
 VIRQ_PER_DOMAIN = frozenset({Virq.VIRQ_ARGO})
 
 
@@ -498,6 +499,9 @@ class Evtchnstat(IntEnum):
 
 
 BIND_PIRQ__WILL_SHARE = 1
+# EVTCHN_2L_NR_CHANNELS = sizeof(xen_ulong_t) * sizeof(xen_ulong_t) * 64
+BITS_PER_XEN_ULONG_64 = 64
+BITS_PER_XEN_ULONG_32 = 32
 EVTCHN_2L_NR_CHANNELS_64 = 8 * 8 * 64  # sizeof(xen_ulong_t)^2 * 64 on x86-64 = 4096
 EVTCHN_2L_NR_CHANNELS_32 = 4 * 4 * 64  # 32-bit xen_ulong_t (old 32-bit Xen) = 1024
 EVTCHN_2L_NR_CHANNELS = EVTCHN_2L_NR_CHANNELS_64
@@ -556,6 +560,8 @@ GNTTAB_NR_RESERVED_ENTRIES = 8
 GNTTAB_RESERVED_CONSOLE = 0
 GNTTAB_RESERVED_XENSTORE = 1
 GNTTAB_UNMAP_BATCH_SIZE = 32  # xen/common/grant_table.c
+GRANT_ENTRY_V1_BYTES = 8  # sizeof(grant_entry_v1_t)
+GRANT_ENTRIES_PER_PAGE_V1 = 4096 // GRANT_ENTRY_V1_BYTES  # 512
 
 # Grant entry flags (grant_table.h)
 GTF_invalid = 0 << 0

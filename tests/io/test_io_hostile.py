@@ -48,8 +48,9 @@ def attack(kind, hostile, hdom, hos):
             f.put_request(dict(req))
         f.push_requests()
     # kick the backend
-    from pvsim.io import abi
-    hos.hypercall(32, abi.EVTCHNOP_send, abi.EvtchnSend(hostile.front_port))
+    from hypercalls import args as A
+    from hypercalls import ops as O
+    hos.hypercall(32, O.EVTCHNOP_send, A.EvtchnSend(hostile.front_port))
 
 
 @pytest.mark.parametrize("kind", ["bogus_prod", "ungranted", "too_many_segments", "duplicate_id"])
