@@ -32,7 +32,7 @@ import numpy as np
 
 from hypercalls import errno as E
 from hypercalls.ops import DOMID_XEN
-from pvsim.mm.constants import PTES_PER_PAGE, PGT_none
+from pvsim.mm.x86 import PTES_PER_PAGE, PGT_none
 
 OWNER_FREE = -1
 

@@ -61,8 +61,8 @@ import numpy as np
 
 from hypercalls.ops import DOMID_XEN
 from pvsim.meter import Meter
-from pvsim.mm import constants as C
 from pvsim.mm import walk as W
+from pvsim.mm import x86 as C
 from pvsim.mm.frames import DomainMM, MachineMemory
 from pvsim.mm.hap import P2M
 

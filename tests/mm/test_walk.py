@@ -112,7 +112,7 @@ def test_log_dirty_ept_violation_and_split():
 
 def test_hap_mmio_access_is_an_ept_violation():
     from pvsim.meter import Meter
-    from pvsim.mm import constants as C
+    from pvsim.mm import x86 as C
     from pvsim.mm.platform import make_platform
     from pvsim.profile import load_profile
 
