@@ -85,6 +85,10 @@ HYPERVISOR_VIRT_START = 0xFFFF800000000000
 HYPERVISOR_VIRT_END = 0xFFFF880000000000
 MACH2PHYS_VIRT_START = 0xFFFF800000000000
 MACH2PHYS_VIRT_END = 0xFFFF804000000000
+# Where the hole starts for a 32-bit PV guest on 64-bit Xen, as XENVER_platform_parameters
+# reports it (__HYPERVISOR_COMPAT_VIRT_START, asm/config.h; __HYPERVISOR_VIRT_START_PAE in
+# arch-x86/xen-x86_32.h)
+HYPERVISOR_COMPAT_VIRT_START = 0xF5800000
 
 # trap_info.flags (arch-x86/xen.h): bits 0-1 DPL, bit 2 "clear event enable" (interrupt gate)
 TI_DPL_MASK = 3

@@ -94,7 +94,6 @@ XEN_COMPILE_DATE = b"Thu Aug 20 09:15:07 UTC 2026"
 XEN_CAPABILITIES = b"xen-3.0-x86_64 xen-3.0-x86_32p hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64 "
 XEN_COMMANDLINE = b""
 XEN_DENY = b"<denied>"  # xen_deny() (xen/common/version.c)
-HYPERVISOR_COMPAT_VIRT_START = 0xF5800000  # __HYPERVISOR_COMPAT_VIRT_START (asm/config.h)
 
 
 # ============================================================================================
@@ -891,7 +890,7 @@ def do_xen_version(hv, vcpu: VCPU, cmd=None, arg=None, *_ignored) -> int:
         if not isinstance(arg, A.XenPlatformParameters):
             return -E.EFAULT
         if is_pv32(dom):
-            arg.virt_start = HYPERVISOR_COMPAT_VIRT_START
+            arg.virt_start = O.HYPERVISOR_COMPAT_VIRT_START
         else:
             arg.virt_start = O.HYPERVISOR_VIRT_START if dom.is_pv else 0
         return 0
