@@ -163,7 +163,7 @@ def test_argument_counts_derive_from_the_prototypes():
     assert T.hypercall_nargs("no_such_call", "pv64") == 5
 
 
-def test_the_dispatcher_is_built_from_the_table():
+def test_the_dispatcher_is_built_from_the_table(hv):
     from pvsim.hypervisor.hypervisor import handlers
 
     hs = handlers()
@@ -172,9 +172,6 @@ def test_the_dispatcher_is_built_from_the_table():
     for nr, fn in hs.items():
         assert fn.__name__ == names[nr] == f"do_{T.name(nr)}"
     # a table entry without a handler is -ENOSYS, even for a guest type that may make the call
-    from conftest import build_hv
-
-    hv = build_hv()
     assert T.by_name("physdev_op").handler is None
     assert hv.hypercall(hv.domains[1].vcpus[0], T.HYPERVISOR_physdev_op, 0, None) == -38
 
