@@ -80,8 +80,8 @@ def handlers() -> dict[int, HandlerFn]:
     return dict(_HANDLERS)
 
 
-# Entry/exit price per guest type (profile keys): the only place a hypercall's entry is priced
-# (through Hypervisor.charge_hypercall_entry). HVM hypercalls are a vmcall exit + entry.
+# Entry/exit price per guest type (profile keys), applied by Hypervisor.charge_hypercall_entry.
+# HVM hypercalls are a vmcall exit + entry.
 ENTRY_PRICE = {
     "pv64": ("xen.hypercall_entry_pv64_cycles",),
     "pv32": ("xen.hypercall_entry_pv32_cycles",),
