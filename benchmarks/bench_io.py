@@ -12,8 +12,8 @@ import sys
 import time
 
 import pytest
-
 from pvsim.io.workloads import IO_WORKLOADS, run_io_workload
+
 from pvsim.profile import load_profile
 
 MODES = ("native", "container", "pv", "bt", "hvm", "pvhvm", "pvh", "kvm-virtio")

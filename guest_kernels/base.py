@@ -50,6 +50,7 @@ class Platform(Protocol):
     mmu: Any  # guest-side MMU (guest_kernels.mmu) or None
 
     def hypercall(self, name: str, *args) -> int: ...
+    def charge_hypercall(self, name: str, n: int = 1) -> None: ...  # entries on a counted path
     def trap(self, kind: str) -> None: ...  # PV: Xen bounces a guest trap
     def vmexit(self, reason: str, handling: str = "simple", n: float = 1) -> None: ...
     def bt(self, kind: str, n: float = 1) -> None: ...  # binary-translation transfers

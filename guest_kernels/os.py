@@ -9,8 +9,10 @@ what it has done (units of work and their latencies). It plays the role of the O
 scheduler, as Linux's does inside a Xen domain:
 
 * pending *interrupt handlers* (event-channel upcalls, device interrupts) run first, then *threads*
-  (the workload's tasks, backend kthreads, a device model) round-robin; a thread switch costs one
-  process context switch (``native.context_switch_cycles``);
+  (the workload's tasks, backend kthreads, a device model) round-robin, a thread's turn ending with
+  each ``Run`` it hands out when another thread is runnable (CPU-bound threads run at most
+  ``pvsim.workloads.threads.BURST_NS`` at a time); a thread switch costs one process context switch
+  (``native.context_switch_cycles``);
 * a handler or thread is a generator yielding commands:
 
   - ``("run", ns)`` / ``("run", ns, units)``: CPU work (reported before through :meth:`VcpuOS.work`,
@@ -142,6 +144,11 @@ class VcpuOS:
             self.dom_os.units += self.burst[0]
             self.burst = None
         meter = self.meter
+        if self.cur is not None and not self.cur_irq and self.ready:
+            # the thread's Run is over and others are runnable: round-robin (a time slice is one Run)
+            self.ready.append(self.cur)
+            self.cur = None
+            meter.tee = None
         while True:
             if self.irqs and (self.cur is None or not self.cur_irq):
                 if self.cur is not None:
@@ -161,12 +168,14 @@ class VcpuOS:
                     if not self._idle_charged:
                         self._idle_charged = True
                         self.k("idle")
-                        if self.irqs or self.ready:
-                            continue  # an event was pending: SCHEDOP_block returned at once
-                    ns = int(meter.take())
-                    if ns > 0:
-                        self.busy_ns += ns
-                        return Run(ns)
+                        if self.irqs or self.ready:  # something arrived meanwhile: do not sleep
+                            self.kernel.p.cancel_block()
+                            continue
+                    if not self.kernel.p.blocking():  # a hypercall block waits now; its cost runs on wake
+                        ns = int(meter.take())
+                        if ns > 0:
+                            self.busy_ns += ns
+                            return Run(ns)
                     self._wake_ev = ev = self.engine.event()
                     self._idle_since = now_ns
                     self._idle_io = self.io_waiting > 0
@@ -291,9 +300,11 @@ class DomainOS:
         self.port_handlers[port] = fn
 
     def on_kick(self, vcpu_id: int = 0) -> None:
-        """Xen marked an upcall pending for ``vcpu_id`` (``vcpu_mark_events_pending``)."""
+        """Xen marked an upcall pending for ``vcpu_id`` (``vcpu_mark_events_pending``) and kicks it
+        (``vcpu_kick``: a vCPU blocked in the hypervisor is unblocked)."""
         v = self.vcpus[vcpu_id if vcpu_id < len(self.vcpus) else 0]
         v.raise_irq(lambda v=v: self._upcall(v))
+        v.kernel.p.kick()
 
     def _upcall(self, v: VcpuOS):
         """The event-channel upcall: delivery as the kernel takes it, the 2-level scan, then each

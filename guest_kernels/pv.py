@@ -73,10 +73,7 @@ class PVKernel(GuestKernel):
         if n <= 0:
             return
         calls = 1 if call == "update_va_mapping" else math.ceil(n / self.batch)
-        cause = f"hypercall.{call}"
-        entry = "xen.hypercall_entry_pv64_cycles" if self.p.guest_type == "pv64" else "xen.hypercall_entry_pv32_cycles"
-        self._add(cause, entry, calls)
-        self.meter.count(cause, calls)
+        self.p.charge_hypercall(call, calls)
         self._add("mmu.validate", "xen.pte_validate_cycles", n)
         self.meter.count("mmu.validate", n)
         self.meter.count("pte_write", n)

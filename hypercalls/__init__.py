@@ -1,8 +1,10 @@
 """The guest-visible Xen ABI, in the spirit of ``xen/include/public/``.
 
-* :mod:`hypercalls.table`: hypercall numbers and names exactly as Xen has them
-  (``__HYPERVISOR_*`` in ``xen/include/public/xen.h``) and which guest type may make which call
-  (the pv32/pv64/hvm32/hvm64 columns of ``xen/include/hypercall-defs.c``).
+* :mod:`hypercalls.table`: the one hypercall table, after ``xen/include/hypercall-defs.c``:
+  per hypercall its number and name exactly as Xen has them (``__HYPERVISOR_*`` in
+  ``xen/include/public/xen.h``, also as constants ``HYPERVISOR_<name>``), its parameters (64-bit
+  and compat prototypes), which guest type may make it (the pv32/pv64/hvm32/hvm64 columns) and
+  pvsim's handler ``do_<name>``; argument counts (``hypercall_nargs``) derive from it.
 * :mod:`hypercalls.errno`: Xen's errno values (``xen/include/public/errno.h``).
 * :mod:`hypercalls.ops`: sub-op enums (``MMU_*``, ``MMUEXT_*``, ``UVMF_*``, ``SCHEDOP_*``,
   ``VCPUOP_*``, ``EVTCHNOP_*``, ``GNTTABOP_*``, ``XENMEM_*``, ...).

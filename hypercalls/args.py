@@ -55,6 +55,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from hypercalls import errno as _errno
+from hypercalls.ops import DOMID_SELF
 
 IN = "IN"
 OUT = "OUT"
@@ -153,6 +154,18 @@ def check_in(record: Any, record_cls) -> int:
         elif not fits(value, ctype):
             return -_errno.EFAULT
     return 0
+
+
+def well_formed(rec) -> bool:
+    """True if every ``int`` field of an argument record holds an int (not a bool), and nested
+    copy pointers are well formed too: what a real ``copy_from_guest`` of the struct guarantees."""
+    for f in fields(rec):
+        v = getattr(rec, f.name)
+        if f.type == "int" and (isinstance(v, bool) or not isinstance(v, int)):
+            return False
+        if f.type == "GnttabCopyPtr" and not (isinstance(v, GnttabCopyPtr) and well_formed(v)):
+            return False
+    return True
 
 
 def check_array(value: Any, ctype: str, count: int) -> int:
@@ -394,14 +407,14 @@ class XenMemoryReservation:
     nr_extents: int = _f(IN, "xen_ulong_t")
     extent_order: int = _f(IN, "unsigned int")
     mem_flags: int = _f(IN, "unsigned int")
-    domid: int = _f(IN, "domid_t", default=0x7FF0)  # DOMID_SELF
+    domid: int = _f(IN, "domid_t", default=DOMID_SELF)
 
 
 @dataclass
 class XenMemoryDomain:
     """``struct xen_memory_domain`` (memory.h): the domid for current/maximum_reservation."""
 
-    domid: int = _f(IN, "domid_t", default=0x7FF0)
+    domid: int = _f(IN, "domid_t", default=DOMID_SELF)
 
 
 # ============================================================================================
@@ -430,7 +443,7 @@ class CallbackUnregister:
 # ============================================================================================
 @dataclass
 class EvtchnAllocUnbound:
-    dom: int = _f(IN, "domid_t", default=0x7FF0)
+    dom: int = _f(IN, "domid_t", default=DOMID_SELF)
     remote_dom: int = _f(IN, "domid_t")
     port: int = _f(OUT, "evtchn_port_t")
 
@@ -478,7 +491,7 @@ class EvtchnStatus:
     ``{"unbound": {"dom": d}}``, ``{"interdomain": {"dom": d, "port": p}}``, ``{"pirq": n}`` or
     ``{"virq": n}`` (empty when closed)."""
 
-    dom: int = _f(IN, "domid_t", default=0x7FF0)
+    dom: int = _f(IN, "domid_t", default=DOMID_SELF)
     port: int = _f(IN, "evtchn_port_t")
     status: int = _f(OUT, "uint32_t")
     vcpu: int = _f(OUT, "uint32_t")
@@ -498,7 +511,7 @@ class EvtchnUnmask:
 
 @dataclass
 class EvtchnReset:
-    dom: int = _f(IN, "domid_t", default=0x7FF0)
+    dom: int = _f(IN, "domid_t", default=DOMID_SELF)
 
 
 @dataclass
@@ -554,7 +567,7 @@ class GnttabUnmapAndReplace:
 class GnttabSetupTable:
     """``frame_list`` is a guest array Xen fills with ``nr_frames`` frame numbers."""
 
-    dom: int = _f(IN, "domid_t", default=0x7FF0)
+    dom: int = _f(IN, "domid_t", default=DOMID_SELF)
     nr_frames: int = _f(IN, "uint32_t")
     status: int = _f(OUT, "int16_t")
     frame_list: list = _f(OUT, "xen_pfn_t[]")
@@ -562,7 +575,7 @@ class GnttabSetupTable:
 
 @dataclass
 class GnttabDumpTable:
-    dom: int = _f(IN, "domid_t", default=0x7FF0)
+    dom: int = _f(IN, "domid_t", default=DOMID_SELF)
     status: int = _f(OUT, "int16_t")
 
 
@@ -581,7 +594,7 @@ class GnttabCopyPtr:
 
     ref: int = _f(IN, "grant_ref_t")
     gmfn: int = _f(IN, "xen_pfn_t")
-    domid: int = _f(IN, "domid_t", default=0x7FF0)
+    domid: int = _f(IN, "domid_t", default=DOMID_SELF)
     offset: int = _f(IN, "uint16_t")
 
 
@@ -596,7 +609,7 @@ class GnttabCopy:
 
 @dataclass
 class GnttabQuerySize:
-    dom: int = _f(IN, "domid_t", default=0x7FF0)
+    dom: int = _f(IN, "domid_t", default=DOMID_SELF)
     nr_frames: int = _f(OUT, "uint32_t")
     max_nr_frames: int = _f(OUT, "uint32_t")
     status: int = _f(OUT, "int16_t")
@@ -609,7 +622,7 @@ class GnttabSetVersion:
 
 @dataclass
 class GnttabGetVersion:
-    dom: int = _f(IN, "domid_t", default=0x7FF0)
+    dom: int = _f(IN, "domid_t", default=DOMID_SELF)
     pad: int = _f(IN, "uint16_t")
     version: int = _f(OUT, "uint32_t")
 

@@ -7,8 +7,9 @@ Every name and value is Xen's, verbatim, read from the public headers of ``xen-p
 relative to ``xen/include/public/``). Command sets are :class:`enum.IntEnum` classes whose
 member names are Xen's macro names, and every member is also exported as a module-level
 constant, so ``ops.MMUEXT_PIN_L4_TABLE`` and ``ops.MmuextCmd.MMUEXT_PIN_L4_TABLE`` are the same
-value. Flag sets that are ORed together (``UVMF_*``, ``GTF_*``, ``GNTMAP_*``, ...) are plain
-``int`` constants, as in C.
+value. Flag sets that are ORed together (``UVMF_*``, ``GTF_*``, ``GNTMAP_*``, ...) and plain
+values (the reserved ``DOMID_*`` of ``xen.h``, the ``RUNSTATE_*`` of ``vcpu.h``) are plain
+``int`` constants, as in C; this is their one definition in pvsim.
 
 Facts about the calling convention that are not numbers (kept here as documentation, after
 ``xen.h`` and ``arch-x86/xen-x86_64.h``):
@@ -48,36 +49,6 @@ TRAP_INSTR_PV32 = "int $0x82"
 TRAP_INSTR_PV64 = "syscall"
 TRAP_INSTR_HVM = "vmcall/vmmcall"
 
-# Parameters each hypercall handler takes (the prototypes in xen/include/hypercall-defs.c). Xen's
-# call_handlers_*() pass exactly this many of the five argument registers; the rest are ignored.
-# HYPERVISOR_iret takes none (its frame is on the guest stack).
-HYPERCALL_NARGS: dict[str, int] = {
-    "set_trap_table": 1, "mmu_update": 4, "set_gdt": 2, "stack_switch": 2, "set_callbacks": 3,
-    "fpu_taskswitch": 1, "sched_op_compat": 2, "platform_op": 1, "set_debugreg": 2,
-    "get_debugreg": 1, "update_descriptor": 2, "memory_op": 2, "multicall": 2,
-    "update_va_mapping": 3, "set_timer_op": 1, "event_channel_op_compat": 1, "xen_version": 2,
-    "console_io": 3, "physdev_op_compat": 1, "grant_table_op": 3, "vm_assist": 2,
-    "update_va_mapping_otherdomain": 4, "iret": 0, "vcpu_op": 3, "set_segment_base": 2,
-    "mmuext_op": 4, "xsm_op": 1, "nmi_op": 2, "sched_op": 2, "callback_op": 2,
-    "event_channel_op": 2, "physdev_op": 2, "hvm_op": 2, "sysctl": 1, "domctl": 1,
-    "kexec_op": 2, "argo_op": 5, "xenpmu_op": 2, "dm_op": 3, "hypfs_op": 5, "mca": 1,
-    "paging_domctl_cont": 1,
-}
-# 32-bit guests (the compat_* prototypes) split 64-bit values into two registers.
-HYPERCALL_NARGS_COMPAT: dict[str, int] = {
-    **HYPERCALL_NARGS,
-    "set_callbacks": 4, "update_descriptor": 4, "update_va_mapping": 4, "set_timer_op": 2,
-    "update_va_mapping_otherdomain": 5,
-}
-
-
-def hypercall_nargs(name: str, guest_type: str) -> int:
-    """How many argument registers Xen hands to hypercall ``name`` for ``guest_type`` (5 when
-    the name is unknown)."""
-    table = HYPERCALL_NARGS_COMPAT if guest_type in ("pv32", "hvm32") else HYPERCALL_NARGS
-    return table.get(name, HYPERCALL_MAX_ARGS)
-
-
 # 64-bit flat selectors in Xen's reserved GDT area (arch-x86/xen-x86_64.h)
 FLAT_RING3_CS32 = 0xE023
 FLAT_RING3_CS64 = 0xE033
@@ -99,11 +70,25 @@ FLAT_RING3_CS = 0xE02B
 FLAT_RING3_DS = 0xE033
 FLAT_RING3_SS = 0xE033
 
+# Reserved domain ids (xen.h). DOMID_IDLE is Xen's id for the idle domain; it is never a guest's.
+DOMID_FIRST_RESERVED = 0x7FF0
+DOMID_SELF = 0x7FF0
+DOMID_IO = 0x7FF1
+DOMID_XEN = 0x7FF2
+DOMID_COW = 0x7FF3
+DOMID_INVALID = 0x7FF4
+DOMID_ANY = 0x7FF5
+DOMID_IDLE = 0x7FFF
+
 # Hypervisor hole (arch-x86/xen-x86_64.h)
 HYPERVISOR_VIRT_START = 0xFFFF800000000000
 HYPERVISOR_VIRT_END = 0xFFFF880000000000
 MACH2PHYS_VIRT_START = 0xFFFF800000000000
 MACH2PHYS_VIRT_END = 0xFFFF804000000000
+# Where the hole starts for a 32-bit PV guest on 64-bit Xen, as XENVER_platform_parameters
+# reports it (__HYPERVISOR_COMPAT_VIRT_START, asm/config.h; __HYPERVISOR_VIRT_START_PAE in
+# arch-x86/xen-x86_32.h)
+HYPERVISOR_COMPAT_VIRT_START = 0xF5800000
 
 # trap_info.flags (arch-x86/xen.h): bits 0-1 DPL, bit 2 "clear event enable" (interrupt gate)
 TI_DPL_MASK = 3
@@ -254,7 +239,8 @@ class Virq(IntEnum):
 
 NR_VIRQS = 24
 # get_virq_type() (xen/common/event_channel.c): VIRQ_VCPU and VIRQ_DOMAIN classes; the rest global
-VIRQ_PER_VCPU = frozenset({Virq.VIRQ_TIMER, Virq.VIRQ_DEBUG, Virq.VIRQ_XENOPROF, Virq.VIRQ_XENPMU})
+# (virq_is_global() is false for the per-vCPU ones; VIRQ_XENOPROF is left out: pvsim has no xenoprof)
+VIRQ_PER_VCPU = frozenset({Virq.VIRQ_TIMER, Virq.VIRQ_DEBUG, Virq.VIRQ_XENPMU})
 VIRQ_PER_DOMAIN = frozenset({Virq.VIRQ_ARGO})
 
 
@@ -322,13 +308,12 @@ class Vcpuop(IntEnum):
     VCPUOP_register_vcpu_time_phys_area = 15
 
 
-@_export
-class Runstate(IntEnum):
-    RUNSTATE_running = 0
-    RUNSTATE_runnable = 1
-    RUNSTATE_blocked = 2
-    RUNSTATE_offline = 3
-
+# vCPU runstates (vcpu.h): plain ints, as the index of vcpu_runstate_info.time[4]
+RUNSTATE_running = 0  # VCPU is currently running on a physical CPU.
+RUNSTATE_runnable = 1  # VCPU is runnable, but not currently scheduled on any physical CPU.
+RUNSTATE_blocked = 2  # VCPU is blocked (a.k.a. idle). It is therefore not runnable.
+RUNSTATE_offline = 3  # VCPU is not runnable, but it is not blocked.
+RUNSTATE_NAMES = ("running", "runnable", "blocked", "offline")  # index = RUNSTATE_*
 
 XEN_RUNSTATE_UPDATE = 1 << 63
 _VCPU_SSHOTTMR_future = 0
@@ -518,6 +503,9 @@ class Evtchnstat(IntEnum):
 
 
 BIND_PIRQ__WILL_SHARE = 1
+# EVTCHN_2L_NR_CHANNELS = sizeof(xen_ulong_t) * sizeof(xen_ulong_t) * 64
+BITS_PER_XEN_ULONG_64 = 64
+BITS_PER_XEN_ULONG_32 = 32
 EVTCHN_2L_NR_CHANNELS_64 = 8 * 8 * 64  # sizeof(xen_ulong_t)^2 * 64 on x86-64 = 4096
 EVTCHN_2L_NR_CHANNELS_32 = 4 * 4 * 64  # 32-bit xen_ulong_t (old 32-bit Xen) = 1024
 EVTCHN_2L_NR_CHANNELS = EVTCHN_2L_NR_CHANNELS_64
@@ -576,6 +564,8 @@ GNTTAB_NR_RESERVED_ENTRIES = 8
 GNTTAB_RESERVED_CONSOLE = 0
 GNTTAB_RESERVED_XENSTORE = 1
 GNTTAB_UNMAP_BATCH_SIZE = 32  # xen/common/grant_table.c
+GRANT_ENTRY_V1_BYTES = 8  # sizeof(grant_entry_v1_t)
+GRANT_ENTRIES_PER_PAGE_V1 = 4096 // GRANT_ENTRY_V1_BYTES  # 512
 
 # Grant entry flags (grant_table.h)
 GTF_invalid = 0 << 0
@@ -630,7 +620,7 @@ ENUMS: dict[str, type[IntEnum]] = {
     cls.__name__: cls
     for cls in (
         MmuCmd, MmuextCmd, ConsoleioCmd, VmasstCmd, VmasstType, Virq, Segbase, Schedop,
-        Shutdown, Vcpuop, Runstate, Xenmem, Xenver, Xenfeat, Callbacktype, Callbackop,
+        Shutdown, Vcpuop, Xenmem, Xenver, Xenfeat, Callbacktype, Callbackop,
         Evtchnop, Evtchnstat, Gnttabop, Gntst,
     )
 }

@@ -299,7 +299,7 @@ def _listing(what: str) -> list[dict]:
         return [{"profile": n, "clock GHz": load_profile(n).clock_ghz, "constants": len(load_profile(n).constants),
                  "description": load_profile(n).description} for n in bundled_profiles()]
     if what == "hypercalls":
-        return [{"nr": nr, "name": name, "who": ",".join(sorted(who)) or "-"} for nr, (name, who) in HYPERCALLS.items()]
+        return [{"nr": nr, "name": h.name, "who": ",".join(sorted(h.guests)) or "-"} for nr, h in HYPERCALLS.items()]
     if what == "schedulers":
         return [{"scheduler": n} for n in SCHEDULER_NAMES]
     raise ScenarioError("list", f"unknown listing {what!r}; allowed: modes, workloads, profiles, hypercalls, schedulers")

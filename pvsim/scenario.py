@@ -54,8 +54,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from guest_kernels.modes import CONTROL_DOMAIN, MODES, missing_hardware
 from pvsim.errors import ScenarioError
 from pvsim.profile import load_profile
-from pvsim.schema import unknown, validate
 from pvsim.sched.params import validate_sched_params
+from pvsim.schema import unknown, validate
 from pvsim.workloads import DEFAULT as BUILTIN_CATALOGUE
 from pvsim.workloads import Catalogue, load_workload_file, parse_workloads
 

@@ -29,9 +29,13 @@ def suggest(name: str, allowed: Iterable[str]) -> str:
 
 
 def unknown(where: str, name: str, allowed: Iterable[str], what: str = "key") -> ScenarioError:
+    """The error for a name that is not one of ``allowed``: an unknown *key* is reported at its own
+    path (``domains[0].colour``), an unknown *value* (a mode, a workload) at the field holding it."""
     allowed = sorted(str(a) for a in allowed)
     hint = suggest(name, allowed)
     listing = ", ".join(allowed) if len(allowed) <= 24 else ", ".join(allowed[:24]) + ", ..."
+    if what == "key":
+        return ScenarioError(f"{where}.{name}" if where else str(name), f"unknown key{hint}; allowed: {listing}")
     return ScenarioError(where, f"unknown {what} {name!r}{hint}; allowed: {listing}")
 
 

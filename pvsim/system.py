@@ -463,6 +463,7 @@ class HostRuntime:
 
         self.runner = HostRunner(self.engine, make_scheduler(spec.scheduler.name, spec.scheduler.params),
                                  spec.pcpus, switch_cost_ns=switch_cost)
+        self.hv.sched = self.runner  # SCHEDOP_*, set_timer_op and VCPUOP_* act on the dispatcher
         self.runner.switch_refund = lambda unit, c: self.switch_ns.__setitem__(unit.dom.domid,
                                                                                self.switch_ns[unit.dom.domid] - c)
         # physical devices: the local disk, the NIC on the link to the outside, the bridge
@@ -502,7 +503,8 @@ class HostRuntime:
             aff = set(parse_cpulist(dr.spec.cpus, spec.pcpus, "cpus"))
             for v, vos in enumerate(dr.os.vcpus):
                 self.runner.add_vcpu(dr.domid, v, vos, weight=dr.spec.weight, cap=dr.spec.cap, affinity=aff,
-                                     name=f"{dr.spec.name}.{v}", params=dr.spec.sched_params or None)
+                                     name=f"{dr.spec.name}.{v}", params=dr.spec.sched_params or None,
+                                     vcpu=dr.domain.vcpus[v])
 
     def _plan_memory(self, specs) -> dict:
         """Frames modelled as data for each domain with memory steps, and the host frame table."""
@@ -682,7 +684,7 @@ def build(scenario: Scenario) -> System:
 def _snapshot(dr: DomainRuntime) -> dict:
     h = dr.host
     now = h.engine.now_ns
-    units = [u for u in h.runner.units if u.dom.domid == dr.domid]
+    units = dr.domain.units
     inflight = 0.0
     for v, u in zip(dr.os.vcpus, units):
         if v.burst is not None and v.burst[1] > 0:

@@ -15,8 +15,8 @@ Design note
   machine side (:mod:`pvsim.mm.machine`) decides what that costs (nothing extra natively and
   under HAP; emulated writes, exits and hidden faults under shadow paging).
 
-Hypercall numbers and sub-op values come from :mod:`hypercalls`-level constants mirrored here
-(``xen/include/public/xen.h``), never from ``pvsim.hypervisor``.
+Sub-op values and ``DOMID_SELF`` come from :mod:`hypercalls.ops` (``xen/include/public/xen.h``)
+and hypercalls are named as :mod:`hypercalls.table` names them, never from ``pvsim.hypervisor``.
 """
 
 from __future__ import annotations
@@ -24,14 +24,15 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from hypercalls import errno as E
-
-MMUEXT_PIN_L4_TABLE = 3
-MMUEXT_UNPIN_TABLE = 4
-MMUEXT_NEW_BASEPTR = 5
-MMUEXT_TLB_FLUSH_LOCAL = 6
-MMUEXT_NEW_USER_BASEPTR = 15
-UVMF_INVLPG = 2
-DOMID_SELF = 0x7FF0
+from hypercalls.ops import (
+    DOMID_SELF,
+    MMUEXT_NEW_BASEPTR,
+    MMUEXT_NEW_USER_BASEPTR,
+    MMUEXT_PIN_L4_TABLE,
+    MMUEXT_TLB_FLUSH_LOCAL,
+    MMUEXT_UNPIN_TABLE,
+    UVMF_INVLPG,
+)
 
 
 class GuestMMUError(RuntimeError):

@@ -6,9 +6,13 @@ Design note
 type, memory reservation (``tot_pages``/``max_pages``), scheduling parameters, the PV trap table
 and callbacks, and slots for the per-domain state of the subsystems (``mm``: page tables and
 frame ownership, ``evtchn``: event channels, ``grant_table``), which the builder fills from
-:mod:`pvsim.mm` and :mod:`pvsim.io`. :class:`VCPU` holds ``struct vcpu``'s runstate, kernel stack
-(``stack_switch``), virtual CR0.TS (``fpu_taskswitch``), one-shot timer (``set_timer_op``) and the
-``vcpu_info`` event flags.
+:mod:`pvsim.mm` and :mod:`pvsim.io`, and the scheduler's per-domain data (``priv``, ``params``).
+:class:`VCPU` holds ``struct vcpu``'s runstate, kernel stack (``stack_switch``), virtual CR0.TS
+(``fpu_taskswitch``), one-shot timer (``set_timer_op``) and the ``vcpu_info`` event flags -- and it
+*is* the scheduler's unit (``struct sched_unit`` with ``sched-gran=cpu``): the pCPU dispatcher
+(:class:`pvsim.sched.HostRunner`) and every scheduler work on these very objects, so what a
+hypercall handler does to a vCPU (``SCHEDOP_block``, ``VCPUOP_down``, a timer) is what the
+scheduler sees. Runstates follow ``vcpu_runstate_change()`` (``xen/common/sched/core.c``).
 
 Simplifications: no cpupools; a domain's vCPU count is fixed at build (``VCPUOP_up``/``down``
 toggle them online/offline but never create new ones).
@@ -20,27 +24,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-# Reserved domain ids (xen/include/public/xen.h)
-DOMID_FIRST_RESERVED = 0x7FF0
-DOMID_SELF = 0x7FF0
-DOMID_IO = 0x7FF1
-DOMID_XEN = 0x7FF2
-DOMID_COW = 0x7FF3
-DOMID_INVALID = 0x7FF4
-DOMID_ANY = 0x7FF5
-DOMID_IDLE = 0x7FFF
-
-# vCPU runstates (xen/include/public/vcpu.h)
-RUNSTATE_running = 0
-RUNSTATE_runnable = 1
-RUNSTATE_blocked = 2
-RUNSTATE_offline = 3
+from hypercalls.ops import RUNSTATE_runnable
 
 # Guest types as hypercall-defs.c names its columns
 GUEST_TYPES = ("pv32", "pv64", "hvm32", "hvm64")
 
 
-@dataclass
+@dataclass(eq=False, slots=True)
 class VCPU:
     vcpu_id: int
     domain: "Domain"
@@ -56,7 +46,7 @@ class VCPU:
     evtchn_upcall_mask: int = 0
     evtchn_pending_sel: int = 0
     in_event_callback: bool = False
-    blocked: bool = False
+    blocked: bool = False  # _VPF_blocked: set by SCHEDOP_block / poll and by the dispatcher
     polling: frozenset = frozenset()
     runstate_area_registered: bool = False
     vcpu_info_registered: bool = False
@@ -68,15 +58,59 @@ class VCPU:
     fs_base: int = 0
     gs_base_user: int = 0
     gs_base_kernel: int = 0
-    # accounting (filled by the scheduler layer)
+    # runstate accounting (vcpu_runstate_change): ns in running, runnable, blocked, offline
     runstate_time_ns: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    # ---- the scheduler's unit (struct sched_unit), filled when the dispatcher adopts the vCPU
+    uid: int = -1
+    behaviour: Any = None  # what the vCPU runs (an object with next(now_ns) -> demand)
+    name: str = ""
+    params: dict = field(default_factory=dict)  # per-vCPU scheduler parameters (rtds)
+    hard: frozenset | None = None  # hard affinity (None: every pCPU)
+    soft: frozenset | None = None  # soft affinity (None: none)
+    cpu: int = 0  # the pCPU it is on or was last placed on (``res``)
+    is_running: bool = False
+    pause_count: int = 0
+    done: bool = False
+    state_entry: int = 0
+    remaining: int = 0  # ns left of the current Run demand
+    created_ns: int = 0
+    wake_ns: int | None = None
+    runnable_since: int = 0
+    last_run_start: int = 0
+    priv: Any = None  # the scheduler's per-unit data (unit->priv)
+    ctx_in: int = 0
+    migrations: int = 0
+    wake_lat: list = field(default_factory=list)
+    ever_ran: bool = False
+    block_gen: int = 0
+    migrating: bool = False  # waking from a migration, not from a block (no boost)
+    migrate_pending: bool = False
+    ran_on: int = -1  # pCPU it last ran on (for migration counts)
+    block_requested: bool = False  # SCHEDOP_block / poll asked to block at the end of this decision
+    block_after: bool = False  # block when the current Run ends (it made the blocking hypercall)
 
     @property
     def domid(self) -> int:
         return self.domain.domid
 
+    @property
+    def dom(self) -> "Domain":
+        """The domain (the name the schedulers use, as Xen's ``unit->domain``)."""
+        return self.domain
 
-@dataclass
+    @property
+    def runnable(self) -> bool:
+        """``unit_runnable()``: not blocked, not paused, not offline for good."""
+        return not self.blocked and self.pause_count == 0 and not self.done
+
+    def allowed(self, cpu: int) -> bool:
+        return self.hard is None or cpu in self.hard
+
+    def __repr__(self) -> str:  # d1v0
+        return f"d{self.domain.domid}v{self.vcpu_id}"
+
+
+@dataclass(eq=False)
 class Domain:
     domid: int
     name: str
@@ -104,6 +138,10 @@ class Domain:
     mm: Any = None  # pvsim.mm domain state
     evtchn: Any = None  # pvsim.io.evtchn per-domain state
     grant_table: Any = None  # pvsim.io.gnttab per-domain state
+    # the scheduler's per-domain data (dom->sched_priv) and parameters
+    priv: Any = None
+    params: dict = field(default_factory=dict)
+    sched_units: list = field(default_factory=list)  # its vCPUs the dispatcher has adopted
     # statistics
     hypercall_counts: Counter = field(default_factory=Counter)  # hypercall name -> calls
     hypercall_errors: Counter = field(default_factory=Counter)  # (name, -errno) -> calls
@@ -113,6 +151,11 @@ class Domain:
             self.vcpus = [VCPU(i, self) for i in range(self.nr_vcpus)]
         if not self.max_pages:
             self.max_pages = self.tot_pages
+
+    @property
+    def units(self) -> list[VCPU]:
+        """The domain's vCPUs as the scheduler sees them (``for_each_sched_unit``)."""
+        return self.sched_units
 
     @property
     def is_pv(self) -> bool:

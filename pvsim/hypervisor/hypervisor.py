@@ -8,8 +8,10 @@ Design note
    not make with ``-ENOSYS`` (as Xen's dispatch table does, by having no entry);
 2. charges the guest-type-specific entry/exit path to the current meter (PV64 ``syscall``,
    PV32 ``int $0x82``, HVM ``vmcall`` exit and entry);
-3. runs the handler ``do_<name>`` registered in :mod:`pvsim.hypervisor.handlers`, which changes
-   simulated state and reports its per-element work to ``hv.meter``;
+3. runs the handler ``do_<name>`` that the table names, registered in
+   :mod:`pvsim.hypervisor.handlers` (the dispatch table is built from :mod:`hypercalls.table`
+   on first use and refuses a named handler nobody registered, or a registered one the table does
+   not name), which changes simulated state and reports its per-element work to ``hv.meter``;
 4. counts the call per domain and per number, and any negative result per errno.
 
 A handler never raises into the guest: a Python exception inside a handler is a simulator bug,
@@ -27,35 +29,59 @@ from contextlib import contextmanager
 from typing import Callable
 
 from hypercalls import errno as xen_errno
-from hypercalls import ops as hc_ops
 from hypercalls import table as hc_table
-from pvsim.hypervisor.domain import DOMID_SELF, VCPU, Domain
+from hypercalls.ops import DOMID_SELF, RUNSTATE_offline, RUNSTATE_runnable
+from pvsim.hypervisor.domain import VCPU, Domain
 from pvsim.meter import Meter
 
 HandlerFn = Callable[..., int]
-_HANDLERS: dict[int, HandlerFn] = {}
+_REGISTERED: dict[str, HandlerFn] = {}  # "do_<name>" -> function, filled by @handler
+_HANDLERS: dict[int, HandlerFn] = {}  # hypercall number -> handler: the dispatch table
+
+
+class HandlerTableError(RuntimeError):
+    """The registered handlers and the handler names of :mod:`hypercalls.table` disagree."""
 
 
 def handler(name: str):
-    """Register ``do_<name>`` as the handler of hypercall ``name``."""
-    nr = hc_table.number(name)
+    """Register ``do_<name>`` as the handler of hypercall ``name`` (which the table must name)."""
+    hc = hc_table.by_name(name)
 
     def deco(fn: HandlerFn) -> HandlerFn:
         if fn.__name__ != f"do_{name}":
             raise ValueError(f"handler for {name} must be called do_{name}, got {fn.__name__}")
-        _HANDLERS[nr] = fn
+        if hc.handler != fn.__name__:
+            raise HandlerTableError(f"{fn.__module__}.{fn.__name__} is registered but hypercalls.table "
+                                    f"gives {name} no handler; add it to the table")
+        _REGISTERED[fn.__name__] = fn
         return fn
 
     return deco
 
 
-def handlers() -> dict[int, HandlerFn]:
-    from pvsim.hypervisor import handlers as _h  # noqa: F401  (registers every handler)
+def dispatch_table(registered: dict[str, HandlerFn]) -> dict[int, HandlerFn]:
+    """``{number: handler}`` for every table entry that names a handler. Every named handler must
+    be registered and every registered handler must be named by the table."""
+    names = hc_table.handler_names()
+    missing = sorted(set(names.values()) - set(registered))
+    unknown = sorted(set(registered) - set(names.values()))
+    if missing or unknown:
+        raise HandlerTableError(f"hypercalls.table names handlers nobody registered: {missing}; "
+                                f"registered handlers the table does not name: {unknown}")
+    return {nr: registered[fn_name] for nr, fn_name in names.items()}
 
+
+def handlers() -> dict[int, HandlerFn]:
+    """The dispatch table, built from :mod:`hypercalls.table` on first use."""
+    if not _HANDLERS:
+        from pvsim.hypervisor import handlers as _h  # noqa: F401  (registers every handler)
+
+        _HANDLERS.update(dispatch_table(_REGISTERED))
     return dict(_HANDLERS)
 
 
-# Entry/exit price per guest type (profile keys). HVM hypercalls are a vmcall exit + entry.
+# Entry/exit price per guest type (profile keys), applied by Hypervisor.charge_hypercall_entry.
+# HVM hypercalls are a vmcall exit + entry.
 ENTRY_PRICE = {
     "pv64": ("xen.hypercall_entry_pv64_cycles",),
     "pv32": ("xen.hypercall_entry_pv32_cycles",),
@@ -64,12 +90,51 @@ ENTRY_PRICE = {
 }
 
 
+HVM_GUEST_TYPES = ("hvm32", "hvm64")
+
+
+class SchedPort:
+    """What hypercall handlers ask of the host's scheduling core (``xen/common/sched/core.c``):
+    ``vcpu_block``, ``vcpu_yield``, ``do_poll``, the one-shot timer, ``vcpu_wake``/``vcpu_sleep``.
+    The pCPU dispatcher (:class:`pvsim.sched.HostRunner`) implements it for a running host (the
+    vCPU *is* its unit, so a block deschedules it and an event wakes it). This default serves a
+    hypervisor with no dispatcher (a scratch host pricing an op mix, a handler's unit test): it
+    records the state change on the vCPU and nothing runs it."""
+
+    def block(self, vcpu) -> None:
+        """The vCPU blocks until an event is delivered to it."""
+        vcpu.blocked = True
+
+    def yield_(self, vcpu) -> None:
+        """The vCPU gives up the rest of its slice."""
+
+    def poll(self, vcpu, ports, deadline_ns) -> None:
+        """The vCPU blocks until one of ``ports`` is pending or ``deadline_ns`` passes."""
+        vcpu.blocked = True
+
+    def set_timer(self, vcpu, deadline_ns, fire) -> None:
+        """Arm (``deadline_ns``; ``None`` stops) the vCPU's one-shot timer; ``fire()`` at expiry."""
+
+    def vcpu_down(self, vcpu) -> None:
+        """``VCPUOP_down``: the vCPU goes offline."""
+        vcpu.runstate = RUNSTATE_offline
+
+    def vcpu_up(self, vcpu) -> None:
+        """``VCPUOP_up``: the vCPU comes back online."""
+        vcpu.runstate = RUNSTATE_runnable
+
+    def wake_vcpu(self, vcpu) -> None:
+        """``vcpu_unblock``: an event was delivered to a blocked vCPU."""
+        vcpu.blocked = False
+
+
 class Hypervisor:
     """Holds every domain and dispatches hypercalls. Subsystems attach machine-wide state."""
 
     def __init__(self, profile=None, engine=None):
         self.profile = profile
         self.engine = engine
+        self.sched: SchedPort = SchedPort()  # the builder plugs in the host's dispatcher
         self.domains: dict[int, Domain] = {}
         self.meter: Meter = Meter()
         self.machine_mm = None  # pvsim.mm machine frame table, set by the builder
@@ -98,22 +163,33 @@ class Hypervisor:
             self.meter = old
 
     # ------------------------------------------------------------------ dispatch
+    def charge_hypercall_entry(self, who: Domain | str, name: str, n: int = 1) -> None:
+        """Charge ``n`` guest->Xen->guest transitions of hypercall ``name`` at the entry price of
+        the caller's guest type (a :class:`Domain` or its ``guest_type``) under cause
+        ``hypercall.<name>``, and count them. :meth:`hypercall` charges every call it dispatches
+        this way; a guest kernel's counted paths (no handler run) charge through
+        :meth:`pvsim.hypervisor.platform.HvPlatform.charge_hypercall`."""
+        guest_type = who if isinstance(who, str) else who.guest_type
+        cause = f"hypercall.{name}"
+        for price in ENTRY_PRICE.get(guest_type, ()):
+            self.meter.add(cause, price, n)
+        self.meter.count(cause, n)
+        if guest_type in HVM_GUEST_TYPES:
+            self.meter.count("exit.vmcall", n)  # an HVM guest's hypercall is a VMCALL exit
+
     def hypercall(self, vcpu: VCPU, nr: int, *args) -> int:
         dom = vcpu.domain
         name = hc_table.name(nr)
         self.calls[(dom.domid, nr)] += 1
         dom.hypercall_counts[name or f"#{nr}"] += 1
-        cause = f"hypercall.{name or nr}"
-        for price in ENTRY_PRICE.get(dom.guest_type, ()):
-            self.meter.add(cause, price)
-        self.meter.count(cause)
+        self.charge_hypercall_entry(dom, name or str(nr))
         fn = _HANDLERS.get(nr)
         if name is None or fn is None or not hc_table.allowed(nr, dom.guest_type):
             rc = -xen_errno.ENOSYS
         else:
             # Xen hands a handler only as many argument registers as its prototype takes
             # (hypercall-defs.c); HYPERVISOR_iret's one "argument" stands for its stack frame.
-            nargs = max(1, hc_ops.hypercall_nargs(name, dom.guest_type))
+            nargs = max(1, hc_table.hypercall_nargs(name, dom.guest_type))
             rc = fn(self, vcpu, *args[:nargs])
             if not isinstance(rc, int):
                 raise TypeError(f"do_{name} returned {rc!r}, not an int")

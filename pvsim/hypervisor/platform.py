@@ -4,7 +4,9 @@ Design note
 -----------
 Binds one domain and vCPU to the hypervisor and the current meter, and offers the entries a guest
 kernel may use: ``hypercall(name, *args)`` (through :meth:`Hypervisor.hypercall`, so it is counted,
-checked against the guest type, and runs the real handler), ``trap(kind)`` (a PV trap bounced by Xen),
+checked against the guest type, and runs the real handler), ``charge_hypercall(name, n)`` (the
+entry price and count of ``n`` calls on a counted path, through
+:meth:`Hypervisor.charge_hypercall_entry`), ``trap(kind)`` (a PV trap bounced by Xen),
 ``vmexit(reason, handling)``, ``bt(kind, n)`` and ``sw_mmu(cause, n)``
 (:mod:`pvsim.hypervisor.traps`), ``value(key)`` for count-type profile constants, and ``mmu``, the
 guest-side MMU over the page-table structures (:mod:`guest_kernels.mmu` / :mod:`pvsim.mm`) when the
@@ -43,6 +45,11 @@ class HvPlatform:
     def hypercall(self, name: str, *args) -> int:
         return self.hv.hypercall(self.vcpu, hc_table.number(name), *args)
 
+    def charge_hypercall(self, name: str, n: int = 1) -> None:
+        """``n`` entries of hypercall ``name`` on a counted path (no handler runs): priced and
+        counted by :meth:`Hypervisor.charge_hypercall_entry` for this domain's guest type."""
+        self.hv.charge_hypercall_entry(self.vcpu.domain, name, n)
+
     def trap(self, kind: str) -> None:
         traps.pv_bounce(self.meter, self.hv.profile, kind, guest_type=self.guest_type)
 
@@ -54,3 +61,16 @@ class HvPlatform:
 
     def sw_mmu(self, cause: str, n: float = 1) -> None:
         traps.sw_mmu(self.meter, self.hv.profile, cause, n)
+
+    def cancel_block(self) -> None:
+        """Work arrived while the kernel was entering its idle block: the vCPU stays runnable (as
+        ``vcpu_block`` unblocks at once when an event is pending)."""
+        self.vcpu.block_requested = False
+
+    def blocking(self) -> bool:
+        """The vCPU asked to block in its last hypercall (``SCHEDOP_block``/``poll``)."""
+        return self.vcpu.block_requested
+
+    def kick(self) -> None:
+        """``vcpu_kick``: an event was delivered; a vCPU blocked in the hypervisor wakes."""
+        self.hv.sched.wake_vcpu(self.vcpu)

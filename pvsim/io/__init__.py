@@ -1,5 +1,7 @@
 """Split-driver I/O as Xen does it, and the devices around it.
 
+* The ABI (``EVTCHNOP_*``, ``GNTTABOP_*``, ``GTF_*``, ``GNTST_*``, argument records) is
+  :mod:`hypercalls.ops` / :mod:`hypercalls.args`; hypercall numbers :mod:`hypercalls.table`.
 * :mod:`pvsim.io.evtchn`: event channels, 2-level ABI (``do_event_channel_op`` in
   :mod:`pvsim.hypervisor.handlers.evtchn`).
 * :mod:`pvsim.io.gnttab`: grant tables v1 (``do_grant_table_op`` in

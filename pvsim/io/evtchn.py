@@ -33,8 +33,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from hypercalls import args as A
 from hypercalls import errno as E
-from pvsim.io import abi
+from hypercalls import ops as O
 
 # Internal state for port 0 (ECS_RESERVED in event_channel.c): allocated at init, never usable.
 ECS_RESERVED = -1
@@ -42,7 +43,7 @@ ECS_RESERVED = -1
 
 @dataclass
 class Channel:
-    state: int = abi.EVTCHNSTAT_closed
+    state: int = O.EVTCHNSTAT_closed
     notify_vcpu: int = 0
     remote_dom: int = -1  # unbound: who may bind; interdomain: peer domain
     remote_port: int = 0  # interdomain: peer port
@@ -54,8 +55,8 @@ class EvtchnDomain:
     """One domain's event channels (``d->evtchn``) and its 2-level shared_info bitmaps."""
 
     domid: int
-    nr_channels: int = abi.EVTCHN_2L_NR_CHANNELS
-    bits_per_word: int = abi.BITS_PER_XEN_ULONG_64
+    nr_channels: int = O.EVTCHN_2L_NR_CHANNELS
+    bits_per_word: int = O.BITS_PER_XEN_ULONG_64
     max_port: int | None = None  # xl.cfg max_event_channels - 1 (libxl default 1023)
     on_kick: Callable[[int], None] | None = None  # vcpu_kick hook: called with the vcpu id
     channels: list[Channel] = field(default_factory=list)
@@ -82,7 +83,7 @@ class EvtchnDomain:
 
     def get_free_port(self) -> int:
         for p, ch in enumerate(self.channels):
-            if ch.state == abi.EVTCHNSTAT_closed:
+            if ch.state == O.EVTCHNSTAT_closed:
                 return p
         p = len(self.channels)
         if p > self.max_port:
@@ -95,7 +96,7 @@ def evtchn_for(dom) -> EvtchnDomain:
     """The domain's event-channel state, created on first use (the builder normally sets it)."""
     if dom.evtchn is None:
         if dom.guest_type == "pv32":
-            dom.evtchn = EvtchnDomain(dom.domid, abi.EVTCHN_2L_NR_CHANNELS_32, abi.BITS_PER_XEN_ULONG_32)
+            dom.evtchn = EvtchnDomain(dom.domid, O.EVTCHN_2L_NR_CHANNELS_32, O.BITS_PER_XEN_ULONG_32)
         else:
             dom.evtchn = EvtchnDomain(dom.domid)
     return dom.evtchn
@@ -170,10 +171,10 @@ def alloc_unbound(hv, caller, dom_id: int, remote_dom: int) -> int:
     port = ed.get_free_port()
     if port < 0:
         return port
-    from pvsim.hypervisor.domain import DOMID_SELF
+    from hypercalls.ops import DOMID_SELF
 
     ch = ed.channels[port]
-    ch.state = abi.EVTCHNSTAT_unbound
+    ch.state = O.EVTCHNSTAT_unbound
     ch.remote_dom = d.domid if remote_dom == DOMID_SELF else remote_dom
     ch.notify_vcpu = 0
     return port
@@ -187,17 +188,17 @@ def bind_interdomain(hv, ld, remote_dom: int, remote_port: int) -> int:
     if not red.port_is_valid(remote_port):
         return -E.EINVAL
     rch = red.channels[remote_port]
-    if rch.state != abi.EVTCHNSTAT_unbound or rch.remote_dom != ld.domid:
+    if rch.state != O.EVTCHNSTAT_unbound or rch.remote_dom != ld.domid:
         return -E.EINVAL
     led = evtchn_for(ld)
     lport = led.get_free_port()
     if lport < 0:
         return lport
     lch = led.channels[lport]
-    lch.state = abi.EVTCHNSTAT_interdomain
+    lch.state = O.EVTCHNSTAT_interdomain
     lch.remote_dom, lch.remote_port = rd.domid, remote_port
     lch.notify_vcpu = 0
-    rch.state = abi.EVTCHNSTAT_interdomain
+    rch.state = O.EVTCHNSTAT_interdomain
     rch.remote_dom, rch.remote_port = ld.domid, lport
     # "We may have lost notifications on the remote unbound port": set the local end pending.
     set_pending(ld, lport)
@@ -205,9 +206,9 @@ def bind_interdomain(hv, ld, remote_dom: int, remote_port: int) -> int:
 
 
 def bind_virq(hv, d, virq: int, vcpu: int) -> int:
-    if not isinstance(virq, int) or not (0 <= virq < abi.NR_VIRQS):
+    if not isinstance(virq, int) or not (0 <= virq < O.NR_VIRQS):
         return -E.EINVAL
-    if virq not in abi.VIRQ_PER_VCPU and vcpu != 0:
+    if virq not in O.VIRQ_PER_VCPU and vcpu != 0:
         return -E.EINVAL
     if not isinstance(vcpu, int) or not (0 <= vcpu < len(d.vcpus)):
         return -E.ENOENT
@@ -218,7 +219,7 @@ def bind_virq(hv, d, virq: int, vcpu: int) -> int:
     if port < 0:
         return port
     ch = ed.channels[port]
-    ch.state, ch.virq, ch.notify_vcpu = abi.EVTCHNSTAT_virq, virq, vcpu
+    ch.state, ch.virq, ch.notify_vcpu = O.EVTCHNSTAT_virq, virq, vcpu
     ed.virq_to_port[(vcpu, virq)] = port
     return port
 
@@ -240,7 +241,7 @@ def bind_ipi(hv, d, vcpu: int) -> int:
     if port < 0:
         return port
     ch = ed.channels[port]
-    ch.state, ch.notify_vcpu = abi.EVTCHNSTAT_ipi, vcpu
+    ch.state, ch.notify_vcpu = O.EVTCHNSTAT_ipi, vcpu
     return port
 
 
@@ -251,16 +252,16 @@ def close(hv, d, port: int) -> int:
     ch = ed.channels[port]
     if ch.state == ECS_RESERVED:
         return -E.EINVAL
-    if ch.state == abi.EVTCHNSTAT_closed:
+    if ch.state == O.EVTCHNSTAT_closed:
         return -E.EINVAL
-    if ch.state == abi.EVTCHNSTAT_virq:
+    if ch.state == O.EVTCHNSTAT_virq:
         ed.virq_to_port.pop((ch.notify_vcpu, ch.virq), None)
-    elif ch.state == abi.EVTCHNSTAT_interdomain:
+    elif ch.state == O.EVTCHNSTAT_interdomain:
         rd = hv.domains.get(ch.remote_dom)
         if rd is not None:
             rch = evtchn_for(rd).channels[ch.remote_port]
-            if rch.state == abi.EVTCHNSTAT_interdomain and rch.remote_dom == d.domid:
-                rch.state = abi.EVTCHNSTAT_unbound
+            if rch.state == O.EVTCHNSTAT_interdomain and rch.remote_dom == d.domid:
+                rch.state = O.EVTCHNSTAT_unbound
                 rch.remote_dom = d.domid
                 rch.remote_port = 0
     ed.channels[port] = Channel()
@@ -274,23 +275,23 @@ def send(hv, ld, lport: int) -> int:
     if not led.port_is_valid(lport):
         return -E.EINVAL
     ch = led.channels[lport]
-    if ch.state in (abi.EVTCHNSTAT_interdomain, abi.EVTCHNSTAT_ipi):
+    if ch.state in (O.EVTCHNSTAT_interdomain, O.EVTCHNSTAT_ipi):
         led.sent += 1
-    if ch.state == abi.EVTCHNSTAT_interdomain:
+    if ch.state == O.EVTCHNSTAT_interdomain:
         rd = hv.domains.get(ch.remote_dom)
         if rd is None:
             return -E.EINVAL
         set_pending(rd, ch.remote_port)
         return 0
-    if ch.state == abi.EVTCHNSTAT_ipi:
+    if ch.state == O.EVTCHNSTAT_ipi:
         set_pending(ld, lport)
         return 0
-    if ch.state == abi.EVTCHNSTAT_unbound:
+    if ch.state == O.EVTCHNSTAT_unbound:
         return 0  # silently drop
     return -E.EINVAL
 
 
-def status(hv, caller, arg: abi.EvtchnStatus) -> int:
+def status(hv, caller, arg: A.EvtchnStatus) -> int:
     d = _domain(hv, caller, arg.dom)
     if d is None:
         return -E.ESRCH
@@ -300,13 +301,13 @@ def status(hv, caller, arg: abi.EvtchnStatus) -> int:
     if not ed.port_is_valid(arg.port):
         return -E.EINVAL
     ch = ed.channels[arg.port]
-    st = abi.EVTCHNSTAT_closed if ch.state == ECS_RESERVED else ch.state
+    st = O.EVTCHNSTAT_closed if ch.state == ECS_RESERVED else ch.state
     arg.status, arg.vcpu = st, ch.notify_vcpu
-    if st == abi.EVTCHNSTAT_unbound:
+    if st == O.EVTCHNSTAT_unbound:
         arg.u = {"unbound": {"dom": ch.remote_dom}}
-    elif st == abi.EVTCHNSTAT_interdomain:
+    elif st == O.EVTCHNSTAT_interdomain:
         arg.u = {"interdomain": {"dom": ch.remote_dom, "port": ch.remote_port}}
-    elif st == abi.EVTCHNSTAT_virq:
+    elif st == O.EVTCHNSTAT_virq:
         arg.u = {"virq": ch.virq}
     else:
         arg.u = {}
@@ -320,9 +321,9 @@ def bind_vcpu(hv, d, port: int, vcpu: int) -> int:
     if not ed.port_is_valid(port):
         return -E.EINVAL
     ch = ed.channels[port]
-    if ch.state == abi.EVTCHNSTAT_virq and ch.virq in abi.VIRQ_PER_VCPU:
+    if ch.state == O.EVTCHNSTAT_virq and ch.virq in O.VIRQ_PER_VCPU:
         return -E.EINVAL
-    if ch.state not in (abi.EVTCHNSTAT_unbound, abi.EVTCHNSTAT_interdomain, abi.EVTCHNSTAT_virq, abi.EVTCHNSTAT_pirq):
+    if ch.state not in (O.EVTCHNSTAT_unbound, O.EVTCHNSTAT_interdomain, O.EVTCHNSTAT_virq, O.EVTCHNSTAT_pirq):
         return -E.EINVAL
     ch.notify_vcpu = vcpu
     return 0
@@ -357,6 +358,6 @@ def reset(hv, caller, dom_id: int) -> int:
         return -E.EPERM
     ed = evtchn_for(d)
     for p in range(1, len(ed.channels)):
-        if ed.channels[p].state != abi.EVTCHNSTAT_closed:
+        if ed.channels[p].state != O.EVTCHNSTAT_closed:
             close(hv, d, p)
     return 0

@@ -32,8 +32,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hypercalls import args as A
 from hypercalls import errno as E
-from pvsim.io import abi
+from hypercalls import ops as O
+
+# xen/common/grant_table.c
+GNTTAB_MAX_FRAMES_DEFAULT = 64  # gnttab_max_frames
+GNTTAB_MAX_MAPTRACK_FRAMES_DEFAULT = 1024  # gnttab_max_maptrack_frames
+MAPTRACK_PER_PAGE = 4096 // 16  # sizeof(struct grant_mapping) == 16
+PAGE_SIZE = 4096
 
 
 @dataclass
@@ -58,8 +65,8 @@ class Mapping:
 class GrantTable:
     domid: int
     nr_frames: int = 1
-    max_frames: int = abi.GNTTAB_MAX_FRAMES_DEFAULT
-    max_maptrack_frames: int = abi.GNTTAB_MAX_MAPTRACK_FRAMES_DEFAULT
+    max_frames: int = GNTTAB_MAX_FRAMES_DEFAULT
+    max_maptrack_frames: int = GNTTAB_MAX_MAPTRACK_FRAMES_DEFAULT
     flags: list[int] = field(default_factory=list)
     gdomid: list[int] = field(default_factory=list)
     frame: list[int] = field(default_factory=list)
@@ -68,10 +75,10 @@ class GrantTable:
     _free_handles: list[int] = field(default_factory=list)
     _next_handle: int = 0
     _free_refs: list[int] = field(default_factory=list)
-    _next_ref: int = abi.GNTTAB_NR_RESERVED_ENTRIES
+    _next_ref: int = O.GNTTAB_NR_RESERVED_ENTRIES
 
     def __post_init__(self):
-        n = self.nr_frames * abi.GRANT_ENTRIES_PER_PAGE_V1
+        n = self.nr_frames * O.GRANT_ENTRIES_PER_PAGE_V1
         self.flags, self.gdomid, self.frame = [0] * n, [0] * n, [0] * n
 
     @property
@@ -82,7 +89,7 @@ class GrantTable:
     def grow(self, nr_frames: int) -> bool:
         if nr_frames > self.max_frames:
             return False
-        extra = (nr_frames - self.nr_frames) * abi.GRANT_ENTRIES_PER_PAGE_V1
+        extra = (nr_frames - self.nr_frames) * O.GRANT_ENTRIES_PER_PAGE_V1
         if extra > 0:
             self.flags += [0] * extra
             self.gdomid += [0] * extra
@@ -107,15 +114,15 @@ class GrantTable:
                 return -1
         self.gdomid[ref] = domid
         self.frame[ref] = frame
-        self.flags[ref] = abi.GTF_permit_access | (abi.GTF_readonly if readonly else 0)
+        self.flags[ref] = O.GTF_permit_access | (O.GTF_readonly if readonly else 0)
         return ref
 
     def end_access(self, ref: int, free: bool = True) -> bool:
         """``gnttab_end_foreign_access_ref``: cmpxchg flags to 0 unless reading/writing."""
-        if self.flags[ref] & (abi.GTF_reading | abi.GTF_writing):
+        if self.flags[ref] & (O.GTF_reading | O.GTF_writing):
             return False
         self.flags[ref] = 0
-        if free and ref >= abi.GNTTAB_NR_RESERVED_ENTRIES:
+        if free and ref >= O.GNTTAB_NR_RESERVED_ENTRIES:
             self._free_refs.append(ref)
         return True
 
@@ -123,7 +130,7 @@ class GrantTable:
     def get_maptrack_handle(self) -> int:
         if self._free_handles:
             return self._free_handles.pop()
-        if self._next_handle >= self.max_maptrack_frames * abi.MAPTRACK_PER_PAGE:
+        if self._next_handle >= self.max_maptrack_frames * MAPTRACK_PER_PAGE:
             return -1
         h = self._next_handle
         self._next_handle += 1
@@ -140,62 +147,62 @@ def _lookup(hv, caller, domid):
     return hv.lookup_domain(caller, domid)
 
 
-def map_grant_ref(hv, ld, op: abi.GnttabMapGrantRef) -> int:
+def map_grant_ref(hv, ld, op: A.GnttabMapGrantRef) -> int:
     meter = hv.meter
-    if not (op.flags & (abi.GNTMAP_device_map | abi.GNTMAP_host_map)):
-        op.status = abi.GNTST_bad_gntref
+    if not (op.flags & (O.GNTMAP_device_map | O.GNTMAP_host_map)):
+        op.status = O.GNTST_bad_gntref
         return op.status
-    if op.flags & abi.GNTMAP_host_map and op.host_addr == 0 and not (op.flags & abi.GNTMAP_contains_pte):
-        op.status = abi.GNTST_bad_virt_addr
+    if op.flags & O.GNTMAP_host_map and op.host_addr == 0 and not (op.flags & O.GNTMAP_contains_pte):
+        op.status = O.GNTST_bad_virt_addr
         return op.status
     rd = _lookup(hv, ld, op.dom)
     if rd is None:
-        op.status = abi.GNTST_bad_domain
+        op.status = O.GNTST_bad_domain
         return op.status
     rgt = gnttab_for(rd)
     ref = op.ref
     if not isinstance(ref, int) or not (0 <= ref < rgt.nr_entries):
-        op.status = abi.GNTST_bad_gntref
+        op.status = O.GNTST_bad_gntref
         return op.status
     meter.add("io.grant", "io.grant_map_cycles")
     fl = rgt.flags[ref]
-    if (fl & abi.GTF_type_mask) != abi.GTF_permit_access or rgt.gdomid[ref] != ld.domid:
-        op.status = abi.GNTST_permission_denied
+    if (fl & O.GTF_type_mask) != O.GTF_permit_access or rgt.gdomid[ref] != ld.domid:
+        op.status = O.GNTST_permission_denied
         return op.status
-    ro = bool(op.flags & abi.GNTMAP_readonly)
-    if (fl & abi.GTF_readonly and not ro) or fl & abi.GTF_sub_page:
-        op.status = abi.GNTST_permission_denied
+    ro = bool(op.flags & O.GNTMAP_readonly)
+    if (fl & O.GTF_readonly and not ro) or fl & O.GTF_sub_page:
+        op.status = O.GNTST_permission_denied
         return op.status
     lgt = gnttab_for(ld)
     h = lgt.get_maptrack_handle()
     if h < 0:
-        op.status = abi.GNTST_no_space
+        op.status = O.GNTST_no_space
         return op.status
     act = rgt.active.get(ref)
     if act is None:
         act = rgt.active[ref] = ActiveEntry(ld.domid, rgt.frame[ref])
     if ro:
         act.pin_read += 1
-        rgt.flags[ref] |= abi.GTF_reading
+        rgt.flags[ref] |= O.GTF_reading
     else:
         act.pin_write += 1
-        rgt.flags[ref] |= abi.GTF_writing | abi.GTF_reading
+        rgt.flags[ref] |= O.GTF_writing | O.GTF_reading
     lgt.maptrack[h] = Mapping(rd.domid, ref, op.flags, op.host_addr)
     op.handle = h
-    op.dev_bus_addr = (act.frame << 12) if op.flags & abi.GNTMAP_device_map else 0
-    op.status = abi.GNTST_okay
+    op.dev_bus_addr = (act.frame << 12) if op.flags & O.GNTMAP_device_map else 0
+    op.status = O.GNTST_okay
     meter.count("grant.map")
     return 0
 
 
-def _unmap_one(hv, ld, op: abi.GnttabUnmapGrantRef) -> int:
+def _unmap_one(hv, ld, op: A.GnttabUnmapGrantRef) -> int:
     lgt = gnttab_for(ld)
     m = lgt.maptrack.get(op.handle) if isinstance(op.handle, int) else None
     if m is None:
-        op.status = abi.GNTST_bad_handle
+        op.status = O.GNTST_bad_handle
         return op.status
-    if m.flags & abi.GNTMAP_host_map and op.host_addr and op.host_addr != m.host_addr:
-        op.status = abi.GNTST_bad_virt_addr
+    if m.flags & O.GNTMAP_host_map and op.host_addr and op.host_addr != m.host_addr:
+        op.status = O.GNTST_bad_virt_addr
         return op.status
     hv.meter.add("io.grant", "io.grant_unmap_cycles")
     rd = hv.domains.get(m.granter)
@@ -203,18 +210,18 @@ def _unmap_one(hv, ld, op: abi.GnttabUnmapGrantRef) -> int:
         rgt = gnttab_for(rd)
         act = rgt.active.get(m.ref)
         if act is not None:
-            if m.flags & abi.GNTMAP_readonly:
+            if m.flags & O.GNTMAP_readonly:
                 act.pin_read -= 1
             else:
                 act.pin_write -= 1
             if act.pin_write == 0:
-                rgt.flags[m.ref] &= ~abi.GTF_writing
+                rgt.flags[m.ref] &= ~O.GTF_writing
             if act.pin_write == 0 and act.pin_read == 0:
-                rgt.flags[m.ref] &= ~abi.GTF_reading
+                rgt.flags[m.ref] &= ~O.GTF_reading
                 del rgt.active[m.ref]
     del lgt.maptrack[op.handle]
     lgt._free_handles.append(op.handle)
-    op.status = abi.GNTST_okay
+    op.status = O.GNTST_okay
     hv.meter.count("grant.unmap")
     return 0
 
@@ -222,8 +229,8 @@ def _unmap_one(hv, ld, op: abi.GnttabUnmapGrantRef) -> int:
 def unmap_grant_refs(hv, ld, ops) -> None:
     """Process unmaps in batches of GNTTAB_UNMAP_BATCH_SIZE, one TLB flush per batch."""
     dirty_cpus = max(1, sum(1 for v in ld.vcpus if v.online))
-    for start in range(0, len(ops), abi.GNTTAB_UNMAP_BATCH_SIZE):
-        batch = ops[start:start + abi.GNTTAB_UNMAP_BATCH_SIZE]
+    for start in range(0, len(ops), O.GNTTAB_UNMAP_BATCH_SIZE):
+        batch = ops[start:start + O.GNTTAB_UNMAP_BATCH_SIZE]
         done = 0
         for op in batch:
             if _unmap_one(hv, ld, op) == 0:
@@ -234,39 +241,39 @@ def unmap_grant_refs(hv, ld, ops) -> None:
             hv.meter.count("grant.tlb_flush")
 
 
-def _copy_side(hv, ld, ptr: abi.GnttabCopyPtr, is_gref: bool, write: bool, off: int, ln: int) -> int:
+def _copy_side(hv, ld, ptr: A.GnttabCopyPtr, is_gref: bool, write: bool, off: int, ln: int) -> int:
     if is_gref:
         gd = _lookup(hv, ld, ptr.domid)
         if gd is None:
-            return abi.GNTST_bad_domain
+            return O.GNTST_bad_domain
         if gd is ld:
             return 0  # a domain may copy within its own grants
         gt = gnttab_for(gd)
         ref = ptr.ref
         if not isinstance(ref, int) or not (0 <= ref < gt.nr_entries):
-            return abi.GNTST_bad_gntref
+            return O.GNTST_bad_gntref
         fl = gt.flags[ref]
-        if (fl & abi.GTF_type_mask) != abi.GTF_permit_access or gt.gdomid[ref] != ld.domid:
-            return abi.GNTST_permission_denied
-        if write and fl & abi.GTF_readonly:
-            return abi.GNTST_permission_denied
+        if (fl & O.GTF_type_mask) != O.GTF_permit_access or gt.gdomid[ref] != ld.domid:
+            return O.GNTST_permission_denied
+        if write and fl & O.GTF_readonly:
+            return O.GNTST_permission_denied
         return 0
-    from pvsim.hypervisor.domain import DOMID_SELF
+    from hypercalls.ops import DOMID_SELF
 
     if ptr.domid not in (DOMID_SELF, ld.domid) and not ld.privileged:
-        return abi.GNTST_permission_denied
+        return O.GNTST_permission_denied
     return 0
 
 
-def grant_copy(hv, ld, op: abi.GnttabCopy) -> int:
+def grant_copy(hv, ld, op: A.GnttabCopy) -> int:
     ln = op.len
     if (not isinstance(ln, int) or ln < 0 or op.source.offset < 0 or op.dest.offset < 0
-            or op.source.offset + ln > abi.PAGE_SIZE or op.dest.offset + ln > abi.PAGE_SIZE):
-        op.status = abi.GNTST_bad_copy_arg
+            or op.source.offset + ln > PAGE_SIZE or op.dest.offset + ln > PAGE_SIZE):
+        op.status = O.GNTST_bad_copy_arg
         return op.status
-    st = _copy_side(hv, ld, op.source, bool(op.flags & abi.GNTCOPY_source_gref), False, op.source.offset, ln)
+    st = _copy_side(hv, ld, op.source, bool(op.flags & O.GNTCOPY_source_gref), False, op.source.offset, ln)
     if st == 0:
-        st = _copy_side(hv, ld, op.dest, bool(op.flags & abi.GNTCOPY_dest_gref), True, op.dest.offset, ln)
+        st = _copy_side(hv, ld, op.dest, bool(op.flags & O.GNTCOPY_dest_gref), True, op.dest.offset, ln)
     op.status = st
     if st == 0:
         hv.meter.add("io.grant", "io.grant_copy_cycles")
@@ -275,39 +282,39 @@ def grant_copy(hv, ld, op: abi.GnttabCopy) -> int:
     return st
 
 
-def setup_table(hv, ld, op: abi.GnttabSetupTable) -> int:
+def setup_table(hv, ld, op: A.GnttabSetupTable) -> int:
     d = _lookup(hv, ld, op.dom)
     if d is None:
-        op.status = abi.GNTST_bad_domain
+        op.status = O.GNTST_bad_domain
         return op.status
     if d is not ld and not ld.privileged:
-        op.status = abi.GNTST_permission_denied
+        op.status = O.GNTST_permission_denied
         return op.status
     gt = gnttab_for(d)
     if not isinstance(op.nr_frames, int) or op.nr_frames < 0 or not gt.grow(max(op.nr_frames, gt.nr_frames)):
-        op.status = abi.GNTST_general_error
+        op.status = O.GNTST_general_error
         return op.status
     op.frame_list = [0x100000 + d.domid * 0x1000 + i for i in range(op.nr_frames)]
-    op.status = abi.GNTST_okay
+    op.status = O.GNTST_okay
     return 0
 
 
-def query_size(hv, ld, op: abi.GnttabQuerySize) -> int:
+def query_size(hv, ld, op: A.GnttabQuerySize) -> int:
     d = _lookup(hv, ld, op.dom)
     if d is None:
-        op.status = abi.GNTST_bad_domain
+        op.status = O.GNTST_bad_domain
         return op.status
     gt = gnttab_for(d)
-    op.nr_frames, op.max_nr_frames, op.status = gt.nr_frames, gt.max_frames, abi.GNTST_okay
+    op.nr_frames, op.max_nr_frames, op.status = gt.nr_frames, gt.max_frames, O.GNTST_okay
     return 0
 
 
 _RECORDS = {
-    abi.GNTTABOP_map_grant_ref: abi.GnttabMapGrantRef,
-    abi.GNTTABOP_unmap_grant_ref: abi.GnttabUnmapGrantRef,
-    abi.GNTTABOP_copy: abi.GnttabCopy,
-    abi.GNTTABOP_setup_table: abi.GnttabSetupTable,
-    abi.GNTTABOP_query_size: abi.GnttabQuerySize,
+    O.GNTTABOP_map_grant_ref: A.GnttabMapGrantRef,
+    O.GNTTABOP_unmap_grant_ref: A.GnttabUnmapGrantRef,
+    O.GNTTABOP_copy: A.GnttabCopy,
+    O.GNTTABOP_setup_table: A.GnttabSetupTable,
+    O.GNTTABOP_query_size: A.GnttabQuerySize,
 }
 
 
@@ -315,11 +322,11 @@ def grant_table_op(hv, ld, cmd, uop, count) -> int:
     """The body of ``do_grant_table_op``: batch of ``count`` ops, per-op status, returns 0."""
     if isinstance(cmd, bool) or not isinstance(cmd, int):
         return -E.ENOSYS
-    if cmd == abi.GNTTABOP_get_version:
+    if cmd == O.GNTTABOP_get_version:
         return 1
-    if cmd == abi.GNTTABOP_set_version:
+    if cmd == O.GNTTABOP_set_version:
         if (count != 1 or not isinstance(uop, (list, tuple)) or not uop
-                or not isinstance(uop[0], abi.GnttabSetVersion) or not abi.well_formed(uop[0])):
+                or not isinstance(uop[0], A.GnttabSetVersion) or not A.well_formed(uop[0])):
             return -E.EFAULT
         v = uop[0].version
         if v == 1:
@@ -333,22 +340,22 @@ def grant_table_op(hv, ld, cmd, uop, count) -> int:
     if count == 0:
         return 0
     if (not isinstance(uop, (list, tuple)) or len(uop) < count
-            or not all(isinstance(o, rec) and abi.well_formed(o) for o in uop[:count])):
+            or not all(isinstance(o, rec) and A.well_formed(o) for o in uop[:count])):
         return -E.EFAULT
     ops = uop[:count]
-    if cmd == abi.GNTTABOP_map_grant_ref:
+    if cmd == O.GNTTABOP_map_grant_ref:
         for op in ops:
             map_grant_ref(hv, ld, op)
-    elif cmd == abi.GNTTABOP_unmap_grant_ref:
+    elif cmd == O.GNTTABOP_unmap_grant_ref:
         unmap_grant_refs(hv, ld, ops)
-    elif cmd == abi.GNTTABOP_copy:
+    elif cmd == O.GNTTABOP_copy:
         for op in ops:
             grant_copy(hv, ld, op)
-    elif cmd == abi.GNTTABOP_setup_table:
+    elif cmd == O.GNTTABOP_setup_table:
         if count != 1:
             return -E.EINVAL
         setup_table(hv, ld, ops[0])
-    elif cmd == abi.GNTTABOP_query_size:
+    elif cmd == O.GNTTABOP_query_size:
         if count != 1:
             return -E.EINVAL
         query_size(hv, ld, ops[0])

@@ -35,8 +35,10 @@ from __future__ import annotations
 
 from collections import deque
 
-from pvsim.hypervisor.domain import DOMID_SELF
-from pvsim.io import abi
+from hypercalls import args as A
+from hypercalls import ops as O
+from hypercalls.ops import DOMID_SELF
+from hypercalls.table import HYPERVISOR_event_channel_op, HYPERVISOR_grant_table_op
 from pvsim.io import gnttab as gt
 from pvsim.io.devices import TCPIP_HEADER_BYTES
 from pvsim.io.ring import (
@@ -51,8 +53,6 @@ from pvsim.io.ring import (
 )
 from pvsim.io.xenstore import XenbusDevice
 
-EVTCHN_OP = 32
-GNTTAB_OP = 20
 COPY_BATCH_SIZE = 64  # Linux xen-netback rx.c
 NETIF_RSP_OKAY = 0
 BLKIF_RSP_OKAY = 0
@@ -249,7 +249,7 @@ class _RingDev(_Base):
         g = self.g
         g.count(f"notify.{name}")
         if self.flavour == "xen":
-            g.hypercall(EVTCHN_OP, abi.EVTCHNOP_send, abi.EvtchnSend(self.front_port))
+            g.hypercall(HYPERVISOR_event_channel_op, O.EVTCHNOP_send, A.EvtchnSend(self.front_port))
         else:
             self.sys.trapped_access(g, 1, "io_instruction")  # virtio kick -> ioeventfd
             self.wake_backend()
@@ -258,7 +258,7 @@ class _RingDev(_Base):
         d = self.d
         d.count(f"notify.{name}")
         if self.flavour == "xen":
-            d.hypercall(EVTCHN_OP, abi.EVTCHNOP_send, abi.EvtchnSend(self.back_port))
+            d.hypercall(HYPERVISOR_event_channel_op, O.EVTCHNOP_send, A.EvtchnSend(self.back_port))
         else:
             d.work("io.evtchn", "io.virq_inject_cycles")  # irqfd -> posted interrupt
             self.g.raise_irq(self._virtio_irq)
@@ -452,21 +452,21 @@ class RingNet(_RingDev):
         if self.grant_mode == "copy":
             for s in range(0, len(ops), COPY_BATCH_SIZE):
                 batch = ops[s:s + COPY_BATCH_SIZE]
-                d.hypercall(GNTTAB_OP, abi.GNTTABOP_copy, batch, len(batch))
-            ok = all(o.status == abi.GNTST_okay for o in ops)
+                d.hypercall(HYPERVISOR_grant_table_op, O.GNTTABOP_copy, batch, len(batch))
+            ok = all(o.status == O.GNTST_okay for o in ops)
         else:
             ok = True
-            maps = [abi.GnttabMapGrantRef(0x6000_0000 + 0x1000 * i, abi.GNTMAP_host_map,
-                                          o.source.ref if o.flags & abi.GNTCOPY_source_gref else o.dest.ref, self.gdom.domid)
+            maps = [A.GnttabMapGrantRef(0x6000_0000 + 0x1000 * i, O.GNTMAP_host_map,
+                                          o.source.ref if o.flags & O.GNTCOPY_source_gref else o.dest.ref, self.gdom.domid)
                     for i, o in enumerate(ops)]
             if self.grant_mode == "persistent":
                 maps = [m for m in maps if m.ref not in self.persist]
             if maps:
-                d.hypercall(GNTTAB_OP, abi.GNTTABOP_map_grant_ref, maps, len(maps))
-                ok = all(m.status == abi.GNTST_okay for m in maps)
+                d.hypercall(HYPERVISOR_grant_table_op, O.GNTTABOP_map_grant_ref, maps, len(maps))
+                ok = all(m.status == O.GNTST_okay for m in maps)
             if ok and self.grant_mode == "map":
-                un = [abi.GnttabUnmapGrantRef(m.host_addr, 0, m.handle) for m in maps]
-                d.hypercall(GNTTAB_OP, abi.GNTTABOP_unmap_grant_ref, un, len(un))
+                un = [A.GnttabUnmapGrantRef(m.host_addr, 0, m.handle) for m in maps]
+                d.hypercall(HYPERVISOR_grant_table_op, O.GNTTABOP_unmap_grant_ref, un, len(un))
             elif ok:
                 for m in maps:
                     self.persist[m.ref] = m.handle
@@ -477,7 +477,7 @@ class RingNet(_RingDev):
     def backend(self):
         d, nic = self.d, self.nic
         guest = self.gdom.domid
-        P = abi.GnttabCopyPtr
+        P = A.GnttabCopyPtr
         while not self.closed:
             did = False
             try:
@@ -496,8 +496,8 @@ class RingNet(_RingDev):
                 if any(not (0 < r[2] <= 0xFFFF) for r in reqs):
                     self.fail("tx request size out of range")
                     return
-                ops = [abi.GnttabCopy(P(ref=r[1], domid=guest), P(gmfn=0x500 + i, domid=DOMID_SELF),
-                                      min(r[2], PAGE), abi.GNTCOPY_source_gref) for i, r in enumerate(reqs)]
+                ops = [A.GnttabCopy(P(ref=r[1], domid=guest), P(gmfn=0x500 + i, domid=DOMID_SELF),
+                                      min(r[2], PAGE), O.GNTCOPY_source_gref) for i, r in enumerate(reqs)]
                 d.work("io.ring", "io.ring_slot_cycles", k)
                 if not self._move(k, nbytes, ops):
                     self.fail("tx request with a grant reference the frontend did not grant")
@@ -531,8 +531,8 @@ class RingNet(_RingDev):
                         for j in range(take):
                             rid, ref = self.rxb.get_request()
                             last = (take == batch[0]) and j == take - 1
-                            ops.append(abi.GnttabCopy(P(gmfn=0x900 + j, domid=DOMID_SELF), P(ref=ref, domid=guest),
-                                                      min(per, PAGE), abi.GNTCOPY_dest_gref))
+                            ops.append(A.GnttabCopy(P(gmfn=0x900 + j, domid=DOMID_SELF), P(ref=ref, domid=guest),
+                                                      min(per, PAGE), O.GNTCOPY_dest_gref))
                             sizes.append((rid, per, batch[2] if last else None))
                         moved += take
                         batch[0] -= take
@@ -714,13 +714,13 @@ class RingBlk(_RingDev):
                         for ref in r["grefs"]:
                             if self.persistent and ref in self.persist:
                                 continue
-                            maps.append(abi.GnttabMapGrantRef(0x5000_0000 + 0x1000 * len(maps),
-                                                              abi.GNTMAP_host_map | (abi.GNTMAP_readonly if ro else 0),
+                            maps.append(A.GnttabMapGrantRef(0x5000_0000 + 0x1000 * len(maps),
+                                                              O.GNTMAP_host_map | (O.GNTMAP_readonly if ro else 0),
                                                               ref, guest))
                 d.work("io.ring", "io.ring_slot_cycles", len(reqs))
                 if maps:
-                    d.hypercall(GNTTAB_OP, abi.GNTTABOP_map_grant_ref, maps, len(maps))
-                    if any(m.status != abi.GNTST_okay for m in maps):
+                    d.hypercall(HYPERVISOR_grant_table_op, O.GNTTABOP_map_grant_ref, maps, len(maps))
+                    if any(m.status != O.GNTST_okay for m in maps):
                         self.fail("request with a grant reference the frontend did not grant")
                         return
                     for r in reqs:
@@ -747,9 +747,9 @@ class RingBlk(_RingDev):
                     if self.persistent:
                         d.work("io.grant", "io.memcpy_byte_cycles", sum(r["nbytes"] for r in fin))
                     else:
-                        un = [abi.GnttabUnmapGrantRef(0, 0, h) for r in fin for h in r.get("handles", [])]
+                        un = [A.GnttabUnmapGrantRef(0, 0, h) for r in fin for h in r.get("handles", [])]
                         if un:
-                            d.hypercall(GNTTAB_OP, abi.GNTTABOP_unmap_grant_ref, un, len(un))
+                            d.hypercall(HYPERVISOR_grant_table_op, O.GNTTABOP_unmap_grant_ref, un, len(un))
                 else:
                     d.work("io.ring", "io.memcpy_byte_cycles", 0)
                 for r in fin:

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from pvsim.hypervisor.domain import DOMID_SELF
-from pvsim.io import abi
+from hypercalls import args as A
+from hypercalls import ops as O
+from hypercalls.ops import DOMID_SELF
+from hypercalls.table import HYPERVISOR_event_channel_op, HYPERVISOR_grant_table_op
 from pvsim.io import gnttab as gt
 
 # enum xenbus_state (xenbus.h)
@@ -40,9 +42,6 @@ STATE_NAMES = {0: "Unknown", 1: "Initialising", 2: "InitWait", 3: "Initialised",
                5: "Closing", 6: "Closed", 7: "Reconfiguring", 8: "Reconfigured"}
 XENSTORE_RING_SIZE = 1024
 XENSTORE_PAYLOAD_MAX = 4096
-
-EVTCHN_OP = 32
-GNTTAB_OP = 20
 
 
 class XenStore:
@@ -122,8 +121,8 @@ class XenbusDevice:
         fgt = gt.gnttab_for(self.front)
         self.ring_refs = [fgt.grant_access(self.back.domid, 0x8000 + i) for i in range(self.ring_pages)]
         self.front_os.work("io.grant", "io.grant_entry_cycles", self.ring_pages)
-        a = abi.EvtchnAllocUnbound(DOMID_SELF, self.back.domid)
-        if self.front_os.hypercall(EVTCHN_OP, abi.EVTCHNOP_alloc_unbound, a) != 0:
+        a = A.EvtchnAllocUnbound(DOMID_SELF, self.back.domid)
+        if self.front_os.hypercall(HYPERVISOR_event_channel_op, O.EVTCHNOP_alloc_unbound, a) != 0:
             return False
         self.front_port = a.port
         if self.ring_pages == 1:
@@ -138,15 +137,15 @@ class XenbusDevice:
         # 4. backend maps the ring, binds the port, publishes properties -> Connected
         refs = [int(xs.read(f"{self.fpath}/ring-ref"))] if self.ring_pages == 1 else \
             [int(xs.read(f"{self.fpath}/ring-ref{i}")) for i in range(self.ring_pages)]
-        ops = [abi.GnttabMapGrantRef(0x7000_0000 + 0x1000 * i, abi.GNTMAP_host_map, r, self.front.domid)
+        ops = [A.GnttabMapGrantRef(0x7000_0000 + 0x1000 * i, O.GNTMAP_host_map, r, self.front.domid)
                for i, r in enumerate(refs)]
-        self.back_os.hypercall(GNTTAB_OP, abi.GNTTABOP_map_grant_ref, ops, len(ops))
-        if any(o.status != abi.GNTST_okay for o in ops):
+        self.back_os.hypercall(HYPERVISOR_grant_table_op, O.GNTTABOP_map_grant_ref, ops, len(ops))
+        if any(o.status != O.GNTST_okay for o in ops):
             self._set("back", XenbusStateClosing)
             return False
         self.ring_handles = [o.handle for o in ops]
-        b = abi.EvtchnBindInterdomain(self.front.domid, int(xs.read(f"{self.fpath}/event-channel")))
-        if self.back_os.hypercall(EVTCHN_OP, abi.EVTCHNOP_bind_interdomain, b) != 0:
+        b = A.EvtchnBindInterdomain(self.front.domid, int(xs.read(f"{self.fpath}/event-channel")))
+        if self.back_os.hypercall(HYPERVISOR_event_channel_op, O.EVTCHNOP_bind_interdomain, b) != 0:
             self._set("back", XenbusStateClosing)
             return False
         self.back_port = b.local_port
@@ -169,10 +168,10 @@ class XenbusDevice:
         self._set("front", XenbusStateClosing)
         self._set("front", XenbusStateClosed)
         if self.ring_handles:
-            ops = [abi.GnttabUnmapGrantRef(0, 0, h) for h in self.ring_handles]
-            self.back_os.hypercall(GNTTAB_OP, abi.GNTTABOP_unmap_grant_ref, ops, len(ops))
+            ops = [A.GnttabUnmapGrantRef(0, 0, h) for h in self.ring_handles]
+            self.back_os.hypercall(HYPERVISOR_grant_table_op, O.GNTTABOP_unmap_grant_ref, ops, len(ops))
             self.ring_handles = []
         if self.back_port:
-            self.back_os.hypercall(EVTCHN_OP, abi.EVTCHNOP_close, abi.EvtchnClose(self.back_port))
+            self.back_os.hypercall(HYPERVISOR_event_channel_op, O.EVTCHNOP_close, A.EvtchnClose(self.back_port))
             self.back_port = 0
         self._set("back", XenbusStateClosed)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pvsim.mm import constants as C
+from pvsim.mm import x86 as C
 from pvsim.mm.frames import MachineMemory
 
 _MFN = np.uint64(C.PTE_MFN_MASK)

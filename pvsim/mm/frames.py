@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hypercalls import errno as E
-from pvsim.mm.constants import PTES_PER_PAGE, PGT_none
+from hypercalls.ops import DOMID_XEN
+from pvsim.mm.x86 import PTES_PER_PAGE, PGT_none
 
-DOMID_XEN = 0x7FF2
 OWNER_FREE = -1
 
 

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pvsim.mm import constants as C
-from pvsim.mm.frames import DOMID_XEN, MachineMemory
+from hypercalls.ops import DOMID_XEN
+from pvsim.mm import x86 as C
+from pvsim.mm.frames import MachineMemory
 from pvsim.mm.tables import LEAF_FLAGS, Radix
 
 

@@ -59,10 +59,11 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from hypercalls.ops import DOMID_XEN
 from pvsim.meter import Meter
-from pvsim.mm import constants as C
 from pvsim.mm import walk as W
-from pvsim.mm.frames import DOMID_XEN, DomainMM, MachineMemory
+from pvsim.mm import x86 as C
+from pvsim.mm.frames import DomainMM, MachineMemory
 from pvsim.mm.hap import P2M
 
 PREFETCH_DISTANCE = 32  # shadow/multi.c

@@ -38,16 +38,18 @@ from __future__ import annotations
 import numpy as np
 
 from hypercalls import errno as E
+from hypercalls import ops as O
+from hypercalls.ops import DOMID_IO, DOMID_SELF, DOMID_XEN
 from pvsim.meter import Meter
-from pvsim.mm import constants as C
+from pvsim.mm import x86 as C
 from pvsim.mm.frames import DomainMM, MachineMemory
 from pvsim.mm.pvkern import l1_batch
 
 # type a Lk entry's target must have
 _NEXT_TYPE = {2: C.PGT_l1_page_table, 3: C.PGT_l2_page_table, 4: C.PGT_l3_page_table}
 _DISALLOW = {2: C.L2_DISALLOW_MASK, 3: C.L3_DISALLOW_MASK, 4: C.L4_DISALLOW_MASK}
-_PIN_TYPE = {C.MMUEXT_PIN_L1_TABLE: 1, C.MMUEXT_PIN_L2_TABLE: 2, C.MMUEXT_PIN_L3_TABLE: 3,
-             C.MMUEXT_PIN_L4_TABLE: 4}
+_PIN_TYPE = {O.MMUEXT_PIN_L1_TABLE: 1, O.MMUEXT_PIN_L2_TABLE: 2, O.MMUEXT_PIN_L3_TABLE: 3,
+             O.MMUEXT_PIN_L4_TABLE: 4}
 _AD = C.put_pte_flags(C._PAGE_ACCESSED | C._PAGE_DIRTY)
 _U64 = 0xFFFFFFFFFFFFFFFF
 
@@ -191,7 +193,7 @@ class DirectPaging:
             # real_pg_owner != pg_owner: only a privileged l1e_owner naming a foreign pg_owner
             # (xsm_priv_mapping) may go on; the ordinary case (pg_owner == l1e_owner) is refused.
             priv = mm.domains.get(l1e_owner)
-            if pg_owner == l1e_owner or priv is None or not priv.privileged or real == C_DOMID_XEN:
+            if pg_owner == l1e_owner or priv is None or not priv.privileged or real == DOMID_XEN:
                 return -E.EBUSY
         mm.count[mfn] += 1
         if f & C._PAGE_RW:
@@ -269,7 +271,7 @@ class DirectPaging:
             if C.get_pte_flags(nval) & C.L1_DISALLOW_MASK:
                 return -E.EINVAL
             if not C.pte_has_changed(o, nval, ~C.FASTPATH_FLAG_WHITELIST & 0xFFFFFF):
-                if cmd == C.MMU_PT_UPDATE_PRESERVE_AD:
+                if cmd == O.MMU_PT_UPDATE_PRESERVE_AD:
                     nval |= o & _AD
                 mm.write_entry(pt_mfn, idx, nval)
                 self.meter.add("mmu.validate", "mmu.pte_fastpath_cycles")
@@ -278,7 +280,7 @@ class DirectPaging:
             rc = self.get_page_from_l1e(nval, pt_owner, pg_owner)
             if rc:
                 return rc
-            if cmd == C.MMU_PT_UPDATE_PRESERVE_AD:
+            if cmd == O.MMU_PT_UPDATE_PRESERVE_AD:
                 nval |= o & _AD
         else:
             self.meter.add("mmu.validate", "mmu.pte_fastpath_cycles")
@@ -367,11 +369,11 @@ class DirectPaging:
         fd = foreigndom & 0xFFFF
         # get_pg_owner() (common/page_alloc.c): naming itself or an unknown domain is -ESRCH;
         # xsm_mmu_update(XSM_TARGET) then refuses a foreign owner to an unprivileged caller.
-        if fd == DOMID_SELF_:
+        if fd == DOMID_SELF:
             pg_owner = d
-        elif fd == d or (fd not in domains and fd not in (C_DOMID_IO, C_DOMID_XEN)):
+        elif fd == d or (fd not in domains and fd not in (DOMID_IO, DOMID_XEN)):
             return -E.ESRCH, 0
-        elif not dmm.privileged or fd in (C_DOMID_IO, C_DOMID_XEN):
+        elif not dmm.privileged or fd in (DOMID_IO, DOMID_XEN):
             return -E.EPERM, 0  # no I/O-memory or Xen-heap mappings modelled
         else:
             pg_owner = fd
@@ -385,7 +387,7 @@ class DirectPaging:
         while i < n:
             ptr, val = reqs[i]
             cmd = ptr & 7
-            if mm.use_kernels and cmd in (C.MMU_NORMAL_PT_UPDATE, C.MMU_PT_UPDATE_PRESERVE_AD) and n - i >= 2:
+            if mm.use_kernels and cmd in (O.MMU_NORMAL_PT_UPDATE, O.MMU_PT_UPDATE_PRESERVE_AD) and n - i >= 2:
                 if arrays is None:
                     a = np.array([r[0] for r in reqs], dtype=np.uint64)
                     arrays = ((a >> np.uint64(C.PAGE_SHIFT)).astype(np.int64),
@@ -402,12 +404,12 @@ class DirectPaging:
                     i += k
                     done += k
                     continue
-            if cmd in (C.MMU_NORMAL_PT_UPDATE, C.MMU_PT_UPDATE_PRESERVE_AD, C.MMU_PT_UPDATE_NO_TRANSLATE):
+            if cmd in (O.MMU_NORMAL_PT_UPDATE, O.MMU_PT_UPDATE_PRESERVE_AD, O.MMU_PT_UPDATE_NO_TRANSLATE):
                 rc = self._normal_update(ptr - cmd, val, cmd, pt_owner, pg_owner)
                 if rc == 1:
                     flush_linear_pt = True
                     rc = 0
-            elif cmd == C.MMU_MACHPHYS_UPDATE:
+            elif cmd == O.MMU_MACHPHYS_UPDATE:
                 mfn = ptr >> C.PAGE_SHIFT
                 if d != pt_owner:
                     rc = -E.EPERM
@@ -449,7 +451,7 @@ class DirectPaging:
                 if C.PGT_l2_page_table <= t <= C.PGT_l4_page_table:
                     if pg_owner != pt_owner:
                         return -E.EINVAL
-                    rc = self.mod_lN_entry(mfn, idx, val, t, cmd == C.MMU_PT_UPDATE_PRESERVE_AD, pt_owner)
+                    rc = self.mod_lN_entry(mfn, idx, val, t, cmd == O.MMU_PT_UPDATE_PRESERVE_AD, pt_owner)
                     return 1 if rc == 0 else rc
                 if t == C.PGT_writable_page:
                     mm.write_entry(mfn, idx, val)
@@ -495,22 +497,22 @@ class DirectPaging:
         l1, idx = slot
         if int(mm.owner[l1]) != d or int(mm.type[l1]) != C.PGT_l1_page_table or mm.type_count[l1] == 0:
             return -E.EINVAL
-        rc = self.mod_l1_entry(l1, idx, val, C.MMU_NORMAL_PT_UPDATE, d, d if pg_owner is None else pg_owner)
+        rc = self.mod_l1_entry(l1, idx, val, O.MMU_NORMAL_PT_UPDATE, d, d if pg_owner is None else pg_owner)
         if rc:
             return rc
-        ftype = flags & C.UVMF_FLUSHTYPE_MASK
-        if ftype == C.UVMF_NONE:
+        ftype = flags & O.UVMF_FLUSHTYPE_MASK
+        if ftype == O.UVMF_NONE:
             return 0
-        if flags & ~(C.UVMF_FLUSHTYPE_MASK | C.UVMF_ALL):
+        if flags & ~(O.UVMF_FLUSHTYPE_MASK | O.UVMF_ALL):
             # a pointer to a vCPU bitmap; any set bit naming an existing vCPU
             vcpus = [v for v in range(dmm.nr_vcpus) if (flags >> 2) & (1 << v)] or [vcpu]
-        elif flags & C.UVMF_ALL:
+        elif flags & O.UVMF_ALL:
             vcpus = self.dirty_vcpus(dmm, vcpu)
         else:
             vcpus = [vcpu]
-        if ftype == C.UVMF_TLB_FLUSH:
+        if ftype == O.UVMF_TLB_FLUSH:
             self.flush_domain(dmm, vcpu, vcpus)
-        elif ftype == C.UVMF_INVLPG:
+        elif ftype == O.UVMF_INVLPG:
             self.invlpg(dmm, vcpu, vcpus)
         else:
             return -E.EINVAL
@@ -562,7 +564,7 @@ class DirectPaging:
             mm.pinned[arg1] = True
             self._mark_dirty(dmm, arg1)
             return 0
-        if cmd == C.MMUEXT_UNPIN_TABLE:
+        if cmd == O.MMUEXT_UNPIN_TABLE:
             if not (arg1 < mm.nr_frames and mm.get_page(arg1, d)):
                 return -E.EINVAL
             if not mm.pinned[arg1]:
@@ -573,43 +575,43 @@ class DirectPaging:
             mm.put_page(arg1)
             self._mark_dirty(dmm, arg1)
             return 0
-        if cmd == C.MMUEXT_NEW_BASEPTR:
+        if cmd == O.MMUEXT_NEW_BASEPTR:
             return self.new_guest_cr3(dmm, vcpu, arg1) if arg1 < mm.nr_frames else -E.EINVAL
-        if cmd == C.MMUEXT_NEW_USER_BASEPTR:
+        if cmd == O.MMUEXT_NEW_USER_BASEPTR:
             return self.new_guest_cr3(dmm, vcpu, arg1, user=True) if arg1 < mm.nr_frames else -E.EINVAL
-        if cmd == C.MMUEXT_TLB_FLUSH_LOCAL:
+        if cmd == O.MMUEXT_TLB_FLUSH_LOCAL:
             self.flush_domain(dmm, vcpu, [vcpu])
             return 0
-        if cmd == C.MMUEXT_INVLPG_LOCAL:
+        if cmd == O.MMUEXT_INVLPG_LOCAL:
             self.invlpg(dmm, vcpu, [vcpu])
             return 0
-        if cmd in (C.MMUEXT_TLB_FLUSH_MULTI, C.MMUEXT_INVLPG_MULTI):
+        if cmd in (O.MMUEXT_TLB_FLUSH_MULTI, O.MMUEXT_INVLPG_MULTI):
             mask = int(arg2)
             if mask < 0 or mask >> dmm.nr_vcpus:
                 return -E.EINVAL  # vcpumask names a vCPU the domain does not have
             vcpus = [v for v in range(dmm.nr_vcpus) if mask & (1 << v)]
-            if cmd == C.MMUEXT_TLB_FLUSH_MULTI:
+            if cmd == O.MMUEXT_TLB_FLUSH_MULTI:
                 self.flush_domain(dmm, vcpu, vcpus)
             else:
                 self.invlpg(dmm, vcpu, vcpus)
             return 0
-        if cmd == C.MMUEXT_TLB_FLUSH_ALL:
+        if cmd == O.MMUEXT_TLB_FLUSH_ALL:
             self.flush_domain(dmm, vcpu)
             return 0
-        if cmd == C.MMUEXT_INVLPG_ALL:
+        if cmd == O.MMUEXT_INVLPG_ALL:
             self.invlpg(dmm, vcpu, self.dirty_vcpus(dmm, vcpu))
             return 0
-        if cmd == C.MMUEXT_FLUSH_CACHE:
+        if cmd == O.MMUEXT_FLUSH_CACHE:
             return 0
-        if cmd == C.MMUEXT_FLUSH_CACHE_GLOBAL:
+        if cmd == O.MMUEXT_FLUSH_CACHE_GLOBAL:
             return -E.EACCES  # cache_flush_permitted(): no I/O resources
-        if cmd == C.MMUEXT_SET_LDT:
+        if cmd == O.MMUEXT_SET_LDT:
             ents = int(arg2)
             if (arg1 & (C.PAGE_SIZE - 1)) or ents > 8192:
                 return -E.EINVAL
             dmm.ldt_base[vcpu] = arg1
             return 0
-        if cmd == C.MMUEXT_CLEAR_PAGE:
+        if cmd == O.MMUEXT_CLEAR_PAGE:
             if not (arg1 < mm.nr_frames and mm.get_page(arg1, d)):
                 return -E.EINVAL
             if self.get_page_type(arg1, C.PGT_writable_page):
@@ -619,7 +621,7 @@ class DirectPaging:
                 mm.entries(arg1)[:] = 0
             self.put_page_and_type(arg1)
             return 0
-        if cmd == C.MMUEXT_COPY_PAGE:
+        if cmd == O.MMUEXT_COPY_PAGE:
             src = int(arg2) & _U64
             if not (src < mm.nr_frames and mm.get_page(src, d)):
                 return -E.EINVAL
@@ -635,7 +637,7 @@ class DirectPaging:
             self.put_page_and_type(arg1)
             mm.put_page(src)
             return 0
-        if cmd in (C.MMUEXT_MARK_SUPER, C.MMUEXT_UNMARK_SUPER):
+        if cmd in (O.MMUEXT_MARK_SUPER, O.MMUEXT_UNMARK_SUPER):
             return -E.EOPNOTSUPP
         return -E.ENOSYS
 
@@ -655,15 +657,11 @@ class DirectPaging:
         """
         mm = self.mm
         self.meter.count("mmu.ptwr_fault")
-        if not vm_assist & (1 << C.VMASST_TYPE_writable_pagetables):
+        if not vm_assist & (1 << O.VMASST_TYPE_writable_pagetables):
             return -E.EFAULT
         if not (0 <= pt_mfn < mm.nr_frames) or int(mm.owner[pt_mfn]) != dmm.domid \
                 or int(mm.type[pt_mfn]) != C.PGT_l1_page_table or mm.type_count[pt_mfn] == 0:
             return -E.EFAULT
         self.meter.add("mmu.emulated_pte_write", "mmu.ptwr_emulate_cycles")
-        return self.mod_l1_entry(pt_mfn, idx, val, C.MMU_NORMAL_PT_UPDATE, dmm.domid, dmm.domid)
+        return self.mod_l1_entry(pt_mfn, idx, val, O.MMU_NORMAL_PT_UPDATE, dmm.domid, dmm.domid)
 
-
-C_DOMID_XEN = 0x7FF2
-C_DOMID_IO = 0x7FF1
-DOMID_SELF_ = 0x7FF0

@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit
 
 from pvsim.kernels import register
-from pvsim.mm import constants as C
+from pvsim.mm import x86 as C
 
 _MFN = np.uint64(C.PTE_MFN_MASK)
 _AD = np.uint64(C._PAGE_ACCESSED | C._PAGE_DIRTY)

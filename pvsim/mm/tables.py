@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from pvsim.mm import constants as C
+from pvsim.mm import x86 as C
 from pvsim.mm.frames import MachineMemory
 
 LEAF_FLAGS = C._PAGE_PRESENT | C._PAGE_RW | C._PAGE_USER

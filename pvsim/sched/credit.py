@@ -38,6 +38,14 @@ import time
 
 import numpy as np
 
+from hypercalls.trace import (
+    TRC_CSCHED_ACCOUNT_START,
+    TRC_CSCHED_BOOST_END,
+    TRC_CSCHED_BOOST_START,
+    TRC_CSCHED_RATELIMIT,
+    TRC_CSCHED_STOLEN_UNIT,
+    TRC_CSCHED_TICKLE,
+)
 from pvsim.sched.credit_core import (
     CSCHED_PRI_IDLE,
     CSCHED_PRI_TS_BOOST,
@@ -49,13 +57,7 @@ from pvsim.sched.credit_core import (
     csched_acct,
     out_size,
 )
-from pvsim.sched.ops import (
-    TRC_SCHED_CSCHED,
-    XEN_SCHEDULER_CREDIT,
-    Scheduler,
-    register_scheduler,
-    trc_class_evt,
-)
+from pvsim.sched.ops import XEN_SCHEDULER_CREDIT, Scheduler, register_scheduler
 
 CSCHED_DEFAULT_WEIGHT = 256
 CSCHED_TICKS_PER_TSLICE = 3
@@ -67,14 +69,6 @@ US = 1_000
 
 FLAG_YIELD = 4
 FLAG_MIGRATING = 8
-
-TRC_CSCHED_ACCOUNT_START = trc_class_evt(TRC_SCHED_CSCHED, 2)
-TRC_CSCHED_ACCOUNT_STOP = trc_class_evt(TRC_SCHED_CSCHED, 3)
-TRC_CSCHED_STOLEN_UNIT = trc_class_evt(TRC_SCHED_CSCHED, 4)
-TRC_CSCHED_TICKLE = trc_class_evt(TRC_SCHED_CSCHED, 6)
-TRC_CSCHED_BOOST_START = trc_class_evt(TRC_SCHED_CSCHED, 7)
-TRC_CSCHED_BOOST_END = trc_class_evt(TRC_SCHED_CSCHED, 8)
-TRC_CSCHED_RATELIMIT = trc_class_evt(TRC_SCHED_CSCHED, 10)
 
 
 class _Pcpu:

@@ -35,13 +35,8 @@ node; no SMT-aware placement.
 
 from __future__ import annotations
 
-from pvsim.sched.ops import (
-    TRC_SCHED_CSCHED2,
-    XEN_SCHEDULER_CREDIT2,
-    Scheduler,
-    register_scheduler,
-    trc_class_evt,
-)
+from hypercalls.trace import TRC_CSCHED2_CREDIT_RESET, TRC_CSCHED2_LOAD_BALANCE, TRC_CSCHED2_TICKLE
+from pvsim.sched.ops import XEN_SCHEDULER_CREDIT2, Scheduler, register_scheduler
 
 US = 1_000
 MS = 1_000_000
@@ -53,10 +48,6 @@ CSCHED2_MAX_TIMER = CSCHED2_CREDIT_INIT
 CSCHED2_CREDIT_RESET = 0
 CSCHED2_MIGRATE_COMPENSATION = 50 * US
 CSCHED2_BDGT_REPL_PERIOD = 10 * MS
-
-TRC_CSCHED2_CREDIT_RESET = trc_class_evt(TRC_SCHED_CSCHED2, 7)
-TRC_CSCHED2_TICKLE = trc_class_evt(TRC_SCHED_CSCHED2, 6)
-TRC_CSCHED2_LOAD_BALANCE = trc_class_evt(TRC_SCHED_CSCHED2, 17)
 
 
 class _Svc:

@@ -31,24 +31,13 @@ from typing import Callable
 from pvsim.errors import ScenarioError
 from pvsim.sched.params import validate_sched_params
 
-# XEN_SCHEDULER_* ids (xen/include/public/domctl.h); used in TRC_SCHED_CLASS event ids.
+# XEN_SCHEDULER_* ids (xen/include/public/domctl.h). The trace ids of the schedulers' events
+# (TRC_SCHED_CLASS_EVT) are in hypercalls.trace.
 XEN_SCHEDULER_CREDIT = 5
 XEN_SCHEDULER_CREDIT2 = 6
 XEN_SCHEDULER_ARINC653 = 7
 XEN_SCHEDULER_RTDS = 8
 XEN_SCHEDULER_NULL = 9
-
-# TRC_SCHED_CLASS_EVT(_c, _e) = TRC_SCHED_CLASS | (TRC_SCHED_<c> << 9) | _e  (xen/include/public/trace.h)
-TRC_SCHED_CLASS = 0x00022000
-TRC_SCHED_CSCHED = 0
-TRC_SCHED_CSCHED2 = 1
-TRC_SCHED_ARINC653 = 3
-TRC_SCHED_RTDS = 4
-TRC_SCHED_SNULL = 5
-
-
-def trc_class_evt(cls: int, evt: int) -> int:
-    return TRC_SCHED_CLASS | (cls << 9) | evt
 
 
 class Scheduler:

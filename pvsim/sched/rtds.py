@@ -35,13 +35,12 @@ import heapq
 
 import numpy as np
 
-from pvsim.sched.ops import TRC_SCHED_RTDS, XEN_SCHEDULER_RTDS, Scheduler, register_scheduler, trc_class_evt
+from hypercalls.trace import TRC_RTDS_BUDGET_REPLENISH, TRC_RTDS_TICKLE
+from pvsim.sched.ops import XEN_SCHEDULER_RTDS, Scheduler, register_scheduler
 from pvsim.sched.params import sched_param_defaults
 from pvsim.sched.rtds_core import rt_pick
 
 US = 1_000
-TRC_RTDS_TICKLE = trc_class_evt(TRC_SCHED_RTDS, 1)
-TRC_RTDS_BUDGET_REPLENISH = trc_class_evt(TRC_SCHED_RTDS, 4)
 
 
 class _Rtu:

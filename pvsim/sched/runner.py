@@ -29,25 +29,27 @@ from typing import Callable
 
 import numpy as np
 
-from pvsim.errors import ScenarioError
-from pvsim.engine import Block, Done, Run, Wait
-from pvsim.sched.params import validate_sched_params
-from pvsim.sched.unit import (
+from hypercalls.ops import (
+    DOMID_FIRST_RESERVED,
     DOMID_IDLE,
     RUNSTATE_blocked,
     RUNSTATE_offline,
     RUNSTATE_runnable,
     RUNSTATE_running,
-    SchedDomain,
-    Unit,
 )
-
-# xen/include/public/trace.h (TRC_SCHED_MIN = 0x00021000, TRC_SCHED_VERBOSE = 0x00028000)
-TRC_SCHED_RUNSTATE_CHANGE = 0x00021001
-TRC_SCHED_CONTINUE_RUNNING = 0x00021002
-TRC_SCHED_WAKE = 0x00028004
-TRC_SCHED_BLOCK = 0x00028006
-TRC_SCHED_SWITCH = 0x0002800A
+from hypercalls.trace import (
+    TRC_SCHED_ADJDOM,
+    TRC_SCHED_BLOCK,
+    TRC_SCHED_CONTINUE_RUNNING,
+    TRC_SCHED_RUNSTATE_CHANGE,
+    TRC_SCHED_SWITCH,
+    TRC_SCHED_WAKE,
+    TRC_SCHED_YIELD,
+)
+from pvsim.engine import Block, Done, Run, Wait
+from pvsim.errors import ScenarioError
+from pvsim.hypervisor.domain import VCPU, Domain
+from pvsim.sched.params import validate_sched_params
 
 _ZERO_LIMIT = 100_000  # consecutive zero-time demands before we call it a livelock
 
@@ -71,7 +73,7 @@ class _PCPU:
 
     def __init__(self, cpu: int):
         self.cpu = cpu
-        self.curr: Unit | None = None
+        self.curr: VCPU | None = None
         self.gen = 0
         self.slice_end: int | None = None
         self.work_start = 0
@@ -102,11 +104,12 @@ class HostRunner:
         # called with (unit, cost) when a unit switched in blocks before any time passes: the
         # switch cost it was charged was never spent (the pCPU schedules again at the same instant)
         self.switch_refund: Callable | None = None
-        self.units: list[Unit] = []
-        self.domains: dict[int, SchedDomain] = {}
+        self.units: list[VCPU] = []
+        self.domains: dict[int, Domain] = {}
         self._pcpus = [_PCPU(c) for c in range(n_pcpus)]
         self.started = False
         self.t0 = self.now
+        self._vcpu_timers: dict = {}
         scheduler.attach(self)
 
     # ------------------------------------------------------------------ services for schedulers
@@ -114,7 +117,7 @@ class HostRunner:
     def now(self) -> int:
         return int(self.env.now)
 
-    def curr(self, cpu: int) -> Unit | None:
+    def curr(self, cpu: int) -> VCPU | None:
         """The unit running on ``cpu`` (``curr_on_cpu``), ``None`` when idle."""
         return self._pcpus[cpu].curr
 
@@ -143,7 +146,7 @@ class HostRunner:
         ev = self.engine.timeout_ns(0)
         ev.callbacks.append(lambda _ev: self._softirq(cpu, g))
 
-    def pause(self, unit: Unit) -> None:
+    def pause(self, unit: VCPU) -> None:
         """``sched_unit_pause_nosync`` (credit parking): the unit stops being runnable."""
         was = unit.runnable
         unit.pause_count += 1
@@ -152,7 +155,7 @@ class HostRunner:
                 self._set_runstate(unit, RUNSTATE_offline, self.now)
             self.sched.sleep(unit)
 
-    def unpause(self, unit: Unit) -> None:
+    def unpause(self, unit: VCPU) -> None:
         """``sched_unit_unpause``: runnable again once nothing else holds it."""
         if unit.pause_count <= 0:
             return
@@ -161,7 +164,7 @@ class HostRunner:
             self._set_runstate(unit, RUNSTATE_runnable, self.now)
             self.sched.wake(unit)
 
-    def request_migrate(self, unit: Unit) -> None:
+    def request_migrate(self, unit: VCPU) -> None:
         """``_VPF_migrating`` on a running unit: take it off its pCPU and re-place it."""
         if unit.is_running:
             if not unit.migrate_pending:
@@ -174,7 +177,7 @@ class HostRunner:
         else:
             unit.cpu = self.sched.pick_cpu(unit)
 
-    def _place_and_wake(self, unit: Unit) -> None:
+    def _place_and_wake(self, unit: VCPU) -> None:
         unit.cpu = self.sched.pick_cpu(unit)
         unit.migrating = True
         self.sched.wake(unit)
@@ -183,10 +186,11 @@ class HostRunner:
     # ------------------------------------------------------------------ building
     def add_vcpu(self, domid: int, vcpu_id: int, behaviour, *, weight: int = 256, cap: int = 0,
                  affinity: set[int] | None = None, name: str = "", params: dict | None = None,
-                 soft_affinity: set[int] | None = None) -> Unit:
-        """Add one vCPU of domain ``domid``; weight and cap are the domain's (first vCPU sets them)."""
+                 soft_affinity: set[int] | None = None, vcpu: VCPU | None = None) -> VCPU:
+        """Add one vCPU of domain ``domid``: the hypervisor's ``vcpu`` when given (the builder's), else a
+        new one; weight and cap are the domain's (first vCPU sets them)."""
         where = f"domains[{domid}]"
-        if isinstance(domid, bool) or not isinstance(domid, int) or not 0 <= domid < 0x7FF0:
+        if isinstance(domid, bool) or not isinstance(domid, int) or not 0 <= domid < DOMID_FIRST_RESERVED:
             raise ScenarioError("domains.domid", f"must be 0..32751, got {domid!r}")
         if isinstance(vcpu_id, bool) or not isinstance(vcpu_id, int) or not 0 <= vcpu_id < 4096:
             raise ScenarioError(f"{where}.vcpus", f"vcpu id must be 0..4095, got {vcpu_id!r}")
@@ -200,7 +204,11 @@ class HostRunner:
                                       n_pcpus=self.n_pcpus, defaults=False)
         dom = self.domains.get(domid)
         if dom is None:
-            dom = SchedDomain(domid, name.split(".")[0] if name else f"d{domid}", dp["weight"], dp["cap"])
+            if vcpu is not None:
+                dom = vcpu.domain
+            else:
+                dom = Domain(domid, name.split(".")[0] if name else f"d{domid}", "", "none", nr_vcpus=0)
+            dom.weight, dom.cap = dp["weight"], dp["cap"]
             self.domains[domid] = dom
             dom.params.update({k: v for k, v in extra.items() if k not in ("weight", "cap")})
             self.sched.alloc_domdata(dom)
@@ -208,8 +216,19 @@ class HostRunner:
             raise ScenarioError(f"{where}.vcpus", f"vcpu {vcpu_id} added twice")
         elif (dp["weight"], dp["cap"]) != (dom.weight, dom.cap) and (dp["weight"], dp["cap"]) != (256, 0):
             raise ScenarioError(f"{where}.cpu_weight", "weight and cap are per domain: all vCPUs must agree")
-        unit = Unit(len(self.units), dom, vcpu_id, behaviour, name or f"{dom.name}.{vcpu_id}",
-                    hard, soft, extra, self.now)
+        if vcpu is None:
+            vcpu = VCPU(vcpu_id, dom)
+            dom.vcpus.append(vcpu)
+        elif vcpu.domain is not dom:
+            raise ScenarioError(f"{where}.vcpus", f"vcpu {vcpu!r} belongs to another domain")
+        unit = vcpu
+        now = self.now
+        unit.uid = len(self.units)
+        unit.behaviour = behaviour
+        unit.name = name or f"{dom.name}.{vcpu_id}"
+        unit.hard, unit.soft, unit.params = hard, soft, extra
+        unit.runstate = RUNSTATE_offline  # until start() brings it online
+        unit.state_entry = unit.created_ns = unit.runnable_since = unit.last_run_start = now
         unit.cpu = min(hard) if hard is not None else (len(self.units) % self.n_pcpus)
         self.units.append(unit)
         dom.units.append(unit)
@@ -246,7 +265,7 @@ class HostRunner:
         for c in range(self.n_pcpus):
             self.raise_softirq(c)
 
-    def _bring_online(self, unit: Unit, now: int) -> None:
+    def _bring_online(self, unit: VCPU, now: int) -> None:
         wants_cpu = self._next_demand(unit, now)
         unit.pause_count += 1  # created paused (as Xen's vCPUs are), inserted, then unpaused
         self.sched.insert_unit(unit)
@@ -271,7 +290,7 @@ class HostRunner:
             self.sched.adjust_units(units, p)
         else:
             self.sched.adjust(dom, p)
-        self._trace(0, 0x00028009, domid)  # TRC_SCHED_ADJDOM
+        self._trace(0, TRC_SCHED_ADJDOM, domid)
 
     def adjust_global(self, **params) -> None:
         """``xl sched-<name> -s ...``: pool-wide parameters (tslice, ratelimit, ...)."""
@@ -290,8 +309,47 @@ class HostRunner:
 
     def yield_vcpu(self, domid: int, vcpu: int) -> None:
         """``SCHEDOP_yield`` by a vCPU: the scheduler's ``yield`` hook (it reschedules if running)."""
-        self.sched.yield_(self._unit(domid, vcpu))
-        self._trace(self._unit(domid, vcpu).cpu, 0x00028005, domid, vcpu)  # TRC_SCHED_YIELD
+        self.yield_(self._unit(domid, vcpu))
+
+    # ------------------------------------------------------------------ the hypervisor's scheduling port
+    # (pvsim.hypervisor.hypervisor.SchedPort): what SCHEDOP_*, set_timer_op and VCPUOP_* do to a vCPU
+    def block(self, vcpu: VCPU) -> None:
+        """``vcpu_block``: the vCPU is descheduled when its current decision ends and stays blocked
+        until :meth:`wake_vcpu` (an event delivered to it)."""
+        vcpu.block_requested = True
+
+    def poll(self, vcpu: VCPU, ports, deadline_ns) -> None:
+        """``do_poll``: blocked like :meth:`block`, and woken at ``deadline_ns`` if nothing came."""
+        vcpu.block_requested = True
+        if deadline_ns:
+            gen = vcpu.block_gen + 1
+            self.timer(max(0, int(deadline_ns) - self.now), lambda _now, v=vcpu, g=gen: self._wake_from_block(v, g))
+
+    def yield_(self, vcpu: VCPU) -> None:
+        """``vcpu_yield``: the scheduler's yield hook, then a reschedule of its pCPU."""
+        self.sched.yield_(vcpu)
+        self._trace(vcpu.cpu, TRC_SCHED_YIELD, vcpu.domid, vcpu.vcpu_id)
+        if vcpu.is_running:
+            self.raise_softirq(vcpu.cpu)
+
+    def set_timer(self, vcpu: VCPU, deadline_ns, fire) -> None:
+        """The vCPU's one-shot timer (``v->singleshot_timer``): ``fire()`` at ``deadline_ns``."""
+        old = self._vcpu_timers.pop(vcpu, None)
+        if old is not None:
+            old.cancel()
+        if deadline_ns is not None:
+            self._vcpu_timers[vcpu] = self.timer(max(0, int(deadline_ns) - self.now), lambda _now: fire())
+
+    def vcpu_down(self, vcpu: VCPU) -> None:
+        self.pause(vcpu)
+
+    def vcpu_up(self, vcpu: VCPU) -> None:
+        self.unpause(vcpu)
+
+    def wake_vcpu(self, vcpu: VCPU) -> None:
+        """``vcpu_unblock`` (an event delivered to a blocked vCPU): runnable again."""
+        if vcpu.blocked:
+            self._wake_from_block(vcpu, vcpu.block_gen)
 
     def at(self, time_ns: int, fn: Callable) -> Timer:
         """Scenario timeline: call ``fn(runner)`` at simulated time ``time_ns`` (absolute)."""
@@ -311,11 +369,11 @@ class HostRunner:
         raise ScenarioError("vcpu", f"domain {domid} has no vcpu {vcpu!r}")
 
     # ------------------------------------------------------------------ the core
-    def _set_runstate(self, unit: Unit, new: int, now: int) -> None:
+    def _set_runstate(self, unit: VCPU, new: int, now: int) -> None:
         old = unit.runstate
         if old == new:
             return
-        unit.rs_time[old] += now - unit.state_entry
+        unit.runstate_time_ns[old] += now - unit.state_entry
         unit.state_entry = now
         unit.runstate = new
         if new == RUNSTATE_runnable:
@@ -328,11 +386,25 @@ class HostRunner:
         if self.engine._subscribers:
             self.engine.trace(cpu, ev, *words)
 
-    def _next_demand(self, unit: Unit, now: int) -> bool:
+    def _next_demand(self, unit: VCPU, now: int) -> bool:
         """Ask the behaviour until it wants the CPU (True) or blocks / goes offline (False)."""
         for _ in range(_ZERO_LIMIT):
+            if unit.block_after:
+                # the Run that made the blocking hypercall is over: vcpu_block takes effect, and the
+                # behaviour is asked again only once an event wakes the vCPU (wake_vcpu)
+                unit.block_after = False
+                unit.blocked = True
+                unit.block_gen += 1
+                self._trace(unit.cpu, TRC_SCHED_BLOCK, unit.dom.domid, unit.vcpu_id)
+                return False
             d = unit.behaviour.next(now)
             t = type(d)
+            if unit.block_requested:
+                # the behaviour made a blocking hypercall (SCHEDOP_block/poll) while deciding: a Run it
+                # asks for is the work up to that hypercall, after which the vCPU blocks
+                unit.block_requested = False
+                if t is Run and d.ns > 0:
+                    unit.block_after = True
             if t is Run:
                 if d.ns > 0:
                     unit.remaining = int(d.ns)
@@ -368,7 +440,7 @@ class HostRunner:
             raise TypeError(f"{unit!r}: behaviour returned {d!r}, not Run/Block/Wait/Done")
         raise RuntimeError(f"{unit!r}: {_ZERO_LIMIT} zero-time demands in a row (livelock)")
 
-    def _wake_from_block(self, unit: Unit, gen: int) -> None:
+    def _wake_from_block(self, unit: VCPU, gen: int) -> None:
         if unit.block_gen != gen or not unit.blocked:
             return
         unit.blocked = False
@@ -387,7 +459,7 @@ class HostRunner:
             self._schedule(cpu)
 
     @staticmethod
-    def _progress(pc: _PCPU, unit: Unit, now: int) -> None:
+    def _progress(pc: _PCPU, unit: VCPU, now: int) -> None:
         ws = pc.work_start
         if now > ws:
             done = now - ws
@@ -423,7 +495,7 @@ class HostRunner:
             return
         raise RuntimeError(f"cpu {cpu}: scheduling livelock at {now} ns")
 
-    def _switch(self, pc: _PCPU, prev: Unit | None, nxt: Unit | None, now: int) -> None:
+    def _switch(self, pc: _PCPU, prev: VCPU | None, nxt: VCPU | None, now: int) -> None:
         cpu = pc.cpu
         if prev is not None:
             prev.is_running = False
@@ -500,21 +572,21 @@ class HostRunner:
         self._arm(pc, now)
 
     # ------------------------------------------------------------------ results
-    def runstate_ns(self, unit: Unit, now: int | None = None) -> list[int]:
+    def runstate_ns(self, unit: VCPU, now: int | None = None) -> list[int]:
         """The unit's four runstate accumulators, including the state it is in now."""
         now = self.now if now is None else now
-        rs = list(unit.rs_time)
+        rs = list(unit.runstate_time_ns)
         rs[unit.runstate] += now - unit.state_entry
         return rs
 
-    def remaining_now(self, unit: Unit) -> int:
+    def remaining_now(self, unit: VCPU) -> int:
         """ns left of the unit's current ``Run`` demand, counting the progress of a unit running now."""
         if unit.is_running:
             pc = self._pcpus[unit.cpu]
             return max(0, unit.remaining - max(0, self.now - pc.work_start))
         return unit.remaining
 
-    def cpu_ns(self, unit: Unit, now: int | None = None) -> int:
+    def cpu_ns(self, unit: VCPU, now: int | None = None) -> int:
         return self.runstate_ns(unit, now)[RUNSTATE_running]
 
     def stats(self):

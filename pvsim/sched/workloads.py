@@ -2,7 +2,7 @@
 
 Design note
 -----------
-Behaviours are the ``next(now_ns) -> Demand`` objects of :mod:`pvsim.sched.demand`. They model
+Behaviours are the ``next(now_ns) -> Demand`` objects of :mod:`pvsim.engine`. They model
 what matters to a scheduler and nothing else: how long a vCPU computes before it blocks, how long
 it stays blocked, and (for the latency-sensitive kind) when a request arrived and when it was
 answered. Random burst lengths come from a generator the caller passes in (use

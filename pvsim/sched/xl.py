@@ -14,7 +14,7 @@ Simplifications: one cpupool (``Pool-0``); ``Mem`` is what the caller passes (0 
 
 from __future__ import annotations
 
-from pvsim.sched.unit import RUNSTATE_running
+from hypercalls.ops import RUNSTATE_running
 
 NS = 1e9
 

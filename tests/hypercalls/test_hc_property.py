@@ -63,14 +63,14 @@ numbers = st.one_of(st.sampled_from(NUMBERS), st.integers(min_value=-(2**65), ma
 
 def call_for(number_strategy, caller_strategy):
     """(caller, nr, args) with at most as many arguments as Xen's prototype for ``nr`` takes
-    (the registers Xen's call_handlers_*() read; see hypercalls.ops.HYPERCALL_NARGS). iret gets
+    (the registers Xen's call_handlers_*() read; see hypercalls.table.HYPERCALL_NARGS). iret gets
     one: the model's stand-in for its stack frame."""
 
     def with_args(pair):
         caller, nr = pair
         name = T.name(nr)
         guest = {1: "pv64", 2: "pv32", 3: "hvm64", 0: "pv64"}[caller]
-        n = max(1, O.hypercall_nargs(name, guest)) if name else O.HYPERCALL_MAX_ARGS
+        n = max(1, T.hypercall_nargs(name, guest)) if name else O.HYPERCALL_MAX_ARGS
         return st.lists(argument, max_size=n).map(lambda a: (caller, nr, a))
 
     return st.tuples(caller_strategy, number_strategy).flatmap(with_args)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypercalls import args as A
 from hypercalls import errno as E
 from hypercalls import ops as O
-from pvsim.hypervisor.domain import Domain, RUNSTATE_offline
+from hypercalls.ops import RUNSTATE_offline
+from pvsim.hypervisor.domain import Domain
 
 
 # ------------------------------------------------------------------ sched_op

@@ -4,6 +4,7 @@ import pytest
 
 from hypercalls import ops
 from hypercalls.args import EvtchnSend
+from hypercalls.table import HYPERVISOR_event_channel_op
 from pvsim.io import xenstore as xsm
 from pvsim.io.ring import u32
 from pvsim.scenario import Scenario
@@ -46,7 +47,7 @@ def attack(kind, hostile):
             f.put_request(dict(req))
         f.push_requests()
     # kick the backend
-    hostile.os.boot.hypercall(32, ops.EVTCHNOP_send, EvtchnSend(blk.front_port))
+    hostile.os.boot.hypercall(HYPERVISOR_event_channel_op, ops.EVTCHNOP_send, EvtchnSend(blk.front_port))
 
 
 @pytest.mark.parametrize("kind", ["bogus_prod", "ungranted", "too_many_segments", "duplicate_id"])

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from hypercalls import errno as E
+from hypercalls import ops as O
 from pvsim.hypervisor.domain import Domain
 from pvsim.hypervisor.hypervisor import Hypervisor
-from pvsim.mm import constants as C
+from pvsim.mm import x86 as C
 from pvsim.mm.audit import audit, maps_of
 from pvsim.mm.host import add_domain_memory, attach_machine_memory
 
@@ -16,8 +17,8 @@ P, RW, US, A, D = C._PAGE_PRESENT, C._PAGE_RW, C._PAGE_USER, C._PAGE_ACCESSED, C
 FLAG_CHOICES = [P, P | RW, P | RW | US, P | US, P | RW | US | A | D, 0, P | C._PAGE_PSE,
                 P | RW | C._PAGE_PSE, P | C._PAGE_GLOBAL, P | RW | C._PAGE_PCD, P | C._PAGE_NX,
                 P | RW | (1 << 12), P | C._PAGE_GNTTAB, RW]
-UVMF = [0, C.UVMF_TLB_FLUSH, C.UVMF_INVLPG, C.UVMF_ALL | C.UVMF_TLB_FLUSH, C.UVMF_ALL | C.UVMF_INVLPG,
-        3, (1 << 2 + 1) | C.UVMF_TLB_FLUSH]
+UVMF = [0, O.UVMF_TLB_FLUSH, O.UVMF_INVLPG, O.UVMF_ALL | O.UVMF_TLB_FLUSH, O.UVMF_ALL | O.UVMF_INVLPG,
+        3, (1 << 2 + 1) | O.UVMF_TLB_FLUSH]
 ALLOWED = {0, -E.EINVAL, -E.EBUSY, -E.EPERM, -E.ESRCH, -E.ENOSYS, -E.EFAULT, -E.EOPNOTSUPP, -E.EACCES}
 
 
@@ -30,8 +31,8 @@ def build_address_space(hv, dom, pfns, nr_data):
     reqs += [((l1 << 12) | (i * 8), C.make_pte(int(p2m[pfns[4 + i]]), P | RW | US)) for i in range(nr_data)]
     v = dom.vcpus[0]
     assert hv.hypercall_by_name(v, "mmu_update", reqs, len(reqs), None) == 0
-    assert hv.hypercall_by_name(v, "mmuext_op", [(C.MMUEXT_PIN_L4_TABLE, l4, 0)], 1, None) == 0
-    assert hv.hypercall_by_name(v, "mmuext_op", [(C.MMUEXT_NEW_BASEPTR, l4, 0)], 1, None) == 0
+    assert hv.hypercall_by_name(v, "mmuext_op", [(O.MMUEXT_PIN_L4_TABLE, l4, 0)], 1, None) == 0
+    assert hv.hypercall_by_name(v, "mmuext_op", [(O.MMUEXT_NEW_BASEPTR, l4, 0)], 1, None) == 0
     return l4, l3, l2, l1
 
 

@@ -195,7 +195,7 @@ def test_page_table_quicklists_hand_freed_tables_to_the_next_fork():
 
 def _shadow_maps(sm, va):
     """The machine frame the shadow tables map ``va`` to, or None."""
-    from pvsim.mm import constants as C
+    from pvsim.mm import x86 as C
 
     t = sm.shadow_of[sm.root]
     for lv in (4, 3, 2, 1):

@@ -5,7 +5,8 @@ import pytest
 from hostile import World
 
 from hypercalls import errno as E
-from pvsim.mm import constants as C
+from hypercalls import ops as O
+from pvsim.mm import x86 as C
 from pvsim.mm.audit import audit
 
 P, RW, US = C._PAGE_PRESENT, C._PAGE_RW, C._PAGE_USER
@@ -72,14 +73,14 @@ def test_type_change_while_type_count_nonzero():
     w, v, l4, l3, l2, l1, f = setup()
     data = f[4]  # mapped RW by L1[0]
     assert w.mm.type[data] == C.PGT_writable_page and w.mm.type_count[data] == 1
-    assert ext(w, v, C.MMUEXT_PIN_L1_TABLE, data) == -E.EINVAL
+    assert ext(w, v, O.MMUEXT_PIN_L1_TABLE, data) == -E.EINVAL
     assert w.mm.type[data] == C.PGT_writable_page
     spare = f[20]
-    assert ext(w, v, C.MMUEXT_PIN_L1_TABLE, spare) == 0
+    assert ext(w, v, O.MMUEXT_PIN_L1_TABLE, spare) == 0
     rc, _ = mmu(w, v, ((l1 << 12) | (9 * 8), C.make_pte(spare, P | RW)))
     assert rc == -E.EBUSY
-    assert ext(w, v, C.MMUEXT_PIN_L2_TABLE, l1) == -E.EINVAL  # L1 in use cannot be pinned as L2
-    assert ext(w, v, C.MMUEXT_PIN_L1_TABLE, spare) == -E.EINVAL  # pins do not nest
+    assert ext(w, v, O.MMUEXT_PIN_L2_TABLE, l1) == -E.EINVAL  # L1 in use cannot be pinned as L2
+    assert ext(w, v, O.MMUEXT_PIN_L1_TABLE, spare) == -E.EINVAL  # pins do not nest
     assert audit(w.mm) == []
 
 
@@ -89,7 +90,7 @@ def test_page_table_written_as_data_is_validated_on_promotion():
     victim = w.vic_frames[5]
     frame = f[21]
     assert mmu(w, v, ((frame << 12) | 8, C.make_pte(victim, P | RW)))[0] == 0  # plain write to data
-    assert ext(w, v, C.MMUEXT_PIN_L1_TABLE, frame) == -E.EBUSY
+    assert ext(w, v, O.MMUEXT_PIN_L1_TABLE, frame) == -E.EBUSY
     assert w.mm.type_count[frame] == 0 and not w.mm.pinned[frame]
     assert audit(w.mm) == []
 

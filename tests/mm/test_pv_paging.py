@@ -3,9 +3,10 @@
 from hostile import World
 
 from hypercalls import errno as E
-from pvsim.hypervisor.domain import RUNSTATE_running
+from hypercalls import ops as O
+from hypercalls.ops import RUNSTATE_running
 from pvsim.meter import Meter
-from pvsim.mm import constants as C
+from pvsim.mm import x86 as C
 from pvsim.mm.audit import audit
 
 P, RW, US = C._PAGE_PRESENT, C._PAGE_RW, C._PAGE_USER
@@ -18,11 +19,11 @@ def test_pin_validates_the_whole_tree_and_unpin_demotes_it():
     assert [int(mm.type[x]) for x in f[:5]] == [4, 3, 2, 1, 7]
     assert mm.type_count[f[0]] == 2  # pin + base pointer
     v = w.att.vcpus[0]
-    assert w.hv.hypercall_by_name(v, "mmuext_op", [(C.MMUEXT_UNPIN_TABLE, f[0], 0)], 1, None) == 0
+    assert w.hv.hypercall_by_name(v, "mmuext_op", [(O.MMUEXT_UNPIN_TABLE, f[0], 0)], 1, None) == 0
     assert mm.validated[f[0]] and mm.type_count[f[0]] == 1  # still the base pointer
     # switching CR3 away drops the last type reference: the whole tree is demoted
-    assert w.hv.hypercall_by_name(v, "mmuext_op", [(C.MMUEXT_PIN_L4_TABLE, f[22], 0)], 1, None) == 0
-    assert w.hv.hypercall_by_name(v, "mmuext_op", [(C.MMUEXT_NEW_BASEPTR, f[22], 0)], 1, None) == 0
+    assert w.hv.hypercall_by_name(v, "mmuext_op", [(O.MMUEXT_PIN_L4_TABLE, f[22], 0)], 1, None) == 0
+    assert w.hv.hypercall_by_name(v, "mmuext_op", [(O.MMUEXT_NEW_BASEPTR, f[22], 0)], 1, None) == 0
     assert mm.type_count[f[0]] == 0 and not mm.validated[f[0]]
     assert all(mm.type_count[x] == 0 for x in f[:12])
     assert audit(mm) == []
@@ -82,7 +83,7 @@ def test_update_va_mapping_and_flush_flags():
     f = [int(m) for m in w.att.mm.p2m]
     with w.hv.metering(Meter()) as m:
         assert w.hv.hypercall_by_name(v, "update_va_mapping", 3 << 12, C.make_pte(f[30], P | RW),
-                                      C.UVMF_INVLPG) == 0
+                                      O.UVMF_INVLPG) == 0
     assert m.work[("mmu.tlb_flush", "native.invlpg_cycles")] == 1
     assert C.pte_mfn(w.mm.read_entry(f[3], 3)) == f[30]
     assert w.hv.hypercall_by_name(v, "update_va_mapping", 99 << 30, 0, 0) == -E.EINVAL
@@ -93,7 +94,7 @@ def test_machphys_update_sets_m2p():
     w = World()
     v = w.att.vcpus[0]
     f = [int(m) for m in w.att.mm.p2m]
-    assert w.hv.hypercall_by_name(v, "mmu_update", [((f[7] << 12) | C.MMU_MACHPHYS_UPDATE, 33)], 1, None) == 0
+    assert w.hv.hypercall_by_name(v, "mmu_update", [((f[7] << 12) | O.MMU_MACHPHYS_UPDATE, 33)], 1, None) == 0
     assert w.mm.m2p[f[7]] == 33
     assert w.hv.hypercall_by_name(v, "mmu_update", [((w.vic_frames[1] << 12) | 1, 3)], 1, None) == -E.EINVAL
 
@@ -104,7 +105,7 @@ def test_writable_page_tables_emulate_one_l1_write():
     pv, dmm = w.mm.pv, w.att.mm
     pv.meter = Meter()
     assert pv.ptwr_emulated_update(dmm, 0, f[3], 12, C.make_pte(f[31], P | RW), 0) == -E.EFAULT
-    vm = 1 << C.VMASST_TYPE_writable_pagetables
+    vm = 1 << O.VMASST_TYPE_writable_pagetables
     assert pv.ptwr_emulated_update(dmm, 0, f[3], 12, C.make_pte(f[31], P | RW), vm) == 0
     assert pv.ptwr_emulated_update(dmm, 0, f[3], 13, C.make_pte(f[2], P | RW), vm) == -E.EBUSY
     assert pv.ptwr_emulated_update(dmm, 0, f[2], 13, 0, vm) == -E.EFAULT  # only L1s

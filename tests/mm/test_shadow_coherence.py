@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pvsim.meter import Meter
-from pvsim.mm import constants as C
+from pvsim.mm import x86 as C
 from pvsim.profile import load_profile
 from pvsim.wiring import scratch_platform
 

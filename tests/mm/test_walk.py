@@ -110,7 +110,7 @@ def test_log_dirty_ept_violation_and_split():
 
 
 def test_hap_mmio_access_is_an_ept_violation():
-    from pvsim.mm import constants as C
+    from pvsim.mm import x86 as C
 
     p = scratch_platform("hvm", profile=load_profile("modern"), nr_pages=4096)
     g, mach = p.mmu, p.machine_mmu

@@ -1,7 +1,7 @@
 """Shared helpers of the scheduler tests."""
 
-from pvsim.sched.runner import TRC_SCHED_SWITCH
-from pvsim.sched.unit import DOMID_IDLE
+from hypercalls.ops import DOMID_IDLE
+from hypercalls.trace import TRC_SCHED_SWITCH
 
 MS = 1_000_000
 

@@ -3,13 +3,13 @@
 import re
 
 import pytest
-from pvsim.sched.cli import app
 from typer.testing import CliRunner
 
 from pvsim.engine import Engine
 from pvsim.sched import HostRunner, make_scheduler
 from pvsim.sched.workloads import CpuHog, IoBound
 from pvsim.sched.xl import cpulist, xl_list, xl_sched_credit, xl_vcpu_list
+from pvsim.xl import app
 
 MS = 1_000_000
 

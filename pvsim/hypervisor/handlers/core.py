@@ -64,13 +64,8 @@ from hypercalls import args as A
 from hypercalls import errno as E
 from hypercalls import ops as O
 from hypercalls import table as T
-from pvsim.hypervisor.domain import (
-    DOMID_SELF,
-    VCPU,
-    Domain,
-    RUNSTATE_offline,
-    RUNSTATE_runnable,
-)
+from hypercalls.ops import DOMID_SELF
+from pvsim.hypervisor.domain import VCPU, Domain
 from pvsim.hypervisor.hypervisor import ENTRY_PRICE, handler
 
 U32 = (1 << 32) - 1
@@ -99,7 +94,6 @@ XEN_COMPILE_DATE = b"Thu Aug 20 09:15:07 UTC 2026"
 XEN_CAPABILITIES = b"xen-3.0-x86_64 xen-3.0-x86_32p hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64 "
 XEN_COMMANDLINE = b""
 XEN_DENY = b"<denied>"  # xen_deny() (xen/common/version.c)
-HYPERVISOR_COMPAT_VIRT_START = 0xF5800000  # __HYPERVISOR_COMPAT_VIRT_START (asm/config.h)
 
 
 # ============================================================================================
@@ -364,8 +358,20 @@ def do_set_timer_op(hv, vcpu: VCPU, timeout=None, timeout_hi=None, *_ignored) ->
         vcpu.timer_deadline_ns = now + 100 * MILLISECS
     else:
         vcpu.timer_deadline_ns = t
+    arm_singleshot(hv, vcpu)
     hv.meter.count("timer.set")
     return 0
+
+
+def arm_singleshot(hv, v: VCPU) -> None:
+    """(Re)arm or stop ``v``'s one-shot timer on the host's timer wheel: at the deadline it raises
+    ``VIRQ_TIMER`` (``vcpu_singleshot_timer_fn``)."""
+    hv.sched.set_timer(v, v.timer_deadline_ns, lambda v=v: _singleshot_fired(hv, v))
+
+
+def _singleshot_fired(hv, v: VCPU) -> None:
+    v.timer_deadline_ns = None
+    send_timer_event(hv, v)
 
 
 # ============================================================================================
@@ -417,6 +423,7 @@ def do_sched_op(hv, vcpu: VCPU, cmd=None, arg=None, *_ignored) -> int:
 
     if c == O.SCHEDOP_yield:
         hv.meter.count("sched.yield")
+        hv.sched.yield_(vcpu)
         return 0
 
     if c == O.SCHEDOP_block:
@@ -424,7 +431,7 @@ def do_sched_op(hv, vcpu: VCPU, cmd=None, arg=None, *_ignored) -> int:
         vcpu.evtchn_upcall_mask = 0
         hv.meter.count("sched.block")
         if not events_need_delivery(vcpu):
-            vcpu.blocked = True
+            hv.sched.block(vcpu)  # vcpu_block: descheduled until an event is delivered to it
         return 0
 
     if c == O.SCHEDOP_shutdown:
@@ -454,9 +461,9 @@ def do_sched_op(hv, vcpu: VCPU, cmd=None, arg=None, *_ignored) -> int:
             rc = _port_poll(dom, port)
             if rc:
                 return 0 if rc > 0 else rc
-        vcpu.blocked = True
         vcpu.polling = frozenset(ports)
         vcpu.poll_deadline_ns = arg.timeout or None
+        hv.sched.poll(vcpu, vcpu.polling, vcpu.poll_deadline_ns)  # do_poll: blocked until a port fires
         hv.meter.count("sched.poll")
         return 0
 
@@ -562,7 +569,7 @@ def do_vcpu_op(hv, vcpu: VCPU, cmd=None, vcpuid=None, arg=None, *_ignored) -> in
             return -E.EINVAL
         if not v.online:
             v.online = True
-            v.runstate = RUNSTATE_runnable
+            hv.sched.vcpu_up(v)  # vcpu_wake: runnable again
             hv.meter.count("vcpu.wake")
         return 0
 
@@ -571,7 +578,7 @@ def do_vcpu_op(hv, vcpu: VCPU, cmd=None, vcpuid=None, arg=None, *_ignored) -> in
             return domain_shutdown(hv, dom, O.SHUTDOWN_poweroff)  # last vCPU going down
         if v.online:
             v.online = False
-            v.runstate = RUNSTATE_offline
+            hv.sched.vcpu_down(v)  # vcpu_sleep_nosync: taken off its pCPU, offline
             hv.meter.count("vcpu.sleep")
         return 0
 
@@ -621,6 +628,7 @@ def do_vcpu_op(hv, vcpu: VCPU, cmd=None, vcpuid=None, arg=None, *_ignored) -> in
             send_timer_event(hv, v)
             return 0
         v.timer_deadline_ns = arg.timeout_abs_ns
+        arm_singleshot(hv, v)
         hv.meter.count("timer.set")
         return 0
 
@@ -628,6 +636,7 @@ def do_vcpu_op(hv, vcpu: VCPU, cmd=None, vcpuid=None, arg=None, *_ignored) -> in
         if v is not vcpu:
             return -E.EINVAL
         v.timer_deadline_ns = None
+        arm_singleshot(hv, v)
         return 0
 
     if c == O.VCPUOP_register_vcpu_info:
@@ -896,7 +905,7 @@ def do_xen_version(hv, vcpu: VCPU, cmd=None, arg=None, *_ignored) -> int:
         if not isinstance(arg, A.XenPlatformParameters):
             return -E.EFAULT
         if is_pv32(dom):
-            arg.virt_start = HYPERVISOR_COMPAT_VIRT_START
+            arg.virt_start = O.HYPERVISOR_COMPAT_VIRT_START
         else:
             arg.virt_start = O.HYPERVISOR_VIRT_START if dom.is_pv else 0
         return 0
@@ -968,7 +977,7 @@ def do_multicall(hv, vcpu: VCPU, call_list=None, nr_calls=None, *_ignored) -> in
     entry's result); an unreadable list or entry stops the batch with ``-EFAULT``; a PV
     ``iret`` entry ends the batch and its result becomes the return value (``mc_exit``).
     Each entry gets as many of its first five ``args`` as the hypercall's Xen prototype takes
-    (:data:`hypercalls.ops.HYPERCALL_NARGS`)."""
+    (:data:`hypercalls.table.HYPERCALL_NARGS`)."""
     key = id(vcpu)
     if key in _IN_MULTICALL:
         return -E.EINVAL  # "Multicall reentry is disallowed."
@@ -989,7 +998,7 @@ def do_multicall(hv, vcpu: VCPU, call_list=None, nr_calls=None, *_ignored) -> in
             # call_handlers_*(): only as many of args[0..4] as the handler's prototype takes
             # (HYPERVISOR_iret's "argument" is the model's stand-in for its stack frame).
             name = T.name(entry.op)
-            nargs = max(1, O.hypercall_nargs(name, vcpu.domain.guest_type)) if name else 0
+            nargs = max(1, T.hypercall_nargs(name, vcpu.domain.guest_type)) if name else 0
             result = _run_subcall(hv, vcpu, entry.op, list(entry.args[: min(nargs, O.HYPERCALL_MAX_ARGS)]))
             entry.result = result
             done += 1

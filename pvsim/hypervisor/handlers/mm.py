@@ -25,9 +25,9 @@ Simplifications: ``mmuext_op`` is not preempted; a malformed argument list is ``
 from __future__ import annotations
 
 from hypercalls import errno as E
-from pvsim.hypervisor.domain import DOMID_SELF, RUNSTATE_running
+from hypercalls import ops as O
+from hypercalls.ops import DOMID_SELF, RUNSTATE_running
 from pvsim.hypervisor.hypervisor import ENTRY_PRICE, handler
-from pvsim.mm import constants as C
 
 
 def _ctx(hv, vcpu):
@@ -91,7 +91,7 @@ def do_mmu_update(hv, vcpu, reqs=None, count=0, pdone=None, foreigndom=DOMID_SEL
         return -E.ENOSYS
     mm, dmm = ctx
     try:
-        count = int(count) & ~C.MMU_UPDATE_PREEMPTED
+        count = int(count) & ~O.MMU_UPDATE_PREEMPTED
         foreigndom = int(foreigndom)
     except (TypeError, ValueError):
         return -E.EFAULT

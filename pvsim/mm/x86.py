@@ -1,13 +1,19 @@
-"""x86-64 paging and Xen memory-management constants, verbatim from Xen.
+"""x86-64 paging bits and Xen-internal page types, verbatim from Xen.
 
 Design note
 -----------
+This module holds hardware paging bits (``_PAGE_*``, the PTE frame mask, the 4-level geometry,
+``get_pte_flags``/``put_pte_flags`` and the PTE helpers) and Xen-internal memory-management
+constants (``PGT_*`` page types, ``base_disallow_mask``, ``L?_DISALLOW_MASK``,
+``FASTPATH_FLAG_WHITELIST``, Xen's L4 slots). None of it is guest ABI: the hypercall ABI
+(``MMU_*``, ``MMUEXT_*``, ``UVMF_*``, ``VMASST_*``, ...) is :mod:`hypercalls.ops`.
+
 Values are copied by name and number from ``xen/arch/x86/include/asm/page.h`` (``_PAGE_*``),
 ``xen/arch/x86/include/asm/x86_64/page.h`` (``get_pte_flags``, ``_PAGE_NX_BIT``,
 ``_PAGE_GNTTAB``), ``xen/arch/x86/include/asm/mm.h`` (``PGT_*`` page types),
-``xen/arch/x86/mm.c`` (``base_disallow_mask``, ``L?_DISALLOW_MASK``,
-``FASTPATH_FLAG_WHITELIST``) and ``xen/include/public/xen.h`` (``MMU_*``, ``MMUEXT_*``,
-``UVMF_*``, ``VMASST_TYPE_*``). Snapshot read: xen-project/xen c447b7308b (4.23-unstable).
+``xen/arch/x86/include/asm/config.h`` (Xen's L4 slots) and ``xen/arch/x86/mm.c``
+(``base_disallow_mask``, ``L?_DISALLOW_MASK``, ``FASTPATH_FLAG_WHITELIST``). Snapshot read:
+xen-project/xen c447b7308b (4.23-unstable).
 
 Simplifications: the CPU is assumed to support NX (so ``_PAGE_NX`` is ``_PAGE_NX_BIT``); the
 domain is a plain PV domU without I/O resources, so ``l1_disallow_mask`` is ``L1_DISALLOW_MASK``.
@@ -103,47 +109,6 @@ ROOT_PAGETABLE_LAST_XEN_SLOT = 271
 
 def is_guest_l4_slot(s: int) -> bool:
     return s < ROOT_PAGETABLE_FIRST_XEN_SLOT or s > ROOT_PAGETABLE_LAST_XEN_SLOT
-
-
-# public/xen.h
-from hypercalls.ops import (  # noqa: F401, E402  the canonical ABI constants (xen/include/public)
-    MMU_MACHPHYS_UPDATE,
-    MMU_NORMAL_PT_UPDATE,
-    MMU_PT_UPDATE_NO_TRANSLATE,
-    MMU_PT_UPDATE_PRESERVE_AD,
-    MMUEXT_CLEAR_PAGE,
-    MMUEXT_COPY_PAGE,
-    MMUEXT_FLUSH_CACHE,
-    MMUEXT_FLUSH_CACHE_GLOBAL,
-    MMUEXT_INVLPG_ALL,
-    MMUEXT_INVLPG_LOCAL,
-    MMUEXT_INVLPG_MULTI,
-    MMUEXT_MARK_SUPER,
-    MMUEXT_NEW_BASEPTR,
-    MMUEXT_NEW_USER_BASEPTR,
-    MMUEXT_PIN_L1_TABLE,
-    MMUEXT_PIN_L2_TABLE,
-    MMUEXT_PIN_L3_TABLE,
-    MMUEXT_PIN_L4_TABLE,
-    MMUEXT_SET_LDT,
-    MMUEXT_TLB_FLUSH_ALL,
-    MMUEXT_TLB_FLUSH_LOCAL,
-    MMUEXT_TLB_FLUSH_MULTI,
-    MMUEXT_UNMARK_SUPER,
-    MMUEXT_UNPIN_TABLE,
-    UVMF_ALL,
-    UVMF_FLUSHTYPE_MASK,
-    UVMF_INVLPG,
-    UVMF_LOCAL,
-    UVMF_MULTI,
-    UVMF_NONE,
-    UVMF_TLB_FLUSH,
-    VMASST_TYPE_writable_pagetables,
-)
-
-MMU_UPDATE_PREEMPTED = (~(~0 >> 1)) & 0xFFFFFFFF  # top bit of an unsigned int count
-
-
 
 
 # address-space geometry
