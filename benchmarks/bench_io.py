@@ -14,7 +14,7 @@ import time
 import pytest
 from pvsim.io.workloads import IO_WORKLOADS, run_io_workload
 
-from pvsim.profile import load_profile
+from pvsim.core.profile import load_profile
 
 MODES = ("native", "container", "pv", "bt", "hvm", "pvhvm", "pvh", "kvm-virtio")
 

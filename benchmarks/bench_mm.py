@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from pvsim.engine import rng_for
+from pvsim.core.engine import rng_for
 from pvsim.mm import workloads
 from pvsim.mm.hap import build_translation_setup
 from pvsim.mm.walk import O_STOP, TLB, translate, translate_ref

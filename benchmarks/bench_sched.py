@@ -21,7 +21,7 @@ import time
 import numpy as np
 import pytest
 
-from pvsim.engine import Engine
+from pvsim.core.engine import Engine
 from pvsim.sched import HostRunner, make_scheduler
 from pvsim.sched.credit_core import csched_acct, random_case
 from pvsim.sched.workloads import CpuHog, IoBound, Periodic

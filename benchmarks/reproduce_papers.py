@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 
+from pvsim.core.profile import load_profile
 from pvsim.pricing import op_cost
-from pvsim.profile import load_profile
 from pvsim.workloads.nanobench import CALIBRATION_SET, PUBLISHED
 
 # SOSP'03 (calibration.md §1.3-1.5, [MEM]): L-UP, Xen, VMW

@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Protocol
 
-from pvsim.meter import Meter
+from pvsim.core.meter import Meter
 
 
 class Platform(Protocol):

@@ -24,7 +24,7 @@ scheduler, as Linux's does inside a Xen domain:
 * with nothing runnable the vCPU idles: the kernel's ``idle()`` runs once (``SCHEDOP_block`` for
   PV, a ``HLT`` exit under VT-x) and the vCPU waits for :meth:`VcpuOS.kick` (``vcpu_kick``).
 
-Work is reported to each vCPU's :class:`~pvsim.meter.LiveMeter`, priced as it comes; a thread or
+Work is reported to each vCPU's :class:`~pvsim.core.meter.LiveMeter`, priced as it comes; a thread or
 handler *tagged* with the domain it serves (a backend working for a guest) also tees its work into
 that domain's account, so a guest's row can show the control domain's CPU spent on its behalf.
 
@@ -37,8 +37,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from pvsim.engine import Run, Wait
-from pvsim.meter import LiveMeter
+from pvsim.core.engine import Run, Wait
+from pvsim.core.meter import LiveMeter
 
 _SWITCH = ("kernel.context_switch", "native.context_switch_cycles")
 

@@ -29,7 +29,9 @@ from __future__ import annotations
 import math
 
 from guest_kernels.base import GuestKernel
+from hypercalls.args import MulticallEntry
 from hypercalls.ops import Schedop
+from hypercalls.table import number
 
 
 class PVKernel(GuestKernel):
@@ -114,9 +116,6 @@ class PVKernel(GuestKernel):
     def _switch_extras(self) -> None:
         """Linux PV's switch_to: one multicall with stack_switch and fpu_taskswitch (lazy FPU); the
         new base pointer (MMUEXT_NEW_BASEPTR [+ NEW_USER_BASEPTR]) is issued by the MMU path."""
-        from hypercalls.args import MulticallEntry
-        from hypercalls.table import number
-
         self._next_stack = getattr(self, "_next_stack", 0xFFFF_8800_0010_0000) + 0x4000
         entries = [
             MulticallEntry(op=number("stack_switch"), args=[self.KERNEL_SS.get(self.p.guest_type, 0xE02B),

@@ -2,28 +2,11 @@
 
 Describe, build, run::
 
-    from pvsim import Scenario, build
+    from pvsim.scenario import Scenario
+    from pvsim.system import build
     results = build(Scenario.from_toml("examples/consolidation.toml")).run()
 
-See docs/design.md for the model and README.md for the tour.
+See docs/design.md for the model and its layers, and README.md for the tour.
 """
 
-__version__ = "0.1.0"
-
-__all__ = ["__version__", "Scenario", "build", "ScenarioError"]
-
-
-def __getattr__(name):  # lazy, so that importing pvsim has no side effects and stays cheap
-    if name == "Scenario":
-        from pvsim.scenario import Scenario
-
-        return Scenario
-    if name == "build":
-        from pvsim.system import build
-
-        return build
-    if name == "ScenarioError":
-        from pvsim.errors import ScenarioError
-
-        return ScenarioError
-    raise AttributeError(name)
+__version__ = "0.2.0"

@@ -24,8 +24,8 @@ from pvsim import __version__, plots
 from pvsim import sweep as sw
 from pvsim.compare import check_modes, split_list
 from pvsim.compare import compare as run_compare
-from pvsim.errors import ScenarioError
-from pvsim.profile import bundled_profiles, load_profile
+from pvsim.core.errors import ScenarioError
+from pvsim.core.profile import bundled_profiles, load_profile
 from pvsim.results import Outputs, Results, check_output_path
 from pvsim.scenario import Scenario
 from pvsim.sched import SCHEDULER_NAMES

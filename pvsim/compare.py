@@ -16,10 +16,10 @@ from dataclasses import replace
 from typing import Callable
 
 from guest_kernels.modes import MODES, missing_hardware
-from pvsim.errors import ScenarioError
-from pvsim.profile import load_profile
+from pvsim.core.errors import ScenarioError
+from pvsim.core.profile import load_profile
+from pvsim.core.schema import unknown
 from pvsim.scenario import Scenario, _has_hap
-from pvsim.schema import unknown
 from pvsim.system import build
 from pvsim.workloads import DEFAULT, Catalogue
 from pvsim.workloads.spec import RATE_METRICS

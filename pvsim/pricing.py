@@ -29,11 +29,11 @@ from functools import lru_cache
 
 from guest_kernels.actions import DEVICE_ACTIONS
 from guest_kernels.modes import MODES, missing_hardware
-from pvsim.errors import ScenarioError
+from pvsim.core.errors import ScenarioError
+from pvsim.core.meter import Meter
+from pvsim.core.profile import Profile, load_profile
 from pvsim.hypervisor.domain import Domain
 from pvsim.hypervisor.hypervisor import Hypervisor
-from pvsim.meter import Meter
-from pvsim.profile import Profile, load_profile
 from pvsim.scenario import DomainOptions, _has_hap
 from pvsim.wiring import attach_guest
 from pvsim.workloads import DEFAULT

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pvsim import __version__
-from pvsim.errors import ScenarioError
+from pvsim.core.errors import ScenarioError
 
 
 def round_breakdown(bd: dict[str, float], total: int) -> dict[str, int]:

@@ -39,7 +39,7 @@ control domain (``Domain-0`` under Xen, ``host`` under the KVM-style mode) unles
 names one. User workloads: ``[[workloads]]`` tables or ``workload_files = ["mine.toml"]``.
 
 The whole description is validated before time 0; the first problem raises
-:class:`~pvsim.errors.ScenarioError` naming the field path and what is allowed.
+:class:`~pvsim.core.errors.ScenarioError` naming the field path and what is allowed.
 """
 
 from __future__ import annotations
@@ -52,10 +52,10 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from guest_kernels.modes import CONTROL_DOMAIN, MODES, missing_hardware
-from pvsim.errors import ScenarioError
-from pvsim.profile import load_profile
+from pvsim.core.errors import ScenarioError
+from pvsim.core.profile import load_profile
+from pvsim.core.schema import unknown, validate
 from pvsim.sched.params import validate_sched_params
-from pvsim.schema import unknown, validate
 from pvsim.workloads import DEFAULT as BUILTIN_CATALOGUE
 from pvsim.workloads import Catalogue, load_workload_file, parse_workloads
 

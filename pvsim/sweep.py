@@ -20,7 +20,7 @@ from copy import deepcopy
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from pvsim.errors import ScenarioError
+from pvsim.core.errors import ScenarioError
 from pvsim.scenario import Scenario
 from pvsim.system import build
 

@@ -18,7 +18,7 @@ vhost in the host kernel), its peer beyond the NIC, and its workload's threads
 Accounting (:meth:`System.run`): the run is measured between two snapshots (after ``warmup_ms``,
 and at the end; a domain with a fixed number of units is measured until it finishes). A domain's
 row splits each vCPU's elapsed time exactly: *running* time by cause in the proportions of the work
-its vCPUs reported (their :class:`~pvsim.meter.LiveMeter`), less the hypervisor's vCPU switch time
+its vCPUs reported (their :class:`~pvsim.core.meter.LiveMeter`), less the hypervisor's vCPU switch time
 (``world_switch.vcpu``); *blocked* time into ``idle.io_wait`` (a thread waited on a block request:
 Linux's iowait) and ``idle``; *runnable* time into ``sched.wait``. Rounding to integer ns uses largest
 remainders, so every breakdown sums to the row's elapsed time. The work a control domain did on a
@@ -40,19 +40,19 @@ import numpy as np
 from guest_kernels.modes import CONTROL_DOMAIN, MODES
 from guest_kernels.os import DomainOS
 from pvsim import __version__
-from pvsim.engine import Engine
-from pvsim.errors import ScenarioError
+from pvsim.core.engine import Engine
+from pvsim.core.errors import ScenarioError
+from pvsim.core.meter import Meter, Pricer
+from pvsim.core.profile import load_profile
 from pvsim.hypervisor.domain import Domain
 from pvsim.hypervisor.hypervisor import Hypervisor
 from pvsim.io import evtchn as ev
 from pvsim.io.devices import NIC, Bridge, Disk, Link, Outside, Peer, RemoteDisk
 from pvsim.io.paths import DEVICE_PATHS, DeviceModel, Socket
 from pvsim.io.xenstore import XenStore
-from pvsim.meter import Meter, Pricer
 from pvsim.mm import workloads as mmw
 from pvsim.mm.host import attach_machine_memory
 from pvsim.pricing import price_step
-from pvsim.profile import load_profile
 from pvsim.results import Results, round_breakdown
 from pvsim.scenario import OUTSIDE, DomainSpec, HostSpec, Scenario, parse_cpulist
 from pvsim.sched import HostRunner, make_scheduler

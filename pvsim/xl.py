@@ -20,7 +20,7 @@ import sys
 
 import typer
 
-from pvsim.errors import ScenarioError
+from pvsim.core.errors import ScenarioError
 from pvsim.scenario import Scenario, parse_cpulist
 from pvsim.sched.params import validate_sched_params
 from pvsim.sched.xl import (

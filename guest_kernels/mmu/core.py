@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pvsim.meter import Meter  # noqa: F401  (type of platform.meter)
+from pvsim.core.meter import Meter  # noqa: F401  (type of platform.meter)
 
 P, RW, US, A, D = 0x1, 0x2, 0x4, 0x20, 0x40
 MFN_MASK = 0x000FFFFFFFFFF000

@@ -26,71 +26,24 @@ from __future__ import annotations
 
 from collections import Counter
 from contextlib import contextmanager
-from typing import Callable
 
 from hypercalls import errno as xen_errno
 from hypercalls import table as hc_table
 from hypercalls.ops import DOMID_SELF, RUNSTATE_offline, RUNSTATE_runnable
+from pvsim.core.meter import Meter
+from pvsim.hypervisor import handlers as _handlers  # noqa: F401  (registers every handler)
+from pvsim.hypervisor.dispatch import ENTRY_PRICE, HVM_GUEST_TYPES, REGISTERED, HandlerFn, dispatch_table
 from pvsim.hypervisor.domain import VCPU, Domain
-from pvsim.meter import Meter
-
-HandlerFn = Callable[..., int]
-_REGISTERED: dict[str, HandlerFn] = {}  # "do_<name>" -> function, filled by @handler
-_HANDLERS: dict[int, HandlerFn] = {}  # hypercall number -> handler: the dispatch table
-
-
-class HandlerTableError(RuntimeError):
-    """The registered handlers and the handler names of :mod:`hypercalls.table` disagree."""
-
-
-def handler(name: str):
-    """Register ``do_<name>`` as the handler of hypercall ``name`` (which the table must name)."""
-    hc = hc_table.by_name(name)
-
-    def deco(fn: HandlerFn) -> HandlerFn:
-        if fn.__name__ != f"do_{name}":
-            raise ValueError(f"handler for {name} must be called do_{name}, got {fn.__name__}")
-        if hc.handler != fn.__name__:
-            raise HandlerTableError(f"{fn.__module__}.{fn.__name__} is registered but hypercalls.table "
-                                    f"gives {name} no handler; add it to the table")
-        _REGISTERED[fn.__name__] = fn
-        return fn
-
-    return deco
-
-
-def dispatch_table(registered: dict[str, HandlerFn]) -> dict[int, HandlerFn]:
-    """``{number: handler}`` for every table entry that names a handler. Every named handler must
-    be registered and every registered handler must be named by the table."""
-    names = hc_table.handler_names()
-    missing = sorted(set(names.values()) - set(registered))
-    unknown = sorted(set(registered) - set(names.values()))
-    if missing or unknown:
-        raise HandlerTableError(f"hypercalls.table names handlers nobody registered: {missing}; "
-                                f"registered handlers the table does not name: {unknown}")
-    return {nr: registered[fn_name] for nr, fn_name in names.items()}
 
 
 def handlers() -> dict[int, HandlerFn]:
     """The dispatch table, built from :mod:`hypercalls.table` on first use."""
     if not _HANDLERS:
-        from pvsim.hypervisor import handlers as _h  # noqa: F401  (registers every handler)
-
-        _HANDLERS.update(dispatch_table(_REGISTERED))
+        _HANDLERS.update(dispatch_table(REGISTERED))
     return dict(_HANDLERS)
 
 
-# Entry/exit price per guest type (profile keys), applied by Hypervisor.charge_hypercall_entry.
-# HVM hypercalls are a vmcall exit + entry.
-ENTRY_PRICE = {
-    "pv64": ("xen.hypercall_entry_pv64_cycles",),
-    "pv32": ("xen.hypercall_entry_pv32_cycles",),
-    "hvm64": ("hvm.vmexit_cycles", "hvm.vmentry_cycles"),
-    "hvm32": ("hvm.vmexit_cycles", "hvm.vmentry_cycles"),
-}
-
-
-HVM_GUEST_TYPES = ("hvm32", "hvm64")
+_HANDLERS: dict[int, HandlerFn] = {}  # hypercall number -> handler: the dispatch table
 
 
 class SchedPort:

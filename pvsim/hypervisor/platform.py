@@ -18,10 +18,10 @@ from __future__ import annotations
 from typing import Any
 
 from hypercalls import table as hc_table
+from pvsim.core.meter import Meter
 from pvsim.hypervisor import traps
 from pvsim.hypervisor.domain import VCPU
 from pvsim.hypervisor.hypervisor import Hypervisor
-from pvsim.meter import Meter
 
 
 class HvPlatform:

@@ -24,8 +24,8 @@ process (the I/O subsystem schedules it for real where I/O workloads run).
 
 from __future__ import annotations
 
-from pvsim.meter import Meter
-from pvsim.profile import Profile
+from pvsim.core.meter import Meter
+from pvsim.core.profile import Profile
 
 # VMX basic exit reasons (Intel SDM vol. 3, appendix C; Xen's asm/hvm/vmx/vmx.h names)
 EXIT_REASONS = {

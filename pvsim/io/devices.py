@@ -34,8 +34,8 @@ from collections import deque
 import numpy as np
 from numba import njit
 
-from pvsim import kernels
-from pvsim.errors import ScenarioError
+from pvsim.core import kernels
+from pvsim.core.errors import ScenarioError
 
 ETH_FRAMING_BYTES = 38
 TCPIP_HEADER_BYTES = 40

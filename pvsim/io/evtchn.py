@@ -36,6 +36,7 @@ from typing import Callable
 from hypercalls import args as A
 from hypercalls import errno as E
 from hypercalls import ops as O
+from hypercalls.ops import DOMID_SELF
 
 # Internal state for port 0 (ECS_RESERVED in event_channel.c): allocated at init, never usable.
 ECS_RESERVED = -1
@@ -171,8 +172,6 @@ def alloc_unbound(hv, caller, dom_id: int, remote_dom: int) -> int:
     port = ed.get_free_port()
     if port < 0:
         return port
-    from hypercalls.ops import DOMID_SELF
-
     ch = ed.channels[port]
     ch.state = O.EVTCHNSTAT_unbound
     ch.remote_dom = d.domid if remote_dom == DOMID_SELF else remote_dom

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from hypercalls import args as A
 from hypercalls import errno as E
 from hypercalls import ops as O
+from hypercalls.ops import DOMID_SELF
 
 # xen/common/grant_table.c
 GNTTAB_MAX_FRAMES_DEFAULT = 64  # gnttab_max_frames
@@ -258,8 +259,6 @@ def _copy_side(hv, ld, ptr: A.GnttabCopyPtr, is_gref: bool, write: bool, off: in
         if write and fl & O.GTF_readonly:
             return O.GNTST_permission_denied
         return 0
-    from hypercalls.ops import DOMID_SELF
-
     if ptr.domid not in (DOMID_SELF, ld.domid) and not ld.privileged:
         return O.GNTST_permission_denied
     return 0

@@ -101,11 +101,8 @@ class MachineMemory:
 
     @property
     def pv(self):
-        """The :class:`pvsim.mm.pv.DirectPaging` engine working on this frame table."""
-        if self._pv is None:
-            from pvsim.mm.pv import DirectPaging
-
-            self._pv = DirectPaging(self)
+        """The :class:`pvsim.mm.pv.DirectPaging` engine working on this frame table, once
+        :func:`pvsim.mm.pv.direct_paging` has attached it."""
         return self._pv
 
     # ------------------------------------------------------------------ domains

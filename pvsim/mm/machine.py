@@ -60,7 +60,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from hypercalls.ops import DOMID_XEN
-from pvsim.meter import Meter
+from pvsim.core.meter import Meter
 from pvsim.mm import walk as W
 from pvsim.mm import x86 as C
 from pvsim.mm.frames import DomainMM, MachineMemory

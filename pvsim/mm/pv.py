@@ -40,7 +40,7 @@ import numpy as np
 from hypercalls import errno as E
 from hypercalls import ops as O
 from hypercalls.ops import DOMID_IO, DOMID_SELF, DOMID_XEN
-from pvsim.meter import Meter
+from pvsim.core.meter import Meter
 from pvsim.mm import x86 as C
 from pvsim.mm.frames import DomainMM, MachineMemory
 from pvsim.mm.pvkern import l1_batch
@@ -665,3 +665,9 @@ class DirectPaging:
         self.meter.add("mmu.emulated_pte_write", "mmu.ptwr_emulate_cycles")
         return self.mod_l1_entry(pt_mfn, idx, val, O.MMU_NORMAL_PT_UPDATE, dmm.domid, dmm.domid)
 
+
+def direct_paging(mm: MachineMemory) -> "DirectPaging":
+    """The PV direct-paging engine of frame table ``mm`` (made on first use, then kept on it)."""
+    if mm._pv is None:
+        mm._pv = DirectPaging(mm)
+    return mm._pv

@@ -13,7 +13,7 @@ update), returning how many it processed, so :class:`pvsim.mm.pv.DirectPaging` r
 in Python and calls the kernel again for the rest. Results are identical to the all-Python path
 (tested); the kernel only makes long batches (fork of a large process) fast.
 
-Three forms, per ``pvsim.kernels``: :func:`l1_batch_ref` (plain Python), :func:`_l1_batch_kernel`
+Three forms, per ``pvsim.core.kernels``: :func:`l1_batch_ref` (plain Python), :func:`_l1_batch_kernel`
 (``@njit(cache=True)``), :func:`l1_batch` (validates and allocates ``out``).
 
 ``out``: [processed, validated (get_page_from_l1e), fast-path updates, references dropped].
@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from pvsim.kernels import register
+from pvsim.core.kernels import register
 from pvsim.mm import x86 as C
 
 _MFN = np.uint64(C.PTE_MFN_MASK)

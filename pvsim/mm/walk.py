@@ -30,7 +30,7 @@ A walk that meets a not-present entry stops the kernel and reports the index, so
 (a guest kernel's demand fault, or the shadow code's hidden-fault fixup) can fill the tables and
 resume: the kernel itself never allocates nor draws random numbers.
 
-Three forms, per ``pvsim.kernels``: :func:`translate_ref` (plain Python with dictionaries and
+Three forms, per ``pvsim.core.kernels``: :func:`translate_ref` (plain Python with dictionaries and
 ordered LRU lists), :func:`_translate_kernel` (``@njit(cache=True)``) and :func:`translate`.
 
 Simplifications: no TLB prefetching or page-splintering penalties; a 2-D TLB entry has the smaller
@@ -44,7 +44,8 @@ from collections import OrderedDict
 import numpy as np
 from numba import njit
 
-from pvsim.kernels import register
+from pvsim.core.kernels import register
+from pvsim.mm.hap import build_translation_setup
 
 # out[] layout
 O_STOP, O_ACCESSES, O_HITS, O_MISSES, O_REFS, O_GREFS, O_HREFS, O_PWC_HITS, O_NTLB_HITS, \
@@ -670,8 +671,6 @@ def _kernel_args(setup, tlb: TLB, vas, writes, tag=0, start=0):
 
 
 def _cases(rng):
-    from pvsim.mm.hap import build_translation_setup
-
     specs = [("native", 4, 1, 4, 1), ("native", 4, 2, 4, 1), ("2d", 4, 1, 4, 1), ("2d", 4, 1, 4, 2),
              ("2d", 4, 2, 4, 2), ("2d", 5, 1, 5, 1), ("2d", 4, 1, 4, 3), ("native", 5, 1, 4, 1)]
     for kind, gl, gleaf, hl, hleaf in specs:

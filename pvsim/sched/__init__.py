@@ -11,7 +11,7 @@ Public API::
 See ``docs/schedulers.md``.
 """
 
-from pvsim.engine import Block, Done, Run, Wait
+from pvsim.core.engine import Block, Done, Run, Wait
 from pvsim.sched.ops import SCHEDULER_NAMES, Scheduler, make_scheduler
 from pvsim.sched.params import validate_sched_params
 from pvsim.sched.runner import HostRunner

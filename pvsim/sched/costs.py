@@ -9,7 +9,7 @@ the pCPU), so the switch back to the same vCPU after idle costs only the schedul
 are the profile keys ``sched.vcpu_switch_cycles`` and ``sched.schedule_cycles`` (fragments
 ``pvsim/profiles/*.d/sched.toml``); no constant lives here. :func:`switch_cost_from_profile`
 returns a ``switch_cost_ns(prev, next)`` callable for :class:`~pvsim.sched.HostRunner` that also
-reports the work to a :class:`~pvsim.meter.Meter` (causes ``sched.context_switch`` and
+reports the work to a :class:`~pvsim.core.meter.Meter` (causes ``sched.context_switch`` and
 ``sched.schedule``).
 """
 

@@ -46,6 +46,7 @@ from hypercalls.trace import (
     TRC_CSCHED_STOLEN_UNIT,
     TRC_CSCHED_TICKLE,
 )
+from pvsim.core.errors import ScenarioError
 from pvsim.sched.credit_core import (
     CSCHED_PRI_IDLE,
     CSCHED_PRI_TS_BOOST,
@@ -601,8 +602,6 @@ class Credit(Scheduler):
         """``csched_sys_cntl`` putinfo."""
         super().adjust_global(params)
         if self.params["ratelimit_us"] > self.params["tslice_ms"] * 1000:
-            from pvsim.errors import ScenarioError
-
             raise ScenarioError("sched-credit.ratelimit_us", "must not exceed tslice_ms")
         self._set_tslice(self.params["tslice_ms"])
         self.ratelimit = self.params["ratelimit_us"] * US

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from pvsim import kernels
+from pvsim.core import kernels
 
 CSCHED_PRI_TS_BOOST = 0
 CSCHED_PRI_TS_UNDER = -1

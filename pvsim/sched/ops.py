@@ -28,7 +28,7 @@ from __future__ import annotations
 import importlib
 from typing import Callable
 
-from pvsim.errors import ScenarioError
+from pvsim.core.errors import ScenarioError
 from pvsim.sched.params import validate_sched_params
 
 # XEN_SCHEDULER_* ids (xen/include/public/domctl.h). The trace ids of the schedulers' events

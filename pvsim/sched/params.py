@@ -14,8 +14,8 @@ or ``vcpu`` (``xl sched-rtds -v``).
 
 from __future__ import annotations
 
-from pvsim.errors import ScenarioError
-from pvsim.schema import suggest
+from pvsim.core.errors import ScenarioError
+from pvsim.core.schema import suggest
 
 # key -> (kind, lo, hi, default, scope); kind in int|bool|choice (lo = choices for choice)
 _W = ("int", 1, 65535, 256, "domain")

@@ -36,6 +36,7 @@ import heapq
 import numpy as np
 
 from hypercalls.trace import TRC_RTDS_BUDGET_REPLENISH, TRC_RTDS_TICKLE
+from pvsim.core.errors import ScenarioError
 from pvsim.sched.ops import XEN_SCHEDULER_RTDS, Scheduler, register_scheduler
 from pvsim.sched.params import sched_param_defaults
 from pvsim.sched.rtds_core import rt_pick
@@ -88,8 +89,6 @@ class Rtds(Scheduler):
         p = {**sched_param_defaults("rtds", "vcpu"), **{k: v for k, v in unit.params.items()
                                                          if k in ("period_us", "budget_us", "extratime")}}
         if p["budget_us"] > p["period_us"]:
-            from pvsim.errors import ScenarioError
-
             raise ScenarioError(f"domains[{unit.dom.domid}].sched.budget_us", "must not exceed period_us")
         unit.priv = _Rtu(p["period_us"] * US, p["budget_us"] * US, p["extratime"])
         self._grow(unit.uid + 1)
@@ -322,8 +321,6 @@ class Rtds(Scheduler):
             period = params.get("period_us", s.period // US) * US
             budget = params.get("budget_us", s.budget // US) * US
             if budget > period:
-                from pvsim.errors import ScenarioError
-
                 raise ScenarioError(f"sched-rtds.d{u.dom.domid}.budget_us", "must not exceed period_us")
             s.period, s.budget = period, budget
             s.extratime = params.get("extratime", s.extratime)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from pvsim import kernels
+from pvsim.core import kernels
 
 
 def rt_pick_ref(keys, queued, allowed, cpu, out):

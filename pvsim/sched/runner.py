@@ -46,9 +46,10 @@ from hypercalls.trace import (
     TRC_SCHED_WAKE,
     TRC_SCHED_YIELD,
 )
-from pvsim.engine import Block, Done, Run, Wait
-from pvsim.errors import ScenarioError
+from pvsim.core.engine import Block, Done, Run, Wait
+from pvsim.core.errors import ScenarioError
 from pvsim.hypervisor.domain import VCPU, Domain
+from pvsim.sched.metrics import RunStats, VcpuStats
 from pvsim.sched.params import validate_sched_params
 
 _ZERO_LIMIT = 100_000  # consecutive zero-time demands before we call it a livelock
@@ -591,8 +592,6 @@ class HostRunner:
 
     def stats(self):
         """Per-vCPU runstate ns, CPU time, context switches, migrations, wake-latency samples."""
-        from pvsim.sched.metrics import RunStats, VcpuStats
-
         now = self.now
         vs = []
         for u in self.units:

@@ -2,7 +2,7 @@
 
 Design note
 -----------
-Behaviours are the ``next(now_ns) -> Demand`` objects of :mod:`pvsim.engine`. They model
+Behaviours are the ``next(now_ns) -> Demand`` objects of :mod:`pvsim.core.engine`. They model
 what matters to a scheduler and nothing else: how long a vCPU computes before it blocks, how long
 it stays blocked, and (for the latency-sensitive kind) when a request arrived and when it was
 answered. Random burst lengths come from a generator the caller passes in (use
@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pvsim.engine import Block, Done, Run, Wait  # noqa: F401  (Wait for users)
+from pvsim.core.engine import Block, Done, Run, Wait  # noqa: F401  (Wait for users)
+from pvsim.core.errors import ScenarioError
 
 
 class CpuHog:
@@ -107,6 +108,4 @@ def make_behaviour(kind: str, rng: np.random.Generator | None = None, **kw):
         return IoBound(rng=rng, **kw)
     if kind == "periodic":
         return Periodic(**kw)
-    from pvsim.errors import ScenarioError
-
     raise ScenarioError("workload.kind", f"unknown workload {kind!r}; allowed: cpu, io, periodic")

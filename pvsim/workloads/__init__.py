@@ -17,8 +17,8 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from pvsim.errors import ScenarioError
-from pvsim.schema import unknown
+from pvsim.core.errors import ScenarioError
+from pvsim.core.schema import unknown
 from pvsim.workloads.lmbench import LMBENCH, TABLES
 from pvsim.workloads.macro import MACRO
 from pvsim.workloads.nanobench import CALIBRATION_SET, NANO, PUBLISHED

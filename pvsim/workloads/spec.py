@@ -62,8 +62,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from guest_kernels.actions import ACTIONS, DEVICE_ACTIONS, check_args
-from pvsim.errors import ScenarioError
-from pvsim.schema import unknown, validate
+from pvsim.core.errors import ScenarioError
+from pvsim.core.schema import unknown, validate
 
 METRICS = ("us_per_op", "cycles_per_op", "ops_per_s", "trans_per_s", "iops", "mbit_per_s")
 RATE_METRICS = frozenset({"ops_per_s", "trans_per_s", "iops", "mbit_per_s"})

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from pvsim.engine import Engine, rng_for
-from pvsim.errors import ScenarioError
-from pvsim.meter import Meter
-from pvsim.profile import bundled_profiles, load_profile
+from pvsim.core.engine import Engine, rng_for
+from pvsim.core.errors import ScenarioError
+from pvsim.core.meter import Meter
+from pvsim.core.profile import bundled_profiles, load_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 

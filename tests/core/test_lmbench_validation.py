@@ -5,8 +5,8 @@ Only native lmbench values (L-UP) are inputs (kernel path lengths); the pv32 and
 
 import pytest
 
+from pvsim.core.profile import load_profile
 from pvsim.pricing import op_cost
-from pvsim.profile import load_profile
 
 X = load_profile("xeon-2003")
 
@@ -41,7 +41,7 @@ def test_ordering_native_pv32_bt(op, mmu):
 
 
 def test_hvm_modes_refused_on_a_2003_machine():
-    from pvsim.errors import ScenarioError
+    from pvsim.core.errors import ScenarioError
 
     with pytest.raises(ScenarioError, match="VT-x"):
         op_cost("lmbench.fork", "hvm", X)

@@ -7,8 +7,8 @@ cycles than a native system call'; the band is +-20 % of native + 2000.
 
 import pytest
 
+from pvsim.core.profile import load_profile
 from pvsim.pricing import op_cost
-from pvsim.profile import load_profile
 from pvsim.workloads.nanobench import CALIBRATION_SET, PUBLISHED
 
 P4 = load_profile("p4-2006")

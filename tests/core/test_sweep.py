@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pvsim.errors import ScenarioError
+from pvsim.core.errors import ScenarioError
 from pvsim.sweep import expand, parse_param, sweep
 
 BASE = {

@@ -17,7 +17,7 @@ from pvsim.hypervisor.hypervisor import Hypervisor
 
 @dataclass
 class FakeClock:
-    """Stands in for :class:`pvsim.engine.Engine`: the handlers only read ``now_ns``."""
+    """Stands in for :class:`pvsim.core.engine.Engine`: the handlers only read ``now_ns``."""
 
     now_ns: int = 1_000_000_000
 

@@ -177,7 +177,8 @@ def test_the_dispatcher_is_built_from_the_table(hv):
 
 
 def test_the_dispatch_table_refuses_a_mismatch():
-    from pvsim.hypervisor.hypervisor import _REGISTERED, HandlerTableError, dispatch_table
+    from pvsim.hypervisor.dispatch import REGISTERED as _REGISTERED
+    from pvsim.hypervisor.dispatch import HandlerTableError, dispatch_table
 
     registered = dict(_REGISTERED)
     assert dispatch_table(registered)
@@ -189,7 +190,7 @@ def test_the_dispatch_table_refuses_a_mismatch():
 
 
 def test_a_handler_the_table_does_not_name_cannot_register():
-    from pvsim.hypervisor.hypervisor import HandlerTableError, handler
+    from pvsim.hypervisor.dispatch import HandlerTableError, handler
 
     def do_set_gdt(hv, vcpu, frame_list=None, entries=0):
         return 0

@@ -203,7 +203,7 @@ def test_counting_per_domain_and_per_number(hv, pvu, dom0, pv32):
 @pytest.mark.parametrize("profile", ["xeon-2003", "p4-2006", "modern"])
 def test_reported_work_prices_under_every_bundled_profile(profile, hv, pvu, pv32, dom0):
     """Every price key the handlers report exists in the bundled profiles (no missing constant)."""
-    from pvsim.profile import load_profile
+    from pvsim.core.profile import load_profile
 
     prof = load_profile(profile)
     for c in (pvu, pv32):

@@ -2,11 +2,11 @@
 
 import numpy as np
 
-from pvsim import kernels
-from pvsim.engine import Engine
+from pvsim.core import kernels
+from pvsim.core.engine import Engine
+from pvsim.core.meter import Pricer
+from pvsim.core.profile import load_profile
 from pvsim.io import devices as D
-from pvsim.meter import Pricer
-from pvsim.profile import load_profile
 
 
 def test_disk_kernel_matches_reference():

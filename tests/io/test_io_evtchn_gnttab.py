@@ -132,7 +132,7 @@ def test_map_only_what_was_granted_and_unmap_flush_batching():
         hv.hypercall(d0.vcpus[0], GNT, O.GNTTABOP_map_grant_ref, [o], 1)
         assert o.status == st
     un = [A.GnttabUnmapGrantRef(o.host_addr, 0, o.handle) for o in ops]
-    with hv.metering(__import__("pvsim.meter", fromlist=["Meter"]).Meter()) as m:
+    with hv.metering(__import__("pvsim.core.meter", fromlist=["Meter"]).Meter()) as m:
         assert hv.hypercall(d0.vcpus[0], GNT, O.GNTTABOP_unmap_grant_ref, un, 40) == 0
     assert m.counts["grant.tlb_flush"] == 2  # 40 unmaps = batches of 32 + 8
     assert m.counts["grant.unmap"] == 40

@@ -5,7 +5,7 @@ import pytest
 from io_helpers import run_io
 
 from guest_kernels.modes import MODES
-from pvsim.errors import ScenarioError
+from pvsim.core.errors import ScenarioError
 from pvsim.workloads import BUILTIN
 
 IO_WORKLOADS = [n for n, s in BUILTIN.items() if s.group == "io"]

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from pvsim.meter import Meter
+from pvsim.core.meter import Meter
+from pvsim.core.profile import load_profile
 from pvsim.mm.audit import audit
-from pvsim.profile import load_profile
 from pvsim.wiring import scratch_platform
 
 MODES = ["native", "container", "pv", "pv32", "bt", "hvm-shadow", "hvm", "pvhvm", "pvh"]

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from pvsim.cli import app
 from pvsim.compare import compare
-from pvsim.errors import ScenarioError
+from pvsim.core.errors import ScenarioError
 from pvsim.scenario import Scenario
 from pvsim.system import build
 from pvsim.workloads import BUILTIN

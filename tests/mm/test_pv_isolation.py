@@ -6,7 +6,7 @@ from hostile import World
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pvsim.engine import rng_for
+from pvsim.core.engine import rng_for
 
 # four worlds x 25,000 calls: plain, guest linear page tables on, continuations, small domain
 CONFIGS = [dict(), dict(linear_pt=True), dict(preempt_every=2), dict(attacker_pages=24, linear_pt=True)]

@@ -5,9 +5,10 @@ from hostile import World
 from hypercalls import errno as E
 from hypercalls import ops as O
 from hypercalls.ops import RUNSTATE_running
-from pvsim.meter import Meter
+from pvsim.core.meter import Meter
 from pvsim.mm import x86 as C
 from pvsim.mm.audit import audit
+from pvsim.mm.pv import direct_paging
 
 P, RW, US = C._PAGE_PRESENT, C._PAGE_RW, C._PAGE_USER
 
@@ -102,7 +103,7 @@ def test_machphys_update_sets_m2p():
 def test_writable_page_tables_emulate_one_l1_write():
     w = World()
     f = [int(m) for m in w.att.mm.p2m]
-    pv, dmm = w.mm.pv, w.att.mm
+    pv, dmm = direct_paging(w.mm), w.att.mm
     pv.meter = Meter()
     assert pv.ptwr_emulated_update(dmm, 0, f[3], 12, C.make_pte(f[31], P | RW), 0) == -E.EFAULT
     vm = 1 << O.VMASST_TYPE_writable_pagetables

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pvsim.meter import Meter
+from pvsim.core.meter import Meter
+from pvsim.core.profile import load_profile
 from pvsim.mm import x86 as C
-from pvsim.profile import load_profile
 from pvsim.wiring import scratch_platform
 
 PROF = load_profile("p4-2006")

@@ -6,9 +6,10 @@ import pathlib
 import numpy as np
 import pytest
 
-from pvsim import kernels
-from pvsim.engine import rng_for
-from pvsim.meter import Meter
+from pvsim.core import kernels
+from pvsim.core.engine import rng_for
+from pvsim.core.meter import Meter
+from pvsim.core.profile import load_profile
 from pvsim.mm import workloads
 from pvsim.mm.hap import build_translation_setup
 from pvsim.mm.walk import (
@@ -23,7 +24,6 @@ from pvsim.mm.walk import (
     translate,
     translate_ref,
 )
-from pvsim.profile import load_profile
 from pvsim.wiring import scratch_platform
 
 COLD = dict(sets=(0, 0, 0), ways=(0, 0, 0))
@@ -146,7 +146,7 @@ def test_page_walk_cache_gain_on_tlb_miss_bound_trace():
 
 
 def test_every_njit_function_is_registered():
-    """Fails if any @njit/@jit function anywhere in the source tree is not in pvsim.kernels."""
+    """Fails if any @njit/@jit function anywhere in the source tree is not in pvsim.core.kernels."""
     root = pathlib.Path(__file__).resolve().parents[2]
     kernels.load_all()
     registered = kernels.kernel_names()

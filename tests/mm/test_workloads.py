@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from pvsim.engine import rng_for
-from pvsim.meter import Meter
+from pvsim.core.engine import rng_for
+from pvsim.core.meter import Meter
+from pvsim.core.profile import load_profile
 from pvsim.mm import workloads
-from pvsim.profile import load_profile
 from pvsim.wiring import scratch_platform
 
 

@@ -1,7 +1,7 @@
 import pytest
 from sched_helpers import SwitchLog
 
-from pvsim.engine import Engine
+from pvsim.core.engine import Engine
 from pvsim.sched import HostRunner, make_scheduler
 
 

@@ -5,7 +5,7 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from pvsim.engine import Engine
+from pvsim.core.engine import Engine
 from pvsim.sched import HostRunner, make_scheduler
 from pvsim.sched.workloads import CpuHog, IoBound
 from pvsim.sched.xl import cpulist, xl_list, xl_sched_credit, xl_vcpu_list

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pvsim import kernels
+from pvsim.core import kernels
 from pvsim.sched import credit_core as cc
 
 

@@ -3,9 +3,9 @@
 import pytest
 from sched_helpers import MS, assert_runstates_sum
 
-from pvsim.engine import Engine
-from pvsim.meter import Meter
-from pvsim.profile import load_profile
+from pvsim.core.engine import Engine
+from pvsim.core.meter import Meter
+from pvsim.core.profile import load_profile
 from pvsim.sched import Block, HostRunner, Run, make_scheduler
 from pvsim.sched.costs import switch_cost_from_profile
 from pvsim.sched.workloads import CpuHog

@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sched_helpers import MS, assert_runstates_sum
 
-from pvsim.engine import Engine
+from pvsim.core.engine import Engine
 from pvsim.sched import HostRunner, make_scheduler
 from pvsim.sched.credit import CSCHED_PRI_TS_OVER, CSCHED_PRI_TS_UNDER
 from pvsim.sched.workloads import CpuHog, IoBound, Periodic

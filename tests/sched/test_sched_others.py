@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sched_helpers import MS, assert_runstates_sum
 
-from pvsim.engine import Engine
+from pvsim.core.engine import Engine
 from pvsim.sched import SCHEDULER_NAMES, HostRunner, make_scheduler
 from pvsim.sched.workloads import CpuHog, IoBound, Mix, Periodic
 

@@ -3,7 +3,7 @@
 import pytest
 from sched_helpers import MS, assert_runstates_sum
 
-from pvsim.errors import ScenarioError
+from pvsim.core.errors import ScenarioError
 from pvsim.sched import Block, Done, Run, Wait, validate_sched_params
 from pvsim.sched.workloads import CpuHog, IoBound
 

@@ -9,11 +9,11 @@ from hypercalls.table import (
     HYPERVISOR_set_timer_op,
     HYPERVISOR_vcpu_op,
 )
-from pvsim.engine import Engine, Run
+from pvsim.core.engine import Engine, Run
+from pvsim.core.profile import load_profile
 from pvsim.hypervisor.domain import Domain
 from pvsim.hypervisor.hypervisor import Hypervisor
 from pvsim.io import evtchn as ev
-from pvsim.profile import load_profile
 from pvsim.sched import HostRunner, make_scheduler
 
 MS = 1_000_000

@@ -1,6 +1,6 @@
 """Hypercall handlers, one module per family, each function named ``do_<hypercall>``.
 
-Importing this package registers every handler with :func:`pvsim.hypervisor.hypervisor.handler`;
+Importing this package registers every handler with :func:`pvsim.hypervisor.dispatch.handler`;
 the dispatcher then binds each :mod:`hypercalls.table` entry that names a handler to the
 registered function of that name (:func:`pvsim.hypervisor.hypervisor.handlers`).
 Modules: ``core`` (trap table, stack switch, FPU, timer, sched_op, vcpu_op, console, version,

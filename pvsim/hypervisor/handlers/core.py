@@ -65,8 +65,9 @@ from hypercalls import errno as E
 from hypercalls import ops as O
 from hypercalls import table as T
 from hypercalls.ops import DOMID_SELF
+from pvsim.hypervisor.dispatch import ENTRY_PRICE, handler
 from pvsim.hypervisor.domain import VCPU, Domain
-from pvsim.hypervisor.hypervisor import ENTRY_PRICE, handler
+from pvsim.io import evtchn as io_evtchn
 
 U32 = (1 << 32) - 1
 U64 = (1 << 64) - 1
@@ -199,8 +200,6 @@ def send_timer_event(hv, v: VCPU) -> None:
     if send is not None:
         send(v, O.VIRQ_TIMER)
         return
-    from pvsim.io import evtchn as io_evtchn  # the event-channel subsystem (issue 4)
-
     io_evtchn.send_virq(v.domain, O.VIRQ_TIMER, v.vcpu_id)
 
 

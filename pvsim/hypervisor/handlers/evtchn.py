@@ -15,7 +15,7 @@ from __future__ import annotations
 from hypercalls import args as A
 from hypercalls import errno as E
 from hypercalls import ops as O
-from pvsim.hypervisor.hypervisor import handler
+from pvsim.hypervisor.dispatch import handler
 from pvsim.io import evtchn as ev
 
 _RECORD = {

@@ -11,7 +11,7 @@ Simplifications: see :mod:`pvsim.io.gnttab` (v1 only, no transfer, no preemption
 
 from __future__ import annotations
 
-from pvsim.hypervisor.hypervisor import handler
+from pvsim.hypervisor.dispatch import handler
 from pvsim.io import gnttab
 
 

@@ -47,9 +47,9 @@ from dataclasses import dataclass, field
 from hypercalls import args as A
 from hypercalls import errno as E
 from hypercalls import ops as O
+from pvsim.hypervisor.dispatch import handler
 from pvsim.hypervisor.domain import VCPU, Domain
 from pvsim.hypervisor.handlers.core import lookup_domain_by_any_id, reg, xsm_default_action
-from pvsim.hypervisor.hypervisor import handler
 
 PAGE_SHIFT = 12
 U32 = (1 << 32) - 1

@@ -27,15 +27,16 @@ from __future__ import annotations
 from hypercalls import errno as E
 from hypercalls import ops as O
 from hypercalls.ops import DOMID_SELF, RUNSTATE_running
-from pvsim.hypervisor.hypervisor import ENTRY_PRICE, handler
+from pvsim.hypervisor.dispatch import ENTRY_PRICE, handler
+from pvsim.mm.pv import direct_paging
 
 
 def _ctx(hv, vcpu):
     mm = getattr(hv, "machine_mm", None)
     dmm = vcpu.domain.mm
-    if mm is None or dmm is None or not hasattr(mm, "pv"):
+    if mm is None or dmm is None:
         return None
-    mm.pv.meter = hv.meter
+    direct_paging(mm).meter = hv.meter
     dmm.running = [bool(v.online and v.runstate == RUNSTATE_running) for v in vcpu.domain.vcpus]
     return mm, dmm
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from pvsim.errors import ScenarioError
+from pvsim.core.errors import ScenarioError
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -4,7 +4,7 @@ Design note
 -----------
 Scenario, workload and profile files are validated by pydantic models (``extra="forbid"``: an
 unknown key is an error, never ignored). :func:`validate` runs a model and turns the *first*
-problem into a :class:`~pvsim.errors.ScenarioError` whose field is the dotted path of the value
+problem into a :class:`~pvsim.core.errors.ScenarioError` whose field is the dotted path of the value
 (``domains[2].vcpus``) and whose message says what is allowed; an unknown key gets the nearest
 valid name (``did you mean `vmexit_cycles`?``), found with :func:`difflib.get_close_matches`.
 :func:`suggest` is the same suggestion for names checked outside a model (modes, workloads,
@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel, ValidationError
 
-from pvsim.errors import ScenarioError
+from pvsim.core.errors import ScenarioError
 
 
 def suggest(name: str, allowed: Iterable[str]) -> str:

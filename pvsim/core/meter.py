@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from pvsim.profile import Profile
+from pvsim.core.profile import Profile
 
 CATEGORIES = (
     "user", "kernel", "hypercall", "trap", "exit", "mmu", "world_switch", "device", "io",
