@@ -22,8 +22,8 @@ N = 10_000_000
 N_REF = 100_000
 
 MODES = {
-    "native/pv (TLB + 4-level walk)": dict(kind="native", tlb=dict(sets=(16, 8, 1), ways=(4, 4, 4))),
-    "shadow (TLB + walk of shadow tables)": dict(kind="native", tlb=dict(sets=(16, 8, 1), ways=(4, 4, 4),
+    "native/pv (TLB + 4-level walk)": dict(kind="1d", tlb=dict(sets=(16, 8, 1), ways=(4, 4, 4))),
+    "shadow (TLB + walk of shadow tables)": dict(kind="1d", tlb=dict(sets=(16, 8, 1), ways=(4, 4, 4),
                                                                          pwc=(32, 4, 2, 0))),
     "hap 2-D 4x4 (+PWC, NTLB)": dict(kind="2d", tlb=dict(sets=(16, 8, 1), ways=(4, 4, 4), pwc=(32, 4, 2, 0),
                                                          ntlb=16)),

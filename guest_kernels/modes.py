@@ -11,9 +11,11 @@ A *mode* is how a domain's OS runs on the simulated machine. Each :class:`ModeSp
   ``pv64``, ``hvm64``), or ``None`` for an OS that makes no Xen hypercalls;
 * ``control``: what runs the mode's device backends and device model: ``"dom0"`` (Xen's
   Domain-0), ``"host"`` (a KVM-style host kernel) or ``None`` (the OS drives the hardware itself);
-* ``cpu``: how the CPU is virtualized (``native``, ``pv``, ``bt``, ``vtx``);
-* ``paging``: the machine-side MMU component (``direct``, ``pv`` direct paging, ``shadow``,
-  ``hap``): :data:`pvsim.mm.machine.PAGING` maps the name to a class;
+* ``cpu``: how the CPU is virtualized: ``bare`` (no VMM), ``paravirt`` (a modified kernel that
+  calls the hypervisor), ``translated`` (binary translation), ``vtx`` (VT-x/AMD-V);
+* ``paging``: the machine-side MMU component: ``hardware`` (the OS's own tables, walked by the
+  hardware), ``direct`` (Xen's PV direct paging: validated guest tables), ``shadow``, ``hap``
+  (EPT/NPT): :data:`pvsim.mm.machine.PAGING` maps the name to a class;
 * ``devices``: the device-path component (``host`` stack, ``split`` drivers, ``emulated`` devices,
   ``virtio``): :data:`pvsim.io.paths.DEVICE_PATHS` maps the name to classes;
 * ``needs``: the hardware it needs (``vtx``, ``hap``), checked against a profile;
@@ -39,8 +41,8 @@ from guest_kernels.native import ContainerKernel, NativeKernel
 from guest_kernels.pv import PV32Kernel, PVKernel
 
 CONTROL_KINDS = ("dom0", "host")
-CPU_KINDS = ("native", "pv", "bt", "vtx")
-PAGING_KINDS = ("direct", "pv", "shadow", "hap")
+CPU_KINDS = ("bare", "paravirt", "translated", "vtx")
+PAGING_KINDS = ("hardware", "direct", "shadow", "hap")
 DEVICE_KINDS = ("host", "split", "emulated", "virtio")
 
 
@@ -80,15 +82,15 @@ class ModeSpec:
 MODES: dict[str, ModeSpec] = {
     m.name: m
     for m in (
-        ModeSpec("native", NativeKernel, None, None, "native", "direct", "host", sole=True,
+        ModeSpec("native", NativeKernel, None, None, "bare", "hardware", "host", sole=True,
                  summary="bare metal: the kernel in ring 0, no hypervisor"),
-        ModeSpec("container", ContainerKernel, None, None, "native", "direct", "host", shares_host_kernel=True,
+        ModeSpec("container", ContainerKernel, None, None, "bare", "hardware", "host", shares_host_kernel=True,
                  summary="OS container: processes of one shared host kernel"),
-        ModeSpec("pv", PVKernel, "pv64", "dom0", "pv", "pv", "split",
+        ModeSpec("pv", PVKernel, "pv64", "dom0", "paravirt", "direct", "split",
                  summary="Xen x86-64 PV: kernel in ring 3, syscalls bounce through Xen, validated page tables"),
-        ModeSpec("pv32", PV32Kernel, "pv32", "dom0", "pv", "pv", "split",
+        ModeSpec("pv32", PV32Kernel, "pv32", "dom0", "paravirt", "direct", "split",
                  summary="Xen 32-bit PV (SOSP'03): kernel in ring 1, direct syscall trap gate"),
-        ModeSpec("bt", BTKernel, None, "dom0", "bt", "shadow", "emulated",
+        ModeSpec("bt", BTKernel, None, "dom0", "translated", "shadow", "emulated",
                  summary="binary translation + shadow paging + emulated devices (VMware-style)"),
         ModeSpec("hvm-shadow", HVMShadowKernel, "hvm64", "dom0", "vtx", "shadow", "emulated", frozenset({"vtx"}),
                  summary="VT-x/AMD-V first generation: exits on sensitive events, shadow paging"),
@@ -102,6 +104,9 @@ MODES: dict[str, ModeSpec] = {
                  summary="KVM-style: VT-x with EPT, virtio rings, vhost in the host kernel"),
     )
 }
+
+# The mode every comparison is relative to (``relative_to_native``): bare metal.
+BASELINE = "native"
 
 # The control domain of each kind: its name and the mode of its own kernel.
 CONTROL_DOMAIN = {"dom0": ("Domain-0", "pv"), "host": ("host", "native")}

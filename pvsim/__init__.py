@@ -9,4 +9,6 @@ Describe, build, run::
 See docs/design.md for the model and its layers, and README.md for the tour.
 """
 
-__version__ = "0.2.0"
+from pvsim.core.version import __version__
+
+__all__ = ["__version__"]

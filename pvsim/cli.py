@@ -18,14 +18,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from guest_kernels.modes import MODES
+from guest_kernels.modes import BASELINE, MODES
 from hypercalls.table import HYPERCALLS
-from pvsim import __version__, plots
 from pvsim import sweep as sw
 from pvsim.compare import check_modes, split_list
 from pvsim.compare import compare as run_compare
 from pvsim.core.errors import ScenarioError
 from pvsim.core.profile import bundled_profiles, load_profile
+from pvsim.core.version import __version__, plots
 from pvsim.results import Outputs, Results, check_output_path
 from pvsim.scenario import Scenario
 from pvsim.sched import SCHEDULER_NAMES
@@ -238,16 +238,16 @@ def nanobench(modes: str = typer.Option("native,bt,hvm-shadow", "--modes", "-m",
     t.add_column("test")
     for m in ms:
         t.add_column(m, justify="right")
-        if profile == "p4-2006" and m in ("native", "bt", "hvm-shadow"):
+        if profile == "p4-2006" and m in PUBLISHED[ws[0]]:
             t.add_column(f"{m} (paper)", justify="right", style="dim")
     for w in ws:
         cells = []
         for m in ms:
             r = next(r for r in rows if r["workload"] == w and r["mode"] == m)
             cells.append(f"{r['value']:.0f}")
-            if profile == "p4-2006" and m in ("native", "bt", "hvm-shadow"):
+            if profile == "p4-2006" and m in PUBLISHED[w]:
                 pub = PUBLISHED[w][m]
-                tag = " (calibration)" if w in CALIBRATION_SET and m != "native" else ""
+                tag = " (calibration)" if w in CALIBRATION_SET and m != BASELINE else ""
                 cells.append(f"{pub}{tag}" if pub is not None else "-")
         t.add_row(w.split(".", 1)[1], *cells)
     out.print(t)

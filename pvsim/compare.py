@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable
 
-from guest_kernels.modes import MODES, missing_hardware
+from guest_kernels.modes import BASELINE, MODES, missing_hardware
 from pvsim.core.errors import ScenarioError
 from pvsim.core.profile import load_profile
 from pvsim.core.schema import unknown
@@ -102,7 +102,7 @@ def compare(workloads: list[str], modes: list[str], profile: str, *, seed: int =
     for w in workloads:
         if w not in catalogue:
             raise unknown("--workload", w, catalogue.names(), what="workload")
-    run_modes = list(modes) if "native" in modes else ["native", *modes]
+    run_modes = list(modes) if BASELINE in modes else [BASELINE, *modes]
     check_modes(run_modes, profile)
     scenarios = [(w, m, single_scenario(w, m, profile, seed=seed, ops=ops, duration_ms=duration_ms, pcpus=pcpus,
                                         options=options, params=params, catalogue=catalogue))
@@ -114,7 +114,7 @@ def compare(workloads: list[str], modes: list[str], profile: str, *, seed: int =
             progress(f"{w} / {m}")
         res = build(sc).run()
         row = next(r for r in res.rows if r["domain"] == GUEST)
-        if m == "native":
+        if m == BASELINE:
             native[w] = row["value"]
         rows.append(row)
     out = []

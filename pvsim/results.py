@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pvsim import __version__
 from pvsim.core.errors import ScenarioError
+from pvsim.core.version import __version__
 
 
 def round_breakdown(bd: dict[str, float], total: int) -> dict[str, int]:

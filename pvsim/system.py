@@ -39,11 +39,11 @@ import numpy as np
 
 from guest_kernels.modes import CONTROL_DOMAIN, MODES
 from guest_kernels.os import DomainOS
-from pvsim import __version__
 from pvsim.core.engine import Engine
 from pvsim.core.errors import ScenarioError
 from pvsim.core.meter import Meter, Pricer
 from pvsim.core.profile import load_profile
+from pvsim.core.version import __version__
 from pvsim.hypervisor.domain import Domain
 from pvsim.hypervisor.hypervisor import Hypervisor
 from pvsim.io import evtchn as ev

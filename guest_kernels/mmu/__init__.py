@@ -2,7 +2,7 @@
 
 ``make_guest_mmu(paging, platform, *, batch=2048, **options)`` returns a
 :class:`guest_kernels.mmu.core.GuestMMU` whose page-table changes reach the machine through the
-backend of the mode's paging kind (:mod:`guest_kernels.mmu.backends`: ``pv`` batches validated
+backend of the mode's paging kind (:mod:`guest_kernels.mmu.backends`: ``direct`` batches validated
 updates through hypercalls; every other kind stores directly). ``platform`` must carry ``meter``,
 ``guest_type``, ``hypercall(name, *args)`` and ``machine_mmu`` (the machine-side object the builder
 made), and may carry ``trap``/``vmexit``/``bt``/``sw_mmu``.
@@ -13,7 +13,8 @@ from __future__ import annotations
 from guest_kernels.mmu.backends import DirectBackend, PVBackend
 from guest_kernels.mmu.core import GuestMMU
 
-BACKENDS = {"pv": PVBackend, "direct": DirectBackend, "shadow": DirectBackend, "hap": DirectBackend}
+# Xen's PV direct paging goes through validating hypercalls; every other kind stores directly
+BACKENDS = {"direct": PVBackend, "hardware": DirectBackend, "shadow": DirectBackend, "hap": DirectBackend}
 
 
 def make_guest_mmu(paging: str, platform, *, batch: int = 2048, **options) -> GuestMMU:

@@ -144,7 +144,7 @@ def build_translation_setup(kind: str, *, guest_levels: int = 4, guest_leaf: int
                             host_leaf: int = 1, npages: int = 64, rng=None, spread: bool = True):
     """A self-contained translation configuration for tests and benchmarks.
 
-    ``kind`` "native": one ``guest_levels``-level table in machine frames mapping ``npages`` leaves
+    ``kind`` "1d": one ``guest_levels``-level table in machine frames mapping ``npages`` leaves
     of size ``guest_leaf``. "2d": the same table in guest frames, plus a host p2m of
     ``host_levels`` levels with ``host_leaf`` leaves. Returns ``((rows, slot, root, levels, two_d,
     h_root, h_levels), vas)`` where ``vas`` are the page-aligned mapped virtual addresses.
@@ -163,7 +163,7 @@ def build_translation_setup(kind: str, *, guest_levels: int = 4, guest_leaf: int
     vas = (slots.astype(np.int64) * gspan) << 12
     if guest_levels == 5:
         vas = vas | (np.int64(int(rng.integers(0, 4))) << 48)
-    if kind == "native":
+    if kind == "1d":
         r = Radix(mm, lambda: mm.alloc_domheap_page(DOMID_XEN), levels=guest_levels)
         for k, va in enumerate(vas):
             r.map(int(va), 100000 + k * gspan, level=guest_leaf)

@@ -6,10 +6,10 @@ Design note
 A guest kernel never touches :mod:`pvsim.hypervisor` internals; the builder hands it (through its
 ``platform``) one of these objects, bound to one domain and vCPU:
 
-* :class:`NativeMMU` (paging ``direct``: native, container): the guest's tables are the hardware's; stores
+* :class:`NativeMMU` (paging ``hardware``: native, container): the guest's tables are the hardware's; stores
   are plain, a CR3 load flushes the non-global TLB (or not, with PCID tags), a TLB miss walks
   4 levels (:func:`pvsim.mm.walk.translate`).
-* :class:`PVMachine` (paging ``pv``: pv, pv32): the hardware walks the guest's validated tables (direct
+* :class:`PVMachine` (paging ``direct``: Xen's PV direct paging, pv and pv32): the hardware walks the guest's validated tables (direct
   paging); a store into a frame in use as a page table is refused (the page is mapped read-only:
   the guest must use ``mmu_update``, or the writable-page-table emulation,
   ``xen/arch/x86/pv/ro-page-fault.c``); stores into its other frames are plain.
@@ -22,7 +22,7 @@ A guest kernel never touches :mod:`pvsim.hypervisor` internals; the builder hand
   re-propagation of that entry); consecutive zero writes to one frame unshadow it
   (``check_for_early_unshadow``). Shadows persist across CR3 loads (hash by guest frame) in a
   bounded pool (libxl's default: 256 pages per vCPU + one per MiB of RAM), recycled oldest first.
-  Under a binary translator (``cpu = bt``, the hosted VMMs of 2003-2006) a CR3 load empties every shadow of its translations
+  Under a binary translator (``cpu = translated``, the hosted VMMs of 2003-2006) a CR3 load empties every shadow of its translations
   but keeps the pages, and with them the write traces. A guest freeing a table is invisible to the
   VMM: its shadow (and trace) stays until recycled, early-unshadowed, or seen reused -- a data
   store into it, a zeroing of a non-empty page, or use at another level -- each detected by the
@@ -89,7 +89,7 @@ class MachineMMU:
 
     two_d = False
 
-    def __init__(self, hv, vcpu, *, cpu: str = "native", platform=None, tlb: W.TLB | None = None):
+    def __init__(self, hv, vcpu, *, cpu: str = "bare", platform=None, tlb: W.TLB | None = None):
         self.hv = hv
         self.vcpu = vcpu
         self.cpu = cpu  # how the CPU is virtualized (the mode table's ``cpu``): bt changes shadow paging
@@ -397,7 +397,7 @@ class ShadowMMU(MachineMMU):
                  early_unshadow: bool | None = None, prefetch: int = PREFETCH_DISTANCE,
                  keep_shadows_on_switch: bool | None = None, oos: bool = False, oos_pages: int = SHADOW_OOS_PAGES):
         super().__init__(hv, vcpu, cpu=cpu, platform=platform, tlb=tlb)
-        self.bt = cpu == "bt"  # the VMM is a binary translator (callouts, no hardware exits)
+        self.bt = cpu == "translated"  # the VMM is a binary translator (callouts, no hardware exits)
         # out-of-sync L1 shadows (shadow/oos.c; HVM only): up to oos_pages L1s left writable
         self.oos = bool(oos) and not self.bt
         self.oos_pages = int(oos_pages)
@@ -781,4 +781,4 @@ class ShadowMMU(MachineMMU):
 
 
 # The machine-side MMU of each paging kind (the mode table's ``paging`` field names one).
-PAGING = {"direct": NativeMMU, "pv": PVMachine, "shadow": ShadowMMU, "hap": HapMMU}
+PAGING = {"hardware": NativeMMU, "direct": PVMachine, "shadow": ShadowMMU, "hap": HapMMU}

@@ -671,8 +671,8 @@ def _kernel_args(setup, tlb: TLB, vas, writes, tag=0, start=0):
 
 
 def _cases(rng):
-    specs = [("native", 4, 1, 4, 1), ("native", 4, 2, 4, 1), ("2d", 4, 1, 4, 1), ("2d", 4, 1, 4, 2),
-             ("2d", 4, 2, 4, 2), ("2d", 5, 1, 5, 1), ("2d", 4, 1, 4, 3), ("native", 5, 1, 4, 1)]
+    specs = [("1d", 4, 1, 4, 1), ("1d", 4, 2, 4, 1), ("2d", 4, 1, 4, 1), ("2d", 4, 1, 4, 2),
+             ("2d", 4, 2, 4, 2), ("2d", 5, 1, 5, 1), ("2d", 4, 1, 4, 3), ("1d", 5, 1, 4, 1)]
     for kind, gl, gleaf, hl, hleaf in specs:
         npages = int(rng.integers(8, 300))
         setup, vas_mapped = build_translation_setup(kind, guest_levels=gl, guest_leaf=gleaf, host_levels=hl,
@@ -687,7 +687,7 @@ def _cases(rng):
             writes = rng.random(n) < 0.3
             yield _kernel_args(setup, tlb, vas, writes, tag=int(rng.integers(0, 3)))
     # edge: empty trace, start beyond end
-    setup, vm = build_translation_setup("native", guest_levels=4, guest_leaf=1, host_levels=4, host_leaf=1,
+    setup, vm = build_translation_setup("1d", guest_levels=4, guest_leaf=1, host_levels=4, host_leaf=1,
                                         npages=4, rng=rng)
     yield _kernel_args(setup, TLB(), vm[:0], np.zeros(0, bool))
     yield _kernel_args(setup, TLB(sets=(0, 0, 0), ways=(0, 0, 0)), vm, np.ones(len(vm), bool))

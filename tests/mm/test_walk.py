@@ -38,7 +38,7 @@ def _run(setup, vas, writes=None, tlb=None, ref=False):
 
 
 @pytest.mark.parametrize("kind,gl,gleaf,hl,hleaf,refs", [
-    ("native", 4, 1, 4, 1, 4), ("native", 5, 1, 4, 1, 5), ("native", 4, 2, 4, 1, 3),
+    ("1d", 4, 1, 4, 1, 4), ("1d", 5, 1, 4, 1, 5), ("1d", 4, 2, 4, 1, 3),
     ("2d", 4, 1, 4, 1, 24), ("2d", 4, 1, 4, 2, 19), ("2d", 4, 2, 4, 2, 15), ("2d", 5, 1, 5, 1, 35),
     ("2d", 4, 1, 4, 3, 14)])
 def test_exact_reference_counts_per_miss(kind, gl, gleaf, hl, hleaf, refs):
@@ -66,7 +66,7 @@ def test_registered_kernels_agree_with_references():
 
 
 def test_tlb_hits_and_faults_stop_the_kernel():
-    setup, vas = build_translation_setup("native", npages=8, rng=rng_for(1, "t"))
+    setup, vas = build_translation_setup("1d", npages=8, rng=rng_for(1, "t"))
     tlb = TLB()
     trace = np.concatenate([vas, vas, [(1 << 46)], vas])
     out = _run(setup, trace, tlb=tlb)
@@ -78,7 +78,7 @@ def test_tlb_hits_and_faults_stop_the_kernel():
 
 
 def test_dirty_bits_set_once_per_page():
-    setup, vas = build_translation_setup("native", npages=8, rng=rng_for(2, "d"))
+    setup, vas = build_translation_setup("1d", npages=8, rng=rng_for(2, "d"))
     out = _run(setup, np.concatenate([vas, vas]), writes=np.ones(16, bool), tlb=TLB())
     assert out[O_DIRTY_SET] == 8
 
