@@ -20,12 +20,13 @@ from rich.table import Table
 
 from guest_kernels.modes import BASELINE, MODES
 from hypercalls.table import HYPERCALLS
+from pvsim import plots
 from pvsim import sweep as sw
 from pvsim.compare import check_modes, split_list
 from pvsim.compare import compare as run_compare
 from pvsim.core.errors import ScenarioError
 from pvsim.core.profile import bundled_profiles, load_profile
-from pvsim.core.version import __version__, plots
+from pvsim.core.version import __version__
 from pvsim.results import Outputs, Results, check_output_path
 from pvsim.scenario import Scenario
 from pvsim.sched import SCHEDULER_NAMES
