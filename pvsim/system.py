@@ -452,6 +452,8 @@ class HostRuntime:
         self.profile = load_profile(spec.profile, field_name=f"{sc.host_path(index)}.profile")
         self.pricer = Pricer(self.profile)
         self.hv = Hypervisor(self.profile, self.engine)
+        self.hv.nr_pcpus = spec.pcpus
+        self.hv.host_pages = spec.memory_mib * 256
         self.xs = XenStore()
         self.switch_ns: Counter = Counter()
         base_cost = switch_cost_from_profile(self.profile)

@@ -91,6 +91,12 @@ class Hypervisor:
         self.domains: dict[int, Domain] = {}
         self.meter: Meter = Meter()
         self.machine_mm = None  # pvsim.mm machine frame table, set by the builder
+        self.nr_pcpus: int | None = None  # the host's pCPUs (set by the builder)
+        self.honour_sshottmr_future = False  # Xen < 4.18: VCPU_SSHOTTMR_future gives -ETIME
+        self.serial_rx: bytes | None = None  # console input waiting for CONSOLEIO_read
+        self.memory_ledger = None  # memory_op's host frame ledger (made on first use)
+        self.host_pages: int | None = None
+        self.max_page: int | None = None
         self.calls: Counter = Counter()  # (domid, nr) -> calls
         handlers()
 

@@ -1,4 +1,4 @@
-"""Xen's CPU schedulers and the pCPU dispatcher (issue 5).
+"""Xen's CPU schedulers and the pCPU dispatcher.
 
 Public API::
 

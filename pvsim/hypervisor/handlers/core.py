@@ -51,11 +51,8 @@ modelled (``-ENOSYS``, the answer of a Xen that predates them); ``update_descrip
 ``-ENOSYS``). ``VCPU_SSHOTTMR_future`` is ignored as in Xen >= 4.18 (commit 19c6cbd909) unless
 ``hv.honour_sshottmr_future`` is true, which restores the older ``-ETIME`` answer.
 
-State kept outside the declared fields of :class:`~pvsim.hypervisor.domain.Domain` /
-``VCPU`` (plain attributes, until the lead adds fields): ``Domain.shutdown_code``,
-``Domain.watchdog_deadline_ns``, ``VCPU.nmi_pending``, ``VCPU.runstate_guest``,
-``VCPU.poll_deadline_ns``, ``VCPU.pin_override``. Optional hypervisor attributes read:
-``hv.honour_sshottmr_future``, ``hv.serial_rx`` (console input), ``hv.nr_pcpus``.
+Hypervisor settings the handlers read (:class:`~pvsim.hypervisor.hypervisor.Hypervisor`):
+``hv.honour_sshottmr_future``, ``hv.serial_rx`` (console input), ``hv.nr_pcpus`` (the host's).
 """
 
 from __future__ import annotations
@@ -116,7 +113,7 @@ def sreg(value, bits: int = 64) -> int | None:
 
 
 def now_ns(hv) -> int:
-    eng = getattr(hv, "engine", None)
+    eng = hv.engine
     return int(eng.now_ns) if eng is not None else 0
 
 
@@ -170,7 +167,7 @@ def lookup_domain_by_any_id(hv, caller: Domain, domid) -> Domain | None:
 def domain_shutdown(hv, d: Domain, reason: int) -> int:
     """``domain_shutdown`` (xen/common/domain.c): the first latched code wins; shutting down an
     already shutting-down domain changes nothing."""
-    code = getattr(d, "shutdown_code", SHUTDOWN_CODE_INVALID)
+    code = d.shutdown_code
     if code is SHUTDOWN_CODE_INVALID:
         code = reason & 0xFF
         d.shutdown_code = code
@@ -398,7 +395,7 @@ def _domain_watchdog(hv, d: Domain, wid: int, timeout_s: int) -> int:
     """``domain_watchdog``: id 0 allocates one of ``NR_DOMAIN_WATCHDOG_TIMERS`` and returns id+1."""
     if wid > O.NR_DOMAIN_WATCHDOG_TIMERS:
         return -E.EINVAL
-    timers = getattr(d, "watchdog_deadline_ns", None)
+    timers = d.watchdog_deadline_ns
     if timers is None:
         timers = d.watchdog_deadline_ns = [None] * O.NR_DOMAIN_WATCHDOG_TIMERS
     now = now_ns(hv)
@@ -441,7 +438,7 @@ def do_sched_op(hv, vcpu: VCPU, cmd=None, arg=None, *_ignored) -> int:
     if c == O.SCHEDOP_shutdown_code:
         if A.check_in(arg, A.SchedShutdown):
             return -E.EFAULT
-        if getattr(dom, "shutdown_code", SHUTDOWN_CODE_INVALID) is SHUTDOWN_CODE_INVALID:
+        if dom.shutdown_code is SHUTDOWN_CODE_INVALID:
             dom.shutdown_code = arg.reason & 0xFF
         return 0
 
@@ -487,7 +484,7 @@ def do_sched_op(hv, vcpu: VCPU, cmd=None, arg=None, *_ignored) -> int:
             return -E.EPERM
         if A.check_in(arg, A.SchedPinOverride):
             return -E.EFAULT
-        nr_cpus = int(getattr(hv, "nr_pcpus", NR_CPUS) or NR_CPUS)
+        nr_cpus = int(hv.nr_pcpus or NR_CPUS)
         if arg.pcpu >= nr_cpus:
             return -E.EINVAL
         vcpu.pin_override = None if arg.pcpu < 0 else arg.pcpu
@@ -535,7 +532,7 @@ def do_vcpu_op(hv, vcpu: VCPU, cmd=None, vcpuid=None, arg=None, *_ignored) -> in
     if c == O.VCPUOP_send_nmi:
         if arg is not None:
             return -E.EINVAL
-        if not getattr(v, "nmi_pending", False):
+        if not v.nmi_pending:
             v.nmi_pending = True
             hv.meter.count("vcpu.kick")
         return 0
@@ -620,7 +617,7 @@ def do_vcpu_op(hv, vcpu: VCPU, cmd=None, vcpuid=None, arg=None, *_ignored) -> in
             return -E.EFAULT
         now = now_ns(hv)
         if arg.timeout_abs_ns < now:
-            if getattr(hv, "honour_sshottmr_future", False) and arg.flags & O.VCPU_SSHOTTMR_future:
+            if hv.honour_sshottmr_future and arg.flags & O.VCPU_SSHOTTMR_future:
                 return -E.ETIME  # Xen < 4.18
             # "the timeout has already expired and just inject the event"
             v.timer_deadline_ns = None
@@ -773,7 +770,7 @@ def do_console_io(hv, vcpu: VCPU, cmd=None, count=None, buffer=None, *_ignored) 
     ``bytearray`` buffer. Only the control domain (or a domain with ``is_console``) may use it."""
     dom = vcpu.domain
     c = sreg(cmd, 32)
-    if not getattr(dom, "is_console", False):
+    if not dom.is_console:
         rc = xsm_default_action("PRIV", dom, None)
         if rc:
             return rc
@@ -801,7 +798,7 @@ def do_console_io(hv, vcpu: VCPU, cmd=None, count=None, buffer=None, *_ignored) 
             return -E.EINVAL
         if n > INT_MAX:
             return -E.E2BIG
-        rx = getattr(hv, "serial_rx", None)
+        rx = hv.serial_rx
         if not rx or n == 0:
             return 0
         k = min(n, len(rx))

@@ -118,9 +118,9 @@ class FrameLedger:
 
 
 def ledger(hv) -> FrameLedger:
-    led = getattr(hv, "memory_ledger", None)
+    led = hv.memory_ledger
     if led is None:
-        led = hv.memory_ledger = FrameLedger(host_pages=getattr(hv, "host_pages", None))
+        led = hv.memory_ledger = FrameLedger(host_pages=hv.host_pages)
     return led
 
 
@@ -233,7 +233,7 @@ def max_page(hv) -> int:
         if mp is None:
             mp = getattr(mm, "nr_frames", None)  # MachineMemory: frames 0..nr_frames-1
     if mp is None:
-        mp = getattr(hv, "max_page", None)
+        mp = hv.max_page
     if mp is None:
         led = ledger(hv)
         mp = led.host_pages + FIRST_GUEST_MFN if led.host_pages is not None else led.next_mfn

@@ -32,7 +32,7 @@ from pvsim.mm.pv import direct_paging
 
 
 def _ctx(hv, vcpu):
-    mm = getattr(hv, "machine_mm", None)
+    mm = hv.machine_mm
     dmm = vcpu.domain.mm
     if mm is None or dmm is None:
         return None
