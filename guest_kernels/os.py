@@ -9,9 +9,10 @@ what it has done (units of work and their latencies). It plays the role of the O
 scheduler, as Linux's does inside a Xen domain:
 
 * pending *interrupt handlers* (event-channel upcalls, device interrupts) run first, then *threads*
-  (the workload's tasks, backend kthreads, a device model) round-robin, a thread's turn ending with
-  each ``Run`` it hands out when another thread is runnable (CPU-bound threads run at most
-  ``pvsim.workloads.threads.BURST_NS`` at a time); a thread switch costs one process context switch
+  (the workload's tasks, backend kthreads, a device model) round-robin, like CFS: a thread keeps the
+  vCPU until it sleeps, or until another is runnable and it has run :data:`THREAD_SLICE_NS`, or a
+  thread woke and it has run :data:`WAKEUP_GRANULARITY_NS` (checked when a ``Run`` ends; CPU-bound
+  threads hand out Runs of about a millisecond); a thread switch costs one process context switch
   (``native.context_switch_cycles``);
 * a handler or thread is a generator yielding commands:
 
@@ -41,6 +42,12 @@ from pvsim.core.engine import Run, Wait
 from pvsim.core.meter import LiveMeter
 
 _SWITCH = ("kernel.context_switch", "native.context_switch_cycles")
+# Linux CFS (kernel/sched/fair.c): sysctl_sched_min_granularity 3 ms and sysctl_sched_wakeup_granularity
+# 4 ms on a multi-CPU host (0.75 ms and 1 ms, each x (1 + log2 ncpu), ncpu capped at 8); the guest
+# kernels of the modelled eras had 2-8 CPUs. A runnable thread gets the vCPU when the current one
+# has run its slice, a woken one when the current one has run past the wake-up granularity.
+THREAD_SLICE_NS = 3_000_000
+WAKEUP_GRANULARITY_NS = 1_000_000
 
 
 class VcpuOS:
@@ -68,6 +75,9 @@ class VcpuOS:
         self._idle_io = False
         self.iowait_ns = 0
         self.busy_ns = 0
+        self._turn_start = 0  # when the current thread got the vCPU
+        self._woken = 0  # threads in the ready queue that woke from a sleep
+        self._woken_set: set = set()
 
     # ------------------------------------------------------------------ work reporting
     def work(self, cause: str, price: str, n: float = 1) -> None:
@@ -132,6 +142,8 @@ class VcpuOS:
             if io:
                 self.io_waiting -= 1
             self.ready.append(gen)
+            self._woken_set.add(gen)
+            self._woken += 1
             self.kick()
         return cb
 
@@ -145,10 +157,13 @@ class VcpuOS:
             self.burst = None
         meter = self.meter
         if self.cur is not None and not self.cur_irq and self.ready:
-            # the thread's Run is over and others are runnable: round-robin (a time slice is one Run)
-            self.ready.append(self.cur)
-            self.cur = None
-            meter.tee = None
+            # CFS-like: a runnable thread takes over when the current one has used its slice, or
+            # when one woke from a sleep and the current one has run past the wake-up granularity
+            used = now_ns - self._turn_start
+            if used >= THREAD_SLICE_NS or (self._woken and used >= WAKEUP_GRANULARITY_NS):
+                self.ready.append(self.cur)
+                self.cur = None
+                meter.tee = None
         while True:
             if self.irqs and (self.cur is None or not self.cur_irq):
                 if self.cur is not None:
@@ -159,6 +174,9 @@ class VcpuOS:
                 if self.ready:
                     gen = self.ready.popleft()
                     self._set_cur(gen, False, self.tags.get(gen))
+                    self._turn_start = now_ns
+                    self._woken = max(0, self._woken - 1) if gen in self._woken_set else self._woken
+                    self._woken_set.discard(gen)
                     if self.last_thread is not None and gen is not self.last_thread:
                         meter.add(_SWITCH[0], _SWITCH[1])
                     self.last_thread = gen
