@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import argparse
 
-from pvsim.core.profile import load_profile
-from pvsim.pricing import op_cost
-from pvsim.workloads.nanobench import CALIBRATION_SET, PUBLISHED
+from pvsim.compare import compare
+from pvsim.workloads import CALIBRATION_SET, PUBLISHED
 
 # SOSP'03 (calibration.md §1.3-1.5, [MEM]): L-UP, Xen, VMW
 SOSP03 = {
@@ -30,13 +29,20 @@ SOSP03 = {
 }
 
 
+def _rows(workloads, modes, profile, mmu, ops):
+    """The comparison rows of ``workloads`` x ``modes`` (Scenario -> build -> run, like every command)."""
+    opts = {"mmu": mmu} if mmu != "structural" else None
+    rows = compare(workloads, modes, profile, ops=ops, options=opts)
+    return {(r["workload"], r["mode"]): r["value"] for r in rows}
+
+
 def nanobench(mmu: str) -> list[tuple]:
-    p = load_profile("p4-2006")
+    v = _rows(list(PUBLISHED), ["native", "bt", "hvm-shadow"], "p4-2006", mmu, 2000)
     out = []
     for test, pub in PUBLISHED.items():
-        native = op_cost(test, "native", p, {"mmu": mmu}).total_cycles
+        native = v[(test, "native")]
         for mode in ("bt", "hvm-shadow"):
-            got = op_cost(test, mode, p, {"mmu": mmu}).total_cycles
+            got = v[(test, mode)]
             ref = pub[mode]
             if ref == "native":
                 ref = native
@@ -48,14 +54,12 @@ def nanobench(mmu: str) -> list[tuple]:
 
 
 def lmbench(mmu: str) -> list[tuple]:
-    p = load_profile("xeon-2003")
+    v = _rows([f"lmbench.{n}" for n in SOSP03], ["native", "pv32", "bt"], "xeon-2003", mmu, 2000)
     out = []
     for name, (lup, xen, vmw) in SOSP03.items():
         op = f"lmbench.{name}"
-        n = op_cost(op, "native", p, {"mmu": mmu}).total_cycles
-        pv = op_cost(op, "pv32", p, {"mmu": mmu}).total_cycles / n
-        bt = op_cost(op, "bt", p, {"mmu": mmu}).total_cycles / n
-        out.append((name, lup, xen / lup, pv, vmw / lup, bt))
+        n = v[(op, "native")]
+        out.append((name, lup, xen / lup, v[(op, "pv32")] / n, vmw / lup, v[(op, "bt")] / n))
     return out
 
 

@@ -308,10 +308,10 @@ class DomainOS:
     def raise_irq(self, handler_factory, *, serves: int | None = None, vcpu: int = 0) -> None:
         self.vcpus[vcpu].raise_irq(handler_factory, None if serves is None else self.account(serves))
 
-    def record(self, t0_ns: int, units: float = 1.0) -> None:
-        """A unit of work completed (started at ``t0_ns``)."""
+    def record(self, t0_ns: int, units: float = 1.0, pending_ns: int = 0) -> None:
+        """A unit of work completed (started at ``t0_ns``; ``pending_ns`` of its work still to run)."""
         self.units += units
-        self.latencies_us.append((self.engine.now_ns - t0_ns) / 1000.0)
+        self.latencies_us.append((self.engine.now_ns + pending_ns - t0_ns) / 1000.0)
 
     # ------------------------------------------------------------------ event channels
     def bind_port(self, port: int, fn) -> None:

@@ -156,14 +156,30 @@ def check_in(record: Any, record_cls) -> int:
     return 0
 
 
+_SHAPES: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def _shape(cls: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(int field names, copy-pointer field names) of a record class (computed once per class)."""
+    sh = _SHAPES.get(cls)
+    if sh is None:
+        fs = fields(cls)
+        sh = _SHAPES[cls] = (tuple(f.name for f in fs if f.type == "int"),
+                             tuple(f.name for f in fs if f.type == "GnttabCopyPtr"))
+    return sh
+
+
 def well_formed(rec) -> bool:
     """True if every ``int`` field of an argument record holds an int (not a bool), and nested
     copy pointers are well formed too: what a real ``copy_from_guest`` of the struct guarantees."""
-    for f in fields(rec):
-        v = getattr(rec, f.name)
-        if f.type == "int" and (isinstance(v, bool) or not isinstance(v, int)):
+    ints, ptrs = _shape(type(rec))
+    for name in ints:
+        v = getattr(rec, name)
+        if v.__class__ is not int and (isinstance(v, bool) or not isinstance(v, int)):
             return False
-        if f.type == "GnttabCopyPtr" and not (isinstance(v, GnttabCopyPtr) and well_formed(v)):
+    for name in ptrs:
+        v = getattr(rec, name)
+        if not (isinstance(v, GnttabCopyPtr) and well_formed(v)):
             return False
     return True
 

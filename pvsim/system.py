@@ -139,7 +139,9 @@ class GuestEnv:
         return self.dom.claim(n)
 
     def record(self, t0: int, units: float) -> None:
-        self.dom.os.record(t0, units)
+        """A unit completed; work still pending on the vCPU runs before anything else of it, so the
+        unit's latency ends when that work will have run."""
+        self.dom.os.record(t0, units, int(self.v.meter.pending))
 
     def spawn(self, gen) -> None:
         """Start a unit of an open-loop workload as a thread of its own."""
@@ -148,6 +150,12 @@ class GuestEnv:
 
     def take(self) -> int:
         return self.v.meter.take()
+
+    def take_upto(self, ns: int) -> int:
+        return self.v.meter.take_upto(ns)
+
+    def pending(self) -> float:
+        return self.v.meter.pending
 
     def flush_run(self):
         ns = self.v.meter.take()

@@ -139,6 +139,12 @@ class LiveMeter(Meter):
         self.pending -= v
         return v
 
+    def take_upto(self, ns: int) -> int:
+        """At most ``ns`` of the pending work (whole ns)."""
+        v = min(int(self.pending), int(ns))
+        self.pending -= v
+        return v
+
     def price(self, profile: Profile | None = None) -> dict[str, float]:
         g = self.pricer.ghz
         return {c: v * g for c, v in self.ns.items()}

@@ -98,6 +98,7 @@ class Hypervisor:
         self.host_pages: int | None = None
         self.max_page: int | None = None
         self.calls: Counter = Counter()  # (domid, nr) -> calls
+        self._disp: dict = {}  # (nr, guest_type) -> its resolved dispatch entry
         handlers()
 
     # ------------------------------------------------------------------ domains
@@ -136,25 +137,45 @@ class Hypervisor:
         if guest_type in HVM_GUEST_TYPES:
             self.meter.count("exit.vmcall", n)  # an HVM guest's hypercall is a VMCALL exit
 
+    def _dispatch_entry(self, nr, guest_type: str) -> tuple:
+        """What a call of ``nr`` by ``guest_type`` resolves to (cached: the table never changes)."""
+        name = hc_table.name(nr) if type(nr) is int else None
+        label = name or f"#{nr}"
+        cause = f"hypercall.{name or nr}"
+        fn = handlers().get(nr) if name is not None and hc_table.allowed(nr, guest_type) else None
+        # Xen hands a handler only as many argument registers as its prototype takes
+        # (hypercall-defs.c); HYPERVISOR_iret's one "argument" stands for its stack frame.
+        nargs = max(1, hc_table.hypercall_nargs(name, guest_type)) if fn is not None else 0
+        return (name, label, cause, ENTRY_PRICE.get(guest_type, ()), fn, nargs, guest_type in HVM_GUEST_TYPES)
+
     def hypercall(self, vcpu: VCPU, nr: int, *args) -> int:
         dom = vcpu.domain
-        name = hc_table.name(nr)
+        if type(nr) is not int:  # a register holds some number; anything else is no hypercall
+            nr = nr if isinstance(nr, int) and not isinstance(nr, bool) else -1
+        key = (nr, dom.guest_type)
+        d = self._disp.get(key)
+        if d is None:
+            d = self._disp[key] = self._dispatch_entry(nr, dom.guest_type)
+        name, label, cause, prices, fn, nargs, hvm = d
         self.calls[(dom.domid, nr)] += 1
-        dom.hypercall_counts[name or f"#{nr}"] += 1
-        self.charge_hypercall_entry(dom, name or str(nr))
-        fn = _HANDLERS.get(nr)
-        if name is None or fn is None or not hc_table.allowed(nr, dom.guest_type):
+        dom.hypercall_counts[label] += 1
+        m = self.meter
+        for price in prices:
+            m.add(cause, price)
+        m.count(cause)
+        if hvm:
+            m.count("exit.vmcall")  # an HVM guest's hypercall is a VMCALL exit
+        if fn is None:
             rc = -xen_errno.ENOSYS
         else:
-            # Xen hands a handler only as many argument registers as its prototype takes
-            # (hypercall-defs.c); HYPERVISOR_iret's one "argument" stands for its stack frame.
-            nargs = max(1, hc_table.hypercall_nargs(name, dom.guest_type))
             rc = fn(self, vcpu, *args[:nargs])
-            if not isinstance(rc, int):
-                raise TypeError(f"do_{name} returned {rc!r}, not an int")
+            if type(rc) is not int:
+                if not isinstance(rc, int):
+                    raise TypeError(f"do_{name} returned {rc!r}, not an int")
+                rc = int(rc)
         if rc < 0:
-            dom.hypercall_errors[(name or f"#{nr}", rc)] += 1
-            self.meter.count(f"hypercall_error.{name or nr}")
+            dom.hypercall_errors[(label, rc)] += 1
+            m.count(f"hypercall_error.{name or nr}")
         return rc
 
     def hypercall_by_name(self, vcpu: VCPU, name: str, *args) -> int:

@@ -68,6 +68,18 @@ class Timer:
         self.active = False
 
 
+class _Decision:
+    """The callback of a pCPU's decision timer (a bound call without a closure per arm)."""
+
+    __slots__ = ("runner", "pc", "g")
+
+    def __init__(self, runner, pc, g):
+        self.runner, self.pc, self.g = runner, pc, g
+
+    def __call__(self, _ev) -> None:
+        self.runner._decision(self.pc, self.g)
+
+
 class _PCPU:
     __slots__ = ("cpu", "curr", "gen", "slice_end", "work_start", "softirq", "sgen",
                  "idle_ns", "idle_since", "switches", "last_cost")
@@ -400,6 +412,9 @@ class HostRunner:
                 return False
             d = unit.behaviour.next(now)
             t = type(d)
+            if t is Run and not unit.block_requested and d.ns > 0:  # the common case
+                unit.remaining = d.ns
+                return True
             if unit.block_requested:
                 # the behaviour made a blocking hypercall (SCHEDOP_block/poll) while deciding: a Run it
                 # asks for is the work up to that hypercall, after which the vCPU blocks
@@ -547,27 +562,31 @@ class HostRunner:
                 self._place_and_wake(prev)
 
     def _arm(self, pc: _PCPU, now: int) -> None:
-        unit = pc.curr
-        t = pc.work_start + unit.remaining
+        t = pc.work_start + pc.curr.remaining
         se = pc.slice_end
         if se is not None and se < t:
             t = se
         pc.gen += 1
-        g = pc.gen
-        ev = self.engine.timeout_ns(t - now if t > now else 0)
-        ev.callbacks.append(lambda _e: self._decision(pc, g))
+        ev = self.engine.after(t - now if t > now else 0)
+        ev.callbacks.append(_Decision(self, pc, pc.gen))
 
     def _decision(self, pc: _PCPU, g: int) -> None:
         if pc.gen != g:
             return  # superseded
-        now = self.now
+        now = int(self.env._now)
         unit = pc.curr
-        self._progress(pc, unit, now)
+        ws = pc.work_start
+        if now > ws:  # _progress
+            done = now - ws
+            rem = unit.remaining
+            unit.remaining = 0 if done >= rem else rem - done
+            pc.work_start = now
         if unit.remaining == 0 and now >= pc.work_start:
             if not self._next_demand(unit, now):
                 self._schedule(pc.cpu)  # vcpu_block: raise SCHEDULE_SOFTIRQ, handled at once
                 return
-        if pc.slice_end is not None and now >= pc.slice_end:
+        se = pc.slice_end
+        if se is not None and now >= se:
             self._schedule(pc.cpu)
             return
         self._arm(pc, now)

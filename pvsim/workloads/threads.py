@@ -10,7 +10,9 @@ event)``, ``("sleep", ns)``). This module imports no subsystem: everything a ste
 ``env``. A unit ends with ``env.record(t0, units)``; ``t0`` is the unit's start, or for a server the
 moment its client sent the request.
 
-Batching: a workload whose unit is nothing but priced CPU (an op mix without device actions, or
+Work is reported as it happens and handed to the dispatcher only where the outside can see it: when
+the thread notifies a device, waits, sleeps or ends its unit (in chunks of at most ``CHUNK_NS``, so an
+interrupt never waits long for a Run to end). Batching: a workload whose unit is nothing but priced CPU (an op mix without device actions, or
 fixed CPU) is run in bursts of about ``BURST_NS`` of CPU -- several short units in one ``Run``, or a
 long unit split over several -- so the dispatcher sees one decision per burst, never one per guest
 operation. Fractional ``times`` accumulate per thread (0.2 means one unit in five); ``p`` draws per
@@ -69,7 +71,7 @@ def thread(env, workload, tid: int):
     while env.budget(1.0) > 0:
         t0 = env.now
         t0 = yield from _steps(env, workload.steps, carry, t0, tid)
-        env.record(t0, upl)
+        env.record(t0, upl)  # its last work, if any is still pending, ends it: counted in the latency
 
 
 def _arrivals(env, workload):
@@ -111,10 +113,10 @@ def _step(env, s, carry: dict, t0: int, tid: int):
                         yield from env.respond(env.packets_bytes(a.args[0]), tid)
                     else:
                         t0 = yield from env.await_request(tid)
-        yield from _cpu_chunks(env)
+        yield from _spill(env)
     elif k == "cpu":
         env.cpu(s.body)
-        yield from _cpu_chunks(env)
+        yield from _spill(env)
     elif k == "syscalls":
         env.syscalls(s.body)
     elif k == "disk":
@@ -167,6 +169,13 @@ def _count_action(a, s, carry: dict) -> int:
     n = int(acc + 1e-12)
     carry[key] = acc - n
     return n
+
+
+def _spill(env):
+    """Run the reported work in chunks of ``CHUNK_NS`` while more than a chunk is pending; the rest
+    stays pending and runs with the thread's next work (one dispatcher decision, not one per step)."""
+    while env.pending() >= CHUNK_NS:
+        yield ("run", env.take_upto(CHUNK_NS))
 
 
 def _cpu_chunks(env, chunk: int = CHUNK_NS):
