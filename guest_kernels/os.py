@@ -29,9 +29,15 @@ Work is reported to each vCPU's :class:`~pvsim.core.meter.LiveMeter`, priced as 
 handler *tagged* with the domain it serves (a backend working for a guest) also tees its work into
 that domain's account, so a guest's row can show the control domain's CPU spent on its behalf.
 
-Simplifications: an interrupt does not preempt a ``Run`` already handed to the dispatcher (threads
-keep their demands short); event channels are delivered to vCPU 0; threads are placed on vCPUs
-round-robin when spawned and stay there.
+An interrupt (an upcall, a device interrupt) or a thread's wake-up while the vCPU runs a long
+``Run`` cuts it short (:meth:`VcpuOS.preempt`, through the platform's ``interrupt``): the handler
+runs, then the cut work resumes (or, CFS permitting, the woken thread runs first). A thread's Run
+is also cut where CFS would switch threads (its slice, or the wake-up granularity), so CPU-bound
+threads can hand out long Runs -- one decision per burst -- without delaying anyone.
+
+Simplifications: a Run with at most ``INTERRUPT_MIN_NS`` (100 us) left is not cut (the handler waits
+for it); event channels are delivered to vCPU 0; threads are placed on vCPUs round-robin when
+spawned and stay there.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ _SWITCH = ("kernel.context_switch", "native.context_switch_cycles")
 # has run its slice, a woken one when the current one has run past the wake-up granularity.
 THREAD_SLICE_NS = 3_000_000
 WAKEUP_GRANULARITY_NS = 1_000_000
+CUT_MIN_NS = 100_000  # a Run is cut (by an interrupt or at a CFS switch point) only if more is left
 
 
 class VcpuOS:
@@ -78,6 +85,10 @@ class VcpuOS:
         self._turn_start = 0  # when the current thread got the vCPU
         self._woken = 0  # threads in the ready queue that woke from a sleep
         self._woken_set: set = set()
+        # work cut short by an interrupt or a CFS switch point, to resume: per thread, and the work of
+        # no thread (a finished thread's flush, the idle hypercall); each (ns left, units, Run ns)
+        self._resume: dict = {}
+        self._orphan = None
 
     # ------------------------------------------------------------------ work reporting
     def work(self, cause: str, price: str, n: float = 1) -> None:
@@ -115,11 +126,57 @@ class VcpuOS:
         if serves is not None:
             self.tags[gen] = serves
         self.ready.append(gen)
-        self.kick()
+        self.poke()
 
     def raise_irq(self, handler_factory, serves=None) -> None:
         self.irqs.append((handler_factory, serves))
-        self.kick()
+        self.poke()
+
+    def poke(self) -> None:
+        """Something became runnable: wake the vCPU if it idles, else cut a long Run short."""
+        ev = self._wake_ev
+        if ev is not None and not ev.triggered:
+            self.kick()
+        elif not self.cur_irq:
+            self.kernel.p.interrupt()
+
+    def preempt(self, ns: int) -> bool:
+        """The dispatcher cuts the Run in flight short with ``ns`` of it left (an interrupt): keep
+        the rest to resume. Refused while an interrupt handler runs (handlers do not nest)."""
+        if self.cur_irq:
+            return False
+        burst = self.burst
+        self.burst = None
+        self.busy_ns -= ns
+        stash = (ns, burst[0], burst[1]) if burst is not None else (ns, 0, ns)
+        gen = self.cur
+        if gen is None:
+            self._orphan = stash
+        else:
+            self._resume[gen] = stash
+            self.ready.appendleft(gen)
+            self.cur = None
+            self.meter.tee = None
+        return True
+
+    def _run_resumed(self, stash):
+        ns, units, total = stash
+        if units:
+            self.burst = (units, total)
+        self.busy_ns += ns
+        return Run(ns)
+
+    def units_in_flight(self, left_ns: int) -> float:
+        """The fraction done of the units of the Run in flight (``left_ns`` of it left) and of any
+        cut short, for a measurement window that closes now."""
+        u = 0.0
+        b = self.burst
+        if b is not None and b[1] > 0:
+            u += b[0] * max(0.0, 1.0 - left_ns / b[1])
+        for ns, units, total in (*self._resume.values(), *((self._orphan,) if self._orphan else ())):
+            if units and total > 0:
+                u += units * max(0.0, 1.0 - ns / total)
+        return u
 
     def kick(self) -> None:
         """``vcpu_kick``: wake the vCPU if it is idle."""
@@ -144,7 +201,7 @@ class VcpuOS:
             self.ready.append(gen)
             self._woken_set.add(gen)
             self._woken += 1
-            self.kick()
+            self.poke()
         return cb
 
     def _set_cur(self, gen, is_irq: bool, tag) -> None:
@@ -171,6 +228,9 @@ class VcpuOS:
                 factory, tag = self.irqs.popleft()
                 self._set_cur(factory(), True, tag)
             if self.cur is None:
+                if self._orphan is not None:
+                    stash, self._orphan = self._orphan, None
+                    return self._run_resumed(stash)
                 if self.ready:
                     gen = self.ready.popleft()
                     self._set_cur(gen, False, self.tags.get(gen))
@@ -198,6 +258,10 @@ class VcpuOS:
                     self._idle_since = now_ns
                     self._idle_io = self.io_waiting > 0
                     return Wait(ev)
+            if self._resume:
+                stash = self._resume.pop(self.cur, None)
+                if stash is not None:
+                    return self._cap(stash[0], stash[1], stash[2], now_ns, True)
             try:
                 cmd = next(self.cur)
             except StopIteration:
@@ -212,14 +276,11 @@ class VcpuOS:
             kind = cmd[0]
             if kind == "run":
                 ns = int(cmd[1])
-                if len(cmd) > 2 and cmd[2]:
-                    if ns > 0:
-                        self.burst = (cmd[2], ns)
-                    else:
-                        self.dom_os.units += cmd[2]
+                units = cmd[2] if len(cmd) > 2 else 0
                 if ns > 0:
-                    self.busy_ns += ns
-                    return Run(ns)
+                    return self._cap(ns, units, ns, now_ns, False)
+                if units:
+                    self.dom_os.units += units
                 continue
             if kind in ("wait", "iowait"):
                 val = cmd[1]
@@ -254,6 +315,21 @@ class VcpuOS:
                 val.callbacks.append(self._bwake)
                 return Wait(val)
             raise ValueError(f"{self.name}: unknown command {kind!r}")
+
+    def _cap(self, ns: int, units, total: int, now_ns: int, resumed: bool):
+        """The Run of ``ns`` for the current thread (``units`` complete when all ``total`` ns of it is
+        done), cut where CFS would let a runnable thread in (the rest kept to resume)."""
+        if self.ready and not self.cur_irq:
+            limit = (WAKEUP_GRANULARITY_NS if self._woken else THREAD_SLICE_NS) - (now_ns - self._turn_start)
+            if ns - limit > CUT_MIN_NS:
+                run = max(limit, CUT_MIN_NS)
+                self._resume[self.cur] = (ns - run, units, total)
+                self.busy_ns += run
+                return Run(run)
+        if units:
+            self.burst = (units, total)
+        self.busy_ns += ns
+        return Run(ns)
 
     def _bwake(self, _ev) -> None:
         if self._idle_since is not None:

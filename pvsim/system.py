@@ -369,6 +369,7 @@ class DomainRuntime:
         self._threads_left = 0
         self.inflight = 0  # open-loop units in progress
         self._page_vas = None
+        self._prices: dict = {}
         hv = host.hv
         self.domain = hv.add_domain(Domain(domid, spec.name, spec.mode, self.mode.hypercall_type, nr_vcpus=spec.vcpus,
                                            tot_pages=spec.memory_mib * 256, weight=spec.weight, cap=spec.cap,
@@ -404,9 +405,15 @@ class DomainRuntime:
         return self._req
 
     def price(self, step):
-        """The memoised price of an op-mix step in this domain's mode."""
-        sc = self.host.system.scenario
-        return price_step(step, self.workload.spec, sc.catalogue, self.spec.mode, self.host.profile, self.spec.options)
+        """The memoised price of an op-mix step in this domain's mode (per step object: the workload's
+        steps live as long as the domain)."""
+        c = self._prices.get(id(step))
+        if c is None:
+            sc = self.host.system.scenario
+            c = price_step(step, self.workload.spec, sc.catalogue, self.spec.mode, self.host.profile,
+                           self.spec.options)
+            self._prices[id(step)] = c
+        return c
 
     def page_vas(self, n: int):
         if self._page_vas is None or len(self._page_vas) < n:
@@ -697,9 +704,7 @@ def _snapshot(dr: DomainRuntime) -> dict:
     units = dr.domain.units
     inflight = 0.0
     for v, u in zip(dr.os.vcpus, units):
-        if v.burst is not None and v.burst[1] > 0:
-            rem = h.runner.remaining_now(u)
-            inflight += v.burst[0] * max(0.0, 1.0 - rem / v.burst[1])
+        inflight += v.units_in_flight(h.runner.remaining_now(u))
     ctl = h.control
     acc = ctl.os.accounts.get(dr.domid) if ctl is not None and ctl is not dr else None
     return {

@@ -39,7 +39,7 @@ def ensure_memory(hv, dom, nr_pages: int | None = None) -> None:
         mm = hv.machine_mm
         if len(mm._free_frames) < pages + 512:
             raise MemoryError(f"host frame table too small for domain {dom.domid} ({pages} pages)")
-        while mm._free_frames and mm._free_frames[-1] % 512:
+        while mm._free_frames and mm._free_frames.peek() % 512:
             mm.alloc_domheap_page(0x7FF2)  # DOMID_XEN: padding up to the next 2 MiB boundary
         add_domain_memory(hv, dom, pages)
 

@@ -63,6 +63,35 @@ class AddressSpace:
         return (level, va >> (12 + 9 * level))
 
 
+class _FramePool:
+    """The guest's free pages: ``frames`` in order, then the freed ones most recent first (a stack
+    whose untouched part stays the array it was given, not a Python int per page)."""
+
+    __slots__ = ("frames", "i", "back")
+
+    def __init__(self, frames):
+        self.frames, self.i, self.back = frames, 0, []
+
+    def __len__(self) -> int:
+        return len(self.back) + len(self.frames) - self.i
+
+    def __bool__(self) -> bool:
+        return bool(self.back) or self.i < len(self.frames)
+
+    def pop(self) -> int:
+        if self.back:
+            return self.back.pop()
+        f = int(self.frames[self.i])
+        self.i += 1
+        return f
+
+    def append(self, f: int) -> None:
+        self.back.append(f)
+
+    def extend(self, fs) -> None:
+        self.back.extend(fs)
+
+
 class GuestMMU:
     """Processes, address spaces and their page tables; the contract's operations."""
 
@@ -72,7 +101,7 @@ class GuestMMU:
         self.b = backend
         self.batch = int(batch)
         self.options = options
-        self.free = list(reversed(backend.frames()))
+        self.free = _FramePool(backend.frames())
         self.pt_quick: dict[int, list[int]] = {1: [], 2: [], 3: [], 4: []}  # per-level quicklists
         self.procs: dict[int, AddressSpace] = {}
         self.next_pid = 1

@@ -88,6 +88,7 @@ class VCPU:
     ran_on: int = -1  # pCPU it last ran on (for migration counts)
     block_requested: bool = False  # SCHEDOP_block / poll asked to block at the end of this decision
     block_after: bool = False  # block when the current Run ends (it made the blocking hypercall)
+    irq_pending: bool = False  # an interrupt will cut the current Run short (HostRunner.interrupt)
 
     @property
     def domid(self) -> int:

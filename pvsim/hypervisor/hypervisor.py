@@ -80,6 +80,10 @@ class SchedPort:
         """``vcpu_unblock``: an event was delivered to a blocked vCPU."""
         vcpu.blocked = False
 
+    def interrupt(self, vcpu) -> None:
+        """An interrupt for a vCPU that is running (or runnable) guest work: the work is cut short so
+        the handler runs now (nothing runs here, so nothing to cut)."""
+
 
 class Hypervisor:
     """Holds every domain and dispatches hypercalls. Subsystems attach machine-wide state."""

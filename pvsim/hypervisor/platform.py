@@ -74,3 +74,9 @@ class HvPlatform:
     def kick(self) -> None:
         """``vcpu_kick``: an event was delivered; a vCPU blocked in the hypervisor wakes."""
         self.hv.sched.wake_vcpu(self.vcpu)
+
+    def interrupt(self) -> None:
+        """An interrupt (an upcall, a device interrupt, a thread's wake-up) for this vCPU while it
+        runs guest work: the work in flight is cut short so the handler runs at once, as on
+        hardware (the rest of the work resumes after it)."""
+        self.hv.sched.interrupt(self.vcpu)

@@ -65,6 +65,48 @@ class DomainMM:
         self.tlb_flush_epoch = self.tlb_flush_epoch or [0] * n
 
 
+class FreeFrames:
+    """The heap's free frames, lowest first, freed frames reused first (LIFO), like the list it
+    replaces, without a Python int per never-used frame: ``next`` marks the never-allocated tail
+    ``next..n-1``, ``recycled`` holds the frames given back."""
+
+    __slots__ = ("next", "n", "recycled")
+
+    def __init__(self, first: int, n: int):
+        self.next, self.n, self.recycled = int(first), int(n), []
+
+    def __len__(self) -> int:
+        return len(self.recycled) + (self.n - self.next)
+
+    def __bool__(self) -> bool:
+        return bool(self.recycled) or self.next < self.n
+
+    def peek(self) -> int:
+        """The frame the next :meth:`pop` returns."""
+        return self.recycled[-1] if self.recycled else self.next
+
+    def pop(self) -> int:
+        if self.recycled:
+            return self.recycled.pop()
+        if self.next >= self.n:
+            raise IndexError("pop from no free frames")
+        f = self.next
+        self.next += 1
+        return f
+
+    def append(self, mfn: int) -> None:
+        self.recycled.append(int(mfn))
+
+    def take(self, k: int) -> np.ndarray:
+        """``k`` frames in the order ``k`` pops would give them."""
+        r = min(k, len(self.recycled))
+        head = self.recycled[len(self.recycled) - r:][::-1]
+        del self.recycled[len(self.recycled) - r:]
+        fresh = np.arange(self.next, self.next + (k - r), dtype=np.int64)
+        self.next += k - r
+        return np.concatenate([np.asarray(head, dtype=np.int64), fresh]) if head else fresh
+
+
 class MachineMemory:
     """The frame table of the simulated host (one per :class:`~pvsim.hypervisor.Hypervisor`)."""
 
@@ -89,7 +131,7 @@ class MachineMemory:
         self._free_rows: list[int] = list(range(63, -1, -1))
         # MFN 0 is Xen's (the low 1 MiB is never given to guests, mm.c arch_init_memory), which
         # also lets 0 mean "no base pointer" as Xen's pagetable_null() does.
-        self._free_frames: list[int] = list(range(n - 1, 0, -1))
+        self._free_frames = FreeFrames(1, n)
         self.owner[0] = DOMID_XEN
         self.count[0] = 1
         self.allocated[0] = True
@@ -117,8 +159,7 @@ class MachineMemory:
                        privileged=privileged)
         self.domains[domid] = dmm
         # allocate the lowest free frames in one step (as many alloc_domheap_page calls would)
-        take = [self._free_frames.pop() for _ in range(nr_pages)]
-        mf = np.array(take, dtype=np.int64)
+        mf = self._free_frames.take(nr_pages)
         self.owner[mf] = domid
         self.count[mf] = 1
         self.allocated[mf] = True

@@ -116,9 +116,10 @@ class MachineMMU:
             yield
 
     # ------------------------------------------------------------------ frames
-    def guest_frames(self) -> list[int]:
+    def guest_frames(self) -> np.ndarray:
         """The frame names the guest allocates from (machine frames, or guest frames under HVM)."""
-        return [int(m) for m in self.dmm.p2m if m >= 0]
+        p2m = self.dmm.p2m
+        return p2m[p2m >= 0]
 
     def frame_of(self, frame: int) -> int:
         """The machine frame holding the contents of guest frame ``frame``."""
@@ -327,8 +328,8 @@ class HapMMU(MachineMMU):
         self.p2m = p2m or _build_p2m(self.mm, self.dmm, host_leaf_level)
         self.tagged = True  # VPID/ASID: VM entries and guest CR3 loads need no full flush
 
-    def guest_frames(self) -> list[int]:
-        return list(range(len(self.dmm.p2m)))
+    def guest_frames(self) -> np.ndarray:
+        return np.arange(len(self.dmm.p2m), dtype=np.int64)
 
     def frame_of(self, frame: int) -> int:
         return int(self.dmm.p2m[frame])
@@ -431,8 +432,8 @@ class ShadowMMU(MachineMMU):
         self.emulated_writes = 0
         self.tagged = False if self.bt else self.tagged
 
-    def guest_frames(self) -> list[int]:
-        return list(range(len(self.dmm.p2m)))
+    def guest_frames(self) -> np.ndarray:
+        return np.arange(len(self.dmm.p2m), dtype=np.int64)
 
     def frame_of(self, frame: int) -> int:
         return int(self.dmm.p2m[frame])

@@ -53,6 +53,9 @@ from pvsim.sched.metrics import RunStats, VcpuStats
 from pvsim.sched.params import validate_sched_params
 
 _ZERO_LIMIT = 100_000  # consecutive zero-time demands before we call it a livelock
+# an interrupt cuts a Run short only when more than this is left of it: a shorter Run ends before the
+# handler would gain much, and the decision is not worth a SimPy event (the handler waits for it)
+INTERRUPT_MIN_NS = 100_000
 
 
 class Timer:
@@ -363,6 +366,57 @@ class HostRunner:
         """``vcpu_unblock`` (an event delivered to a blocked vCPU): runnable again."""
         if vcpu.blocked:
             self._wake_from_block(vcpu, vcpu.block_gen)
+
+    def interrupt(self, vcpu: VCPU) -> None:
+        """An interrupt for ``vcpu`` while it has guest work in flight: the rest of its ``Run`` goes
+        back to its behaviour (``behaviour.preempt(ns)``, which keeps it to resume after the
+        handler) and the behaviour is asked for its next demand -- at once for a runnable vCPU, in a
+        zero-delay decision for a running one (the interrupted behaviour may be the caller's
+        caller). Runs with at most :data:`INTERRUPT_MIN_NS` left, a Run ending in a blocking
+        hypercall, and a behaviour without ``preempt`` are left alone."""
+        if vcpu.irq_pending or vcpu.block_after or vcpu.blocked or not self.started:
+            return
+        if vcpu.is_running:
+            if self.remaining_now(vcpu) <= INTERRUPT_MIN_NS:
+                return
+            vcpu.irq_pending = True
+            ev = self.engine.after(0)
+            ev.callbacks.append(lambda _ev, v=vcpu: self._interrupt(v))
+        elif vcpu.remaining > INTERRUPT_MIN_NS and vcpu.runnable:
+            self._take_back(vcpu)  # asked for its next demand when it is next dispatched
+
+    @staticmethod
+    def _take_back(vcpu: VCPU) -> bool:
+        """Give the rest of the vCPU's Run back to its behaviour; True if it took it."""
+        pre = getattr(vcpu.behaviour, "preempt", None)
+        if pre is None or not pre(vcpu.remaining):
+            return False
+        vcpu.remaining = 0
+        return True
+
+    def _interrupt(self, vcpu: VCPU) -> None:
+        vcpu.irq_pending = False
+        if vcpu.block_after or vcpu.blocked:
+            return
+        if not vcpu.is_running:
+            if vcpu.runnable and vcpu.remaining > 0:
+                self._take_back(vcpu)
+            return
+        pc = self._pcpus[vcpu.cpu]
+        now = self.now
+        if now < pc.work_start:
+            return  # still paying its switch cost: the handler runs as soon as the Run starts
+        self._progress(pc, vcpu, now)
+        if vcpu.remaining == 0 or not self._take_back(vcpu):
+            return  # the Run ends now anyway (its decision is due), or the behaviour keeps it
+        if not self._next_demand(vcpu, now):
+            self._schedule(pc.cpu)
+            return
+        se = pc.slice_end
+        if se is not None and now >= se:
+            self._schedule(pc.cpu)
+            return
+        self._arm(pc, now)
 
     def at(self, time_ns: int, fn: Callable) -> Timer:
         """Scenario timeline: call ``fn(runner)`` at simulated time ``time_ns`` (absolute)."""

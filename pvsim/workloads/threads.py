@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 
-BURST_NS = 1_000_000  # about 1 ms of CPU per burst of a CPU-only unit
+BURST_NS = 10_000_000  # about 10 ms of CPU per burst of a CPU-only unit (interrupts cut it short)
 CHUNK_NS = 100_000  # longest Run of application CPU among I/O (interrupts wait at most this)
 
 

@@ -189,3 +189,56 @@ def test_same_seed_same_trace(host):
     assert run(3) == run(3)
     assert run(3) != run(4)
     np.testing.assert_equal(len(run(3)) > 10, True)
+
+
+class Cuttable(Script):
+    """A Script that accepts being cut short, logging (when, ns left)."""
+
+    def __init__(self, *demands):
+        super().__init__(*demands)
+        self.cuts = []
+        self.e = None
+
+    def preempt(self, ns):
+        self.cuts.append((self.e.now_ns, ns))
+        self.demands.insert(0, Run(ns))  # resume the rest after whatever comes next
+        return True
+
+
+def test_interrupt_cuts_a_running_run_and_keeps_its_remainder(host):
+    e, r, log = host("rr", {"tslice_ms": 30}, trace=True)
+    a = Cuttable(Run(10 * MS))
+    a.e = e
+    u = r.add_vcpu(1, 0, a)
+    r.start()
+    r.at(3 * MS, lambda _r: r.interrupt(u))
+    r.at(int(9.95 * MS), lambda _r: r.interrupt(u))  # 50 us left: not worth a cut
+    e.run(20 * MS)
+    assert a.cuts == [(3 * MS, 7 * MS)]
+    assert a.calls == [0, 3 * MS, 10 * MS]  # asked again at the interrupt, then when all 10 ms ran
+    assert r.stats().vcpu(1).running_ns == 10 * MS  # nothing lost, nothing run twice
+
+
+def test_interrupt_of_a_runnable_vcpu_takes_its_run_back(host):
+    e, r, log = host("rr", {"tslice_ms": 10}, trace=True)
+    a = Cuttable(Run(15 * MS))
+    a.e = e
+    r.add_vcpu(2, 0, CpuHog())
+    u = r.add_vcpu(1, 0, a)
+    r.start()
+    e.run(MS)
+    assert not u.is_running
+    r.interrupt(u)
+    assert a.cuts == [(MS, 15 * MS)] and u.remaining == 0
+    e.run(40 * MS)
+    assert r.stats().vcpu(1).running_ns == 15 * MS
+
+
+def test_behaviour_without_preempt_is_never_cut(host):
+    e, r, log = host("rr", {"tslice_ms": 30})
+    a = Script(Run(10 * MS))
+    u = r.add_vcpu(1, 0, a)
+    r.start()
+    r.at(3 * MS, lambda _r: r.interrupt(u))
+    e.run(20 * MS)
+    assert a.calls == [0, 10 * MS]
