@@ -32,7 +32,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	$(PY) -m pytest -m benchmark benchmarks -s
+	$(PY) -m pytest -m benchmark benchmarks -s -p no:cacheprovider -o python_files="bench_*.py"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
