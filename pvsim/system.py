@@ -390,6 +390,8 @@ class DomainRuntime:
         sc_ops = sc.run.ops
         self.budget = math.inf if (sc_ops is None or control or spec.workload == "idle") else float(sc_ops)
         self.claimed = 0.0
+        for st in self.workload.action_steps():  # price the op mix now: building, not running
+            self.price(st)
 
     # ------------------------------------------------------------------ workload
     def claim(self, n: float) -> float:

@@ -126,7 +126,14 @@ class HostRunner:
         self.started = False
         self.t0 = self.now
         self._vcpu_timers: dict = {}
+        self.n_schedule = 0  # schedule() passes (do_schedule calls)
+        self.n_demands = 0  # behaviour.next() calls
         scheduler.attach(self)
+
+    @property
+    def decisions(self) -> int:
+        """Host decisions so far: scheduling passes plus demands asked of behaviours."""
+        return self.n_schedule + self.n_demands
 
     # ------------------------------------------------------------------ services for schedulers
     @property
@@ -465,6 +472,7 @@ class HostRunner:
                 self._trace(unit.cpu, TRC_SCHED_BLOCK, unit.dom.domid, unit.vcpu_id)
                 return False
             d = unit.behaviour.next(now)
+            self.n_demands += 1
             t = type(d)
             if t is Run and not unit.block_requested and d.ns > 0:  # the common case
                 unit.remaining = d.ns
@@ -546,6 +554,7 @@ class HostRunner:
             if prev is not None:
                 self._progress(pc, prev, now)
             nxt, slice_ns = self.sched.do_schedule(cpu, now, prev)
+            self.n_schedule += 1
             if nxt is not prev:
                 self._switch(pc, prev, nxt, now)
             elif prev is not None:
