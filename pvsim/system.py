@@ -39,6 +39,7 @@ import numpy as np
 
 from guest_kernels.modes import CONTROL_DOMAIN, MODES
 from guest_kernels.os import DomainOS
+from guest_kernels.program import ProgramOS
 from pvsim.core.engine import Engine
 from pvsim.core.errors import ScenarioError
 from pvsim.core.meter import Meter, Pricer
@@ -53,6 +54,8 @@ from pvsim.io.xenstore import XenStore
 from pvsim.mm import workloads as mmw
 from pvsim.mm.host import attach_machine_memory
 from pvsim.pricing import price_step
+from pvsim.programs import eligible as program_eligible
+from pvsim.programs import make_program
 from pvsim.results import Results, round_breakdown
 from pvsim.scenario import OUTSIDE, DomainSpec, HostSpec, Scenario, parse_cpulist
 from pvsim.sched import HostRunner, make_scheduler
@@ -383,15 +386,20 @@ class DomainRuntime:
                                  mmu_options=opts.mmu_options())
             kernels.append(k)
         dom = self.domain
-        self.os = DomainOS(spec.name, dom, host.engine, hv, kernels, host.pricer,
-                           scan_ports=lambda v, dom=dom: ev.guest_upcall(dom, v))
-        self.os.mmu = kernels[0].p.mmu if structural else None
-        ev.evtchn_for(dom).on_kick = self.os.on_kick
         sc_ops = sc.run.ops
         self.budget = math.inf if (sc_ops is None or control or spec.workload == "idle") else float(sc_ops)
         self.claimed = 0.0
         for st in self.workload.action_steps():  # price the op mix now: building, not running
             self.price(st)
+        self.program = make_program(self, kernels[0]) if not structural and program_eligible(self) else None
+        if self.program is not None:  # one thread of CPU and sleeps per vCPU: the OS reduced to its loop
+            self.os = ProgramOS(spec.name, self.program,
+                                [host.engine.rng(f"workload/{spec.name}/{t}") for t in range(spec.vcpus)], kernels)
+        else:
+            self.os = DomainOS(spec.name, dom, host.engine, hv, kernels, host.pricer,
+                               scan_ports=lambda v, dom=dom: ev.guest_upcall(dom, v))
+            self.os.mmu = kernels[0].p.mmu if structural else None
+        ev.evtchn_for(dom).on_kick = self.os.on_kick
 
     # ------------------------------------------------------------------ workload
     def claim(self, n: float) -> float:
@@ -430,6 +438,8 @@ class DomainRuntime:
         return self.workload.threads if self.workload.threads is not None else self.spec.vcpus
 
     def start_threads(self) -> None:
+        if self.program is not None:
+            return  # the program is the vCPUs' behaviour itself
         w = self.workload
         self._threads_left = self.n_threads
         for t in range(self.n_threads):
