@@ -127,6 +127,35 @@ class Engine:
         self.events_scheduled += 1
         return self.env.event()
 
+    def run_until(self, event) -> None:
+        """Run until the SimPy ``event`` has been processed (or nothing is left)."""
+        if not self.steppers:
+            self.env.run(until=event)
+            return
+        done = []
+        event.callbacks.append(lambda _e: done.append(True))
+        env = self.env
+        q = env._queue
+        while not done:
+            head = q[0] if q else None
+            lim = (head[0], head[1], head[2]) if head is not None else (float("inf"), 0, 0)
+            best, bk = None, lim
+            for st in self.steppers:
+                k = st.peek()
+                if k is not None and k < bk:
+                    best, bk = st, k
+            if best is not None:
+                for st in self.steppers:
+                    if st is not best:
+                        k = st.peek()
+                        if k is not None and k < lim:
+                            lim = k
+                best.advance(lim)
+                continue
+            if head is None:
+                break
+            env.step()
+
     def add_stepper(self, stepper) -> None:
         self.steppers.append(stepper)
 

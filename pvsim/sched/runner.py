@@ -655,6 +655,12 @@ class HostRunner:
         self._arm(pc, now)
 
     # ------------------------------------------------------------------ results
+    def sync(self) -> None:
+        """The vCPU objects are this dispatcher's own state: nothing to bring up to date."""
+
+    def runstate(self, vcpu: VCPU) -> int:
+        return vcpu.runstate
+
     def runstate_ns(self, unit: VCPU, now: int | None = None) -> list[int]:
         """The unit's four runstate accumulators, including the state it is in now."""
         now = self.now if now is None else now
