@@ -10,7 +10,7 @@ accounting pass is also run beside its plain-Python reference on the same inputs
 asserted.
 
     make bench                       (every benchmark)
-    .venv/bin/python benchmarks/bench_sched.py [--seconds 60] [--sched credit,credit2]
+    .venv/bin/python benchmarks/bench_sched.py [--seconds 60] [--sched credit,credit2] [--dispatcher python]
     PVSIM_BENCH_SECONDS=10 make bench (shorter runs)
 """
 
@@ -34,7 +34,7 @@ SECONDS = float(os.environ.get("PVSIM_BENCH_SECONDS", "60"))
 
 
 def scenario(sched: str = "credit", seconds: float = SECONDS, seed: int = 1, n_pcpus: int = 64,
-             n_doms: int = 128, vcpus: int = 4) -> Scenario:
+             n_doms: int = 128, vcpus: int = 4, dispatcher: str = "compiled") -> Scenario:
     doms = [{"name": "Domain-0", "mode": "pv", "workload": "idle", "vcpus": 1, "memory_mib": 512}]
     for d in range(n_doms):
         kind = d % 4
@@ -57,15 +57,18 @@ def scenario(sched: str = "credit", seconds: float = SECONDS, seed: int = 1, n_p
     return Scenario.from_dict({
         "name": f"bench-{sched}", "seed": seed,
         "host": {"pcpus": n_pcpus, "memory_mib": 65536, "profile": "modern"},
-        "scheduler": {"name": sched}, "run": {"duration_ms": seconds * 1000.0}, "domains": doms})
+        "scheduler": {"name": sched, "dispatcher": dispatcher}, "run": {"duration_ms": seconds * 1000.0},
+        "domains": doms})
 
 
-def run(sched: str = "credit", seconds: float = SECONDS, seed: int = 1) -> dict:
+def run(sched: str = "credit", seconds: float = SECONDS, seed: int = 1, dispatcher: str = "compiled") -> dict:
     csched_acct(*random_case(np.random.default_rng(0), 4))  # compile / load outside the timed run
-    system = build(scenario(sched, seconds, seed))
+    build(scenario(sched, 0.05, seed, n_doms=4, dispatcher=dispatcher)).run()  # load the dispatcher's kernels
+    system = build(scenario(sched, seconds, seed, dispatcher=dispatcher))
     host = system.hosts[0]
     s = host.runner.sched
-    shadow = sched == "credit"
+    dispatcher = type(host.runner).__name__
+    shadow = sched == "credit" and dispatcher == "HostRunner"
     if shadow:
         s.shadow_reference = True
     t0 = time.perf_counter()
@@ -78,7 +81,7 @@ def run(sched: str = "credit", seconds: float = SECONDS, seed: int = 1) -> dict:
     y = simpy_events_per_s()
     ev = system.engine.events_scheduled
     out = {
-        "scheduler": sched, "pcpus": r.n_pcpus, "vcpus": len(r.units), "simulated_s": seconds,
+        "scheduler": sched, "dispatcher": dispatcher, "pcpus": r.n_pcpus, "vcpus": len(r.units), "simulated_s": seconds,
         "wall_s": round(wall, 3), "sim_s_per_wall_s": round(seconds / wall, 3),
         "decisions": r.decisions, "decisions_per_wall_s": round(r.decisions / wall),
         "decisions_vs_bare_simpy": round(r.decisions / wall / y, 3),
@@ -108,5 +111,6 @@ def test_bench_sched(sched):
 if __name__ == "__main__":
     secs = float(sys.argv[sys.argv.index("--seconds") + 1]) if "--seconds" in sys.argv else SECONDS
     names = sys.argv[sys.argv.index("--sched") + 1].split(",") if "--sched" in sys.argv else SCHEDULERS
+    disp = sys.argv[sys.argv.index("--dispatcher") + 1] if "--dispatcher" in sys.argv else "compiled"
     for name in names:
-        print(json.dumps(run(name, secs), indent=2))
+        print(json.dumps(run(name, secs, dispatcher=disp), indent=2))

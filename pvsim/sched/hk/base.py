@@ -61,9 +61,6 @@ from pvsim.sched.hk.layout import (
     TM_WHEN,
 )
 
-# tuple indices of views()
-iG, iV, iP, iQ, iD, iTM, iSV, iSP, iSD, iSG, iRQ, iHARD, iSOFT, iSX, iPR, iPC, iRB, iT, iLB, iWB = range(20)
-
 
 # ---------------------------------------------------------------- the event heap
 @njit(cache=True)
@@ -84,8 +81,8 @@ def _swap(Q, i, j):
 @njit(cache=True)
 def push(A, t, kind, a, b):
     """Schedule an event at absolute time ``t`` (its id is the next of the shared counter)."""
-    G = A[iG]
-    Q = A[iQ]
+    G = A.G
+    Q = A.Q
     n = G[G_QN]
     Q[Q_T, n] = t
     Q[Q_SEQ, n] = G[G_SEQ]
@@ -108,8 +105,8 @@ def push(A, t, kind, a, b):
 @njit(cache=True)
 def pop(A):
     """Remove the earliest event; its fields are left in column ``G_QN`` (one past the heap's end)."""
-    G = A[iG]
-    Q = A[iQ]
+    G = A.G
+    Q = A.Q
     n = G[G_QN] - 1
     _swap(Q, 0, n)
     G[G_QN] = n
@@ -133,10 +130,10 @@ def pop(A):
 @njit(cache=True)
 def trace(A, cpu, ev, n, w0, w1, w2, w3, w4):
     """A trace record (only when someone subscribed): time, pCPU, event id, ``n`` words."""
-    G = A[iG]
+    G = A.G
     if G[G_TRACE] == 0:
         return
-    T = A[iT]
+    T = A.T
     k = G[G_TN]
     T[T_TIME, k] = G[G_NOW]
     T[T_CPU, k] = cpu
@@ -153,39 +150,39 @@ def trace(A, cpu, ev, n, w0, w1, w2, w3, w4):
 # ---------------------------------------------------------------- units and pCPUs
 @njit(cache=True)
 def now(A):
-    return A[iG][G_NOW]
+    return A.G[G_NOW]
 
 
 @njit(cache=True)
 def runnable(A, v):
     """``unit_runnable()``: not blocked, not paused, not offline for good."""
-    V = A[iV]
+    V = A.V
     return V[F_BLOCKED, v] == 0 and V[F_PAUSE, v] == 0 and V[F_DONE, v] == 0
 
 
 @njit(cache=True)
 def allowed(A, v, cpu):
-    V = A[iV]
+    V = A.V
     if V[F_HARD_ALL, v]:
         return True
-    return (A[iHARD][v, cpu >> 6] >> (cpu & 63)) & 1 == 1
+    return (A.HARD[v, cpu >> 6] >> (cpu & 63)) & 1 == 1
 
 
 @njit(cache=True)
 def soft_allowed(A, v, cpu):
     """``cpu`` in the unit's soft affinity (False when it has none)."""
-    V = A[iV]
+    V = A.V
     if V[F_SOFT_NONE, v]:
         return False
-    return (A[iSOFT][v, cpu >> 6] >> (cpu & 63)) & 1 == 1
+    return (A.SOFT[v, cpu >> 6] >> (cpu & 63)) & 1 == 1
 
 
 @njit(cache=True)
 def hard_count(A, v):
-    if A[iV][F_HARD_ALL, v]:
-        return A[iG][G_NP]
+    if A.V[F_HARD_ALL, v]:
+        return A.G[G_NP]
     c = 0
-    row = A[iHARD][v]
+    row = A.HARD[v]
     for w in range(row.shape[0]):
         x = np.uint64(row[w])
         while x:
@@ -197,9 +194,9 @@ def hard_count(A, v):
 @njit(cache=True)
 def hard_min(A, v):
     """The lowest pCPU of the unit's hard affinity."""
-    if A[iV][F_HARD_ALL, v]:
+    if A.V[F_HARD_ALL, v]:
         return 0
-    for c in range(A[iG][G_NP]):
+    for c in range(A.G[G_NP]):
         if allowed(A, v, c):
             return c
     return 0
@@ -231,7 +228,7 @@ def bits_any(row):
 @njit(cache=True)
 def set_runstate(A, v, new, t):
     """``vcpu_runstate_change``."""
-    V = A[iV]
+    V = A.V
     old = V[F_RUNSTATE, v]
     if old == new:
         return
@@ -247,8 +244,8 @@ def set_runstate(A, v, new, t):
 @njit(cache=True)
 def raise_softirq(A, cpu):
     """``cpu_raise_softirq(cpu, SCHEDULE_SOFTIRQ)``: one zero-delay event; raises coalesce."""
-    G = A[iG]
-    P = A[iP]
+    G = A.G
+    P = A.P
     if P[P_SOFTIRQ, cpu] or G[G_STARTED] == 0:
         return
     P[P_SOFTIRQ, cpu] = 1
@@ -260,8 +257,8 @@ def raise_softirq(A, cpu):
 def timer(A, delay, kind, arg):
     """A one-shot scheduler timer of ``kind`` (the scheduler's own code) firing after ``delay``; the
     handle for :func:`timer_cancel`."""
-    G = A[iG]
-    TM = A[iTM]
+    G = A.G
+    TM = A.TM
     n = G[G_TMN]
     h = -1
     for i in range(n):
@@ -284,19 +281,19 @@ def timer(A, delay, kind, arg):
 def timer_cancel(A, h):
     """``stop_timer``: the event stays queued and does nothing when it comes."""
     if h >= 0:
-        A[iTM][TM_ACTIVE, h] = 0
+        A.TM[TM_ACTIVE, h] = 0
 
 
 @njit(cache=True)
 def pause_pre(A, v):
     """The dispatcher's part of ``sched_unit_pause_nosync``: True if the scheduler's ``sleep`` must
     follow (the unit was runnable)."""
-    V = A[iV]
+    V = A.V
     was = runnable(A, v)
     V[F_PAUSE, v] += 1
     if was:
         if V[F_IS_RUNNING, v] == 0:
-            set_runstate(A, v, RUNSTATE_offline, A[iG][G_NOW])
+            set_runstate(A, v, RUNSTATE_offline, A.G[G_NOW])
         return True
     return False
 
@@ -304,12 +301,12 @@ def pause_pre(A, v):
 @njit(cache=True)
 def unpause_pre(A, v):
     """The dispatcher's part of ``sched_unit_unpause``: True if the scheduler's ``wake`` must follow."""
-    V = A[iV]
+    V = A.V
     if V[F_PAUSE, v] <= 0:
         return False
     V[F_PAUSE, v] -= 1
     if runnable(A, v) and V[F_IS_RUNNING, v] == 0:
-        set_runstate(A, v, RUNSTATE_runnable, A[iG][G_NOW])
+        set_runstate(A, v, RUNSTATE_runnable, A.G[G_NOW])
         return True
     return False
 
@@ -317,7 +314,7 @@ def unpause_pre(A, v):
 @njit(cache=True)
 def request_migrate_running(A, v):
     """``_VPF_migrating`` on a running unit: off its pCPU at the next schedule, then re-placed."""
-    V = A[iV]
+    V = A.V
     if V[F_MIGRATE_PENDING, v] == 0:
         V[F_MIGRATE_PENDING, v] = 1
         V[F_PAUSE, v] += 1

@@ -44,18 +44,6 @@ from hypercalls.trace import (
 from pvsim.core import kernels
 from pvsim.sched.hk import bvt, credit, credit2, null, rr, rtds
 from pvsim.sched.hk.base import (
-    iD,
-    iG,
-    iLB,
-    iP,
-    iPC,
-    iPR,
-    iQ,
-    iRB,
-    iT,
-    iTM,
-    iV,
-    iWB,
     pause_pre,
     pop,
     push,
@@ -195,7 +183,7 @@ ONE_NS = 1 << FRAC_BITS
 # one branch per scheduler module (pvsim/sched/hk/<name>.py); a module not READY is never selected
 @njit(cache=True)
 def s_insert(A, v):
-    k = A[iG][G_SCHED]
+    k = A.G[G_SCHED]
     if k == K_RR:
         rr.insert(A, v)
     elif k == K_CREDIT:
@@ -212,7 +200,7 @@ def s_insert(A, v):
 
 @njit(cache=True)
 def s_remove(A, v):
-    k = A[iG][G_SCHED]
+    k = A.G[G_SCHED]
     if k == K_RR:
         rr.remove(A, v)
     elif k == K_CREDIT:
@@ -229,7 +217,7 @@ def s_remove(A, v):
 
 @njit(cache=True)
 def s_wake(A, v):
-    k = A[iG][G_SCHED]
+    k = A.G[G_SCHED]
     if k == K_RR:
         rr.wake(A, v)
     elif k == K_CREDIT:
@@ -246,7 +234,7 @@ def s_wake(A, v):
 
 @njit(cache=True)
 def s_sleep(A, v):
-    k = A[iG][G_SCHED]
+    k = A.G[G_SCHED]
     if k == K_RR:
         rr.sleep(A, v)
     elif k == K_CREDIT:
@@ -263,7 +251,7 @@ def s_sleep(A, v):
 
 @njit(cache=True)
 def s_yield(A, v):
-    k = A[iG][G_SCHED]
+    k = A.G[G_SCHED]
     if k == K_RR:
         rr.yield_(A, v)
     elif k == K_CREDIT:
@@ -280,7 +268,7 @@ def s_yield(A, v):
 
 @njit(cache=True)
 def s_context_saved(A, v):
-    k = A[iG][G_SCHED]
+    k = A.G[G_SCHED]
     if k == K_RR:
         rr.context_saved(A, v)
     elif k == K_CREDIT:
@@ -297,7 +285,7 @@ def s_context_saved(A, v):
 
 @njit(cache=True)
 def s_timer(A, kind, arg, t):
-    k = A[iG][G_SCHED]
+    k = A.G[G_SCHED]
     if k == K_RR:
         rr.timer(A, kind, arg, t)
     elif k == K_CREDIT:
@@ -314,7 +302,7 @@ def s_timer(A, kind, arg, t):
 
 @njit(cache=True)
 def s_start(A, t):
-    k = A[iG][G_SCHED]
+    k = A.G[G_SCHED]
     if k == K_RR:
         rr.start(A, t)
     elif k == K_CREDIT:
@@ -331,7 +319,7 @@ def s_start(A, t):
 
 @njit(cache=True)
 def s_affinity_changed(A, v):
-    k = A[iG][G_SCHED]
+    k = A.G[G_SCHED]
     if k == K_RR:
         rr.affinity_changed(A, v)
     elif k == K_CREDIT:
@@ -348,7 +336,7 @@ def s_affinity_changed(A, v):
 
 @njit(cache=True)
 def s_call(A, op, a, b):
-    k = A[iG][G_SCHED]
+    k = A.G[G_SCHED]
     if k == K_RR:
         return rr.call(A, op, a, b)
     elif k == K_CREDIT:
@@ -366,7 +354,7 @@ def s_call(A, op, a, b):
 
 @njit(cache=True)
 def s_do_schedule(A, cpu, t, prev):
-    k = A[iG][G_SCHED]
+    k = A.G[G_SCHED]
     if k == K_RR:
         return rr.do_schedule(A, cpu, t, prev)
     elif k == K_CREDIT:
@@ -384,7 +372,7 @@ def s_do_schedule(A, cpu, t, prev):
 
 @njit(cache=True)
 def s_pick_cpu(A, v):
-    k = A[iG][G_SCHED]
+    k = A.G[G_SCHED]
     if k == K_RR:
         return rr.pick_cpu(A, v)
     elif k == K_CREDIT:
@@ -397,17 +385,17 @@ def s_pick_cpu(A, v):
         return null.pick_cpu(A, v)
     elif k == K_BVT:
         return bvt.pick_cpu(A, v)
-    return A[iV][F_CPU, v]
+    return A.V[F_CPU, v]
 
 
 # ============================================================================== the programs
 @njit(cache=True)
 def _draw(A, v):
     """The next standard-exponential draw of vCPU ``v``'s stream (pre-drawn by Python)."""
-    V = A[iV]
-    G = A[iG]
+    V = A.V
+    G = A.G
     pos = V[F_RBPOS, v]
-    x = A[iRB][v].view(np.float64)[pos]
+    x = A.RB[v].view(np.float64)[pos]
     V[F_RBPOS, v] = pos + 1
     if pos + 1 >= G[G_RBN] - MARGIN_RB:
         G[G_REFILL] = 1
@@ -416,22 +404,22 @@ def _draw(A, v):
 
 @njit(cache=True)
 def _unit_done(A, v, t):
-    V = A[iV]
-    PR = A[iPR]
+    V = A.V
+    PR = A.PR
     p = V[F_PROG, v]
     V[F_PARTS, v] += PR[p, PR_PPU]
     if PR[p, PR_LAT] and V[F_T0, v] >= 0:
-        G = A[iG]
+        G = A.G
         k = G[G_LN]
-        A[iLB][LB_DOM, k] = V[F_DOM, v]
-        A[iLB][LB_NS, k] = t - V[F_T0, v]
+        A.LB[LB_DOM, k] = V[F_DOM, v]
+        A.LB[LB_NS, k] = t - V[F_T0, v]
         G[G_LN] = k + 1
     V[F_T0, v] = -1
 
 
 @njit(cache=True)
 def _flush(A, v):
-    V = A[iV]
+    V = A.V
     run = V[F_PENDING, v] >> FRAC_BITS
     V[F_PENDING, v] -= run << FRAC_BITS
     V[F_BUSY, v] += run
@@ -442,10 +430,10 @@ def _flush(A, v):
 def prog_next(A, v, t):
     """:meth:`guest_kernels.program.ProgramVcpu.next` in integers: (1, ns) for Run(ns), (2, ns) for
     Block(ns), (0, 0) when the loop never runs nor sleeps."""
-    V = A[iV]
-    PR = A[iPR]
-    PC = A[iPC]
-    G = A[iG]
+    V = A.V
+    PR = A.PR
+    PC = A.PC
+    G = A.G
     p = V[F_PROG, v]
     maxops = G[G_MAXOPS]
     if V[F_BURST_PARTS, v]:
@@ -540,8 +528,8 @@ def prog_next(A, v, t):
 @njit(cache=True)
 def demand(A, v, t):
     """``_next_demand`` for a program vCPU (WANTS / NOT_RUNNABLE), or NEED for an external one."""
-    V = A[iV]
-    G = A[iG]
+    V = A.V
+    G = A.G
     if V[F_EXTERNAL, v]:
         G[G_NEED_V] = v
         G[G_CONT_V] = v
@@ -564,8 +552,8 @@ def demand(A, v, t):
 
 @njit(cache=True)
 def _progress(A, cpu, v, t):
-    P = A[iP]
-    V = A[iV]
+    P = A.P
+    V = A.V
     ws = P[P_WORK_START, cpu]
     if t > ws:
         done = t - ws
@@ -576,7 +564,7 @@ def _progress(A, cpu, v, t):
 
 @njit(cache=True)
 def place_and_wake(A, v):
-    V = A[iV]
+    V = A.V
     V[F_CPU, v] = s_pick_cpu(A, v)
     V[F_MIGRATING, v] = 1
     s_wake(A, v)
@@ -585,9 +573,9 @@ def place_and_wake(A, v):
 
 @njit(cache=True)
 def _switch(A, cpu, prev, nxt, t):
-    V = A[iV]
-    P = A[iP]
-    G = A[iG]
+    V = A.V
+    P = A.P
+    G = A.G
     if prev >= 0:
         V[F_IS_RUNNING, prev] = 0
         if runnable(A, prev):
@@ -618,8 +606,8 @@ def _switch(A, cpu, prev, nxt, t):
         P[P_SWITCHES, cpu] += 1
         if V[F_WAKE_NS, nxt] >= 0:
             k = G[G_WN]
-            A[iWB][WB_V, k] = nxt
-            A[iWB][WB_NS, k] = t - V[F_WAKE_NS, nxt]
+            A.WB[WB_V, k] = nxt
+            A.WB[WB_NS, k] = t - V[F_WAKE_NS, nxt]
             G[G_WN] = k + 1
             V[F_WAKE_NS, nxt] = -1
         set_runstate(A, nxt, RUNSTATE_running, t)
@@ -627,7 +615,7 @@ def _switch(A, cpu, prev, nxt, t):
         lazy = prev < 0 and P[P_LAST_ON, cpu] == nxt  # idle kept nxt's state loaded
         P[P_LAST_ON, cpu] = nxt
         cost = G[G_SCHED_NS] if lazy else G[G_SWITCH_NS]
-        A[iD][D_SWITCH_NS, V[F_DOM, nxt]] += cost
+        A.D[D_SWITCH_NS, V[F_DOM, nxt]] += cost
         P[P_LAST_COST, cpu] = cost
         P[P_WORK_START, cpu] = t + cost
     else:
@@ -653,13 +641,13 @@ def _switch(A, cpu, prev, nxt, t):
 
 @njit(cache=True)
 def _refund(A, v, cost):
-    A[iD][D_SWITCH_NS, A[iV][F_DOM, v]] -= cost
+    A.D[D_SWITCH_NS, A.V[F_DOM, v]] -= cost
 
 
 @njit(cache=True)
 def arm(A, cpu, t):
-    P = A[iP]
-    V = A[iV]
+    P = A.P
+    V = A.V
     w = P[P_WORK_START, cpu] + V[F_REMAINING, P[P_CURR, cpu]]
     se = P[P_SLICE_END, cpu]
     if se >= 0 and se < w:
@@ -670,16 +658,16 @@ def arm(A, cpu, t):
 
 @njit(cache=True)
 def _error(A, code, v):
-    A[iG][G_NEED_V] = code
-    A[iG][G_CONT_V] = v
+    A.G[G_NEED_V] = code
+    A.G[G_CONT_V] = v
     return ST_ERROR
 
 
 @njit(cache=True)
 def schedule_loop(A, cpu):
-    G = A[iG]
-    P = A[iP]
-    V = A[iV]
+    G = A.G
+    P = A.P
+    V = A.V
     t = G[G_NOW]
     for _ in range(ZERO_LIMIT):
         prev = P[P_CURR, cpu]
@@ -720,13 +708,13 @@ def schedule_loop(A, cpu):
 @njit(cache=True)
 def schedule(A, cpu):
     """``schedule()`` for one pCPU."""
-    A[iP][P_SOFTIRQ, cpu] = 0
+    A.P[P_SOFTIRQ, cpu] = 0
     return schedule_loop(A, cpu)
 
 
 @njit(cache=True)
 def _decision_tail(A, cpu, t):
-    se = A[iP][P_SLICE_END, cpu]
+    se = A.P[P_SLICE_END, cpu]
     if se >= 0 and t >= se:
         return schedule(A, cpu)
     arm(A, cpu, t)
@@ -735,9 +723,9 @@ def _decision_tail(A, cpu, t):
 
 @njit(cache=True)
 def decision(A, cpu, g):
-    P = A[iP]
-    V = A[iV]
-    G = A[iG]
+    P = A.P
+    V = A.V
+    G = A.G
     if P[P_GEN, cpu] != g:
         return OK  # superseded
     t = G[G_NOW]
@@ -758,11 +746,11 @@ def decision(A, cpu, g):
 
 @njit(cache=True)
 def wake_from_block(A, v, gen):
-    V = A[iV]
+    V = A.V
     if V[F_BLOCK_GEN, v] != gen or V[F_BLOCKED, v] == 0:
         return
     V[F_BLOCKED, v] = 0
-    t = A[iG][G_NOW]
+    t = A.G[G_NOW]
     trace(A, V[F_CPU, v], TRC_SCHED_WAKE, 2, V[F_DOMID, v], V[F_VCPU_ID, v], 0, 0, 0)
     if runnable(A, v):
         set_runstate(A, v, RUNSTATE_runnable, t)
@@ -776,8 +764,8 @@ def wake_from_block(A, v, gen):
 def _interrupt(A, v):
     """The zero-delay decision of an interrupt (``HostRunner._interrupt``) up to asking the behaviour
     to give its Run back."""
-    V = A[iV]
-    G = A[iG]
+    V = A.V
+    G = A.G
     V[F_IRQ_PENDING, v] = 0
     if V[F_BLOCK_AFTER, v] or V[F_BLOCKED, v]:
         return OK
@@ -790,7 +778,7 @@ def _interrupt(A, v):
         return OK
     cpu = V[F_CPU, v]
     t = G[G_NOW]
-    if t < A[iP][P_WORK_START, cpu]:
+    if t < A.P[P_WORK_START, cpu]:
         return OK
     _progress(A, cpu, v, t)
     if V[F_REMAINING, v] == 0:
@@ -803,7 +791,7 @@ def _interrupt(A, v):
 
 @njit(cache=True)
 def _stimer(A, h, t):
-    TM = A[iTM]
+    TM = A.TM
     TM[TM_WHEN, h] = -1
     if TM[TM_ACTIVE, h]:
         TM[TM_ACTIVE, h] = 0
@@ -815,7 +803,7 @@ def _dispatch(A, kind, a, b):
     if kind == EV_DECISION:
         return decision(A, a, b)
     if kind == EV_SOFTIRQ:
-        P = A[iP]
+        P = A.P
         if P[P_SOFTIRQ, a] and P[P_SGEN, a] == b:
             return schedule(A, a)
         return OK
@@ -823,7 +811,7 @@ def _dispatch(A, kind, a, b):
         wake_from_block(A, a, b)
         return OK
     if kind == EV_STIMER:
-        _stimer(A, a, A[iG][G_NOW])
+        _stimer(A, a, A.G[G_NOW])
         return OK
     if kind == EV_INTERRUPT:
         return _interrupt(A, a)
@@ -832,14 +820,14 @@ def _dispatch(A, kind, a, b):
 
 @njit(cache=True)
 def _loop(A):
-    G = A[iG]
-    Q = A[iQ]
+    G = A.G
+    Q = A.Q
     lt = G[G_LIM_T]
     lp = G[G_LIM_P]
     le = G[G_LIM_E]
-    tcap = A[iT].shape[1] - MARGIN_T
-    lcap = A[iLB].shape[1] - MARGIN_T
-    wcap = A[iWB].shape[1] - MARGIN_T
+    tcap = A.T.shape[1] - MARGIN_T
+    lcap = A.LB.shape[1] - MARGIN_T
+    wcap = A.WB.shape[1] - MARGIN_T
     qcap = Q.shape[1] - MARGIN_Q
     while G[G_QN] > 0:
         if G[G_TN] > tcap or G[G_LN] > lcap or G[G_WN] > wcap or G[G_QN] > qcap or G[G_REFILL]:
@@ -859,7 +847,7 @@ def _loop(A):
 def _continue(A, r):
     """Carry on after the Python side answered: ``r`` is the demand's result (WANTS/NOT_RUNNABLE) for
     ``ST_NEED_DEMAND``, 1/0 (it gave the rest back or not) for ``ST_NEED_PREEMPT``."""
-    G = A[iG]
+    G = A.G
     c = G[G_CONT]
     G[G_CONT] = C_NONE
     cpu = G[G_CONT_CPU]
@@ -868,9 +856,9 @@ def _continue(A, r):
         if r == WANTS:
             arm(A, cpu, t)
             return OK
-        nxt = A[iP][P_CURR, cpu]
-        if G[G_CONT_X] and A[iP][P_LAST_COST, cpu]:
-            _refund(A, nxt, A[iP][P_LAST_COST, cpu])
+        nxt = A.P[P_CURR, cpu]
+        if G[G_CONT_X] and A.P[P_LAST_COST, cpu]:
+            _refund(A, nxt, A.P[P_LAST_COST, cpu])
         return schedule_loop(A, cpu)
     if c == C_DECISION:
         if r == WANTS:
@@ -880,7 +868,7 @@ def _continue(A, r):
         v = G[G_CONT_V]
         if r == 0:
             return OK  # the behaviour keeps its Run
-        A[iV][F_REMAINING, v] = 0
+        A.V[F_REMAINING, v] = 0
         if cpu < 0:
             return OK  # a runnable vCPU: asked again when it is next dispatched
         d = demand(A, v, t)
@@ -901,7 +889,7 @@ def _continue(A, r):
 def k_advance(M, lt, lp, le):
     """Run the host's events with keys below ``(lt, lp, le)``; a status (``ST_*``)."""
     A = views(M)
-    G = A[iG]
+    G = A.G
     G[G_LIM_T] = lt
     G[G_LIM_P] = lp
     G[G_LIM_E] = le
@@ -931,14 +919,14 @@ def k_raise_softirq(M, cpu):
 @njit(cache=True)
 def k_push_interrupt(M, v):
     A = views(M)
-    A[iV][F_IRQ_PENDING, v] = 1
-    push(A, A[iG][G_NOW], EV_INTERRUPT, v, 0)
+    A.V[F_IRQ_PENDING, v] = 1
+    push(A, A.G[G_NOW], EV_INTERRUPT, v, 0)
 
 
 @njit(cache=True)
 def k_yield(M, v):
     A = views(M)
-    V = A[iV]
+    V = A.V
     s_yield(A, v)
     trace(A, V[F_CPU, v], TRC_SCHED_YIELD, 2, V[F_DOMID, v], V[F_VCPU_ID, v], 0, 0, 0)
     if V[F_IS_RUNNING, v]:
@@ -964,7 +952,7 @@ def k_request_migrate(M, v):
     """``request_migrate``: the running case as ``base.request_migrate_running``; a runnable unit is
     put to sleep and placed and woken again; another is just re-placed."""
     A = views(M)
-    V = A[iV]
+    V = A.V
     if V[F_IS_RUNNING, v]:
         if V[F_MIGRATE_PENDING, v] == 0:
             V[F_MIGRATE_PENDING, v] = 1
@@ -991,8 +979,8 @@ def k_start_sched(M, t):
 def k_bring_online(M, v, wants):
     """``_bring_online`` after the demand (asked in Python for an external vCPU, here for a program)."""
     A = views(M)
-    V = A[iV]
-    G = A[iG]
+    V = A.V
+    G = A.G
     t = G[G_NOW]
     if wants < 0:  # a program: ask it here
         wants = demand(A, v, t)
@@ -1020,13 +1008,13 @@ def k_call(M, op, a, b):
 @njit(cache=True)
 def k_start(M):
     A = views(M)
-    A[iG][G_STARTED] = 1
+    A.G[G_STARTED] = 1
 
 
 @njit(cache=True)
 def k_noop(M):
     """Compile-and-load probe (the first call of each entry loads it from numba's cache)."""
-    return views(M)[iG][G_NOW]
+    return views(M).G[G_NOW]
 
 
 kernels.register_system("pvsim.sched.hk", reference="pvsim.sched.runner.HostRunner",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from numba import njit
 
-from pvsim.sched.hk.base import iV
 from pvsim.sched.hk.layout import F_CPU
 
 READY = False
@@ -24,7 +23,7 @@ def init(arena, sched) -> None:
 
 @njit(cache=True)
 def pick_cpu(A, v):
-    return A[iV][F_CPU, v]
+    return A.V[F_CPU, v]
 
 
 @njit(cache=True)

@@ -3,10 +3,11 @@
 Design note
 -----------
 Everything the compiled dispatcher (:mod:`pvsim.sched.hk.core`) reads or writes lives in one int64
-array, so that a call from Python passes one argument (a call costs well under a microsecond).
-The arena opens with a header giving each region's offset, rows and columns; :func:`views` makes
-the tuple of views the kernels work on (``A[G]``, ``A[V]``, ...), a 1-D globals row and 2-D
-regions of *fields x items* (``V[F_REMAINING, v]``). Python code reads the same regions through
+array, so that a call from Python passes one argument (a call costs about a microsecond). The
+arena opens with a header giving each region's offset, rows and columns; :func:`views` makes the
+struct of views the kernels work on (``A.G``, ``A.V``, ...: a Numba StructRef, so passing it between
+compiled functions is cheap), a 1-D globals row and 2-D regions of *fields x items*
+(``V[F_REMAINING, v]``). Python code reads the same regions through
 :meth:`Arena.region`.
 
 Regions: ``G`` globals; ``V`` vCPUs (the dispatcher's unit: runstates, demand, program state);
@@ -21,7 +22,8 @@ records; ``LB`` unit latencies; ``WB`` wake-to-run latencies.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import config, njit, types
+from numba.experimental import structref
 
 # ---------------------------------------------------------------- regions (order in the header)
 G, V, P, Q, D, TM, SV, SP, SD, SG, RQ, HARD, SOFT, SX, PR, PC, RB, T, LB, WB = range(20)
@@ -90,7 +92,7 @@ class Arena:
     (with room to grow: Python reallocates it, copying each region)."""
 
     def __init__(self, nv: int, np_: int, nd: int, sched_sizes: dict, nprogs: int = 1, maxops: int = 8,
-                 rbn: int = 1024, trace_cap: int = 1 << 16, lat_cap: int = 1 << 14, q_cap: int | None = None):
+                 rbn: int = 1024, trace_cap: int = 1 << 16, lat_cap: int = 1 << 17, q_cap: int | None = None):
         words = (np_ + 63) // 64
         self.dims = {
             G: (1, NG), V: (NVF, nv), P: (NPF, np_), Q: (5, q_cap or (8 * np_ + 4 * nv + 2 * MARGIN_Q)), D: (NDF, nd),
@@ -117,13 +119,41 @@ class Arena:
         g[G_RBN], g[G_MAXOPS], g[G_WORDS] = rbn, maxops, words
 
     def region(self, r: int) -> np.ndarray:
-        rows, cols = self.dims[r]
-        o = self.offsets[r]
-        return self.M[o:o + rows * cols].reshape(rows, cols)
+        cache = self.__dict__.setdefault("_views", {})
+        v = cache.get(r)
+        if v is None:
+            rows, cols = self.dims[r]
+            o = self.offsets[r]
+            v = cache[r] = self.M[o:o + rows * cols].reshape(rows, cols)
+        return v
 
     @property
     def g(self) -> np.ndarray:
         return self.region(G)[0]
+
+
+# the kernels' view of the arena: a struct of the regions (passing it to a compiled function costs one
+# reference count; a tuple of 20 arrays would cost 20 and a copy of each array's descriptor)
+FIELDS = ("G", "V", "P", "Q", "D", "TM", "SV", "SP", "SD", "SG", "RQ", "HARD", "SOFT", "SX", "PR", "PC", "RB", "T",
+          "LB", "WB")
+
+if config.DISABLE_JIT:  # the kernels run as Python: a plain object with the same fields
+    class HostState:
+        __slots__ = FIELDS
+
+        def __init__(self, *regions):
+            for name, r in zip(FIELDS, regions):
+                setattr(self, name, r)
+else:
+    @structref.register
+    class HostStateType(types.StructRef):
+        def preprocess_fields(self, fields):
+            return tuple((name, types.unliteral(typ)) for name, typ in fields)
+
+    class HostState(structref.StructRefProxy):
+        pass
+
+    structref.define_proxy(HostState, HostStateType, list(FIELDS))
 
 
 @njit(cache=True)
@@ -136,8 +166,7 @@ def _r2(M, i):
 
 @njit(cache=True)
 def views(M):
-    """The regions of arena ``M`` as views: ``(G, V, P, Q, D, TM, SV, SP, SD, SG, RQ, HARD, SOFT, SX, PR,
-    PC, RB, T, LB, WB)``, ``G`` and ``SG`` 1-D."""
-    return (_r2(M, 0)[0], _r2(M, 1), _r2(M, 2), _r2(M, 3), _r2(M, 4), _r2(M, 5), _r2(M, 6), _r2(M, 7),
-            _r2(M, 8), _r2(M, 9)[0], _r2(M, 10), _r2(M, 11), _r2(M, 12), _r2(M, 13), _r2(M, 14), _r2(M, 15),
-            _r2(M, 16), _r2(M, 17), _r2(M, 18), _r2(M, 19))
+    """The regions of arena ``M`` as a :class:`HostState` (``A.G``, ``A.V``, ...; ``G`` and ``SG`` 1-D)."""
+    return HostState(_r2(M, 0)[0], _r2(M, 1), _r2(M, 2), _r2(M, 3), _r2(M, 4), _r2(M, 5), _r2(M, 6), _r2(M, 7),
+                     _r2(M, 8), _r2(M, 9)[0], _r2(M, 10), _r2(M, 11), _r2(M, 12), _r2(M, 13), _r2(M, 14),
+                     _r2(M, 15), _r2(M, 16), _r2(M, 17), _r2(M, 18), _r2(M, 19))

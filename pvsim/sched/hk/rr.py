@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from pvsim.sched.hk.base import allowed, iG, iP, iRQ, iSG, iSV, iV, raise_softirq, runnable
+from pvsim.sched.hk.base import allowed, raise_softirq, runnable
 from pvsim.sched.hk.layout import F_CPU, F_IS_RUNNING, G_NP, P_CURR, SG
 
 READY = True
@@ -28,18 +28,18 @@ def init(arena, sched) -> None:
 
 @njit(cache=True)
 def _enqueue(A, v):
-    SV = A[iSV]
+    SV = A.SV
     if SV[RR_QUEUED, v] == 0:
         SV[RR_QUEUED, v] = 1
-        SG = A[iSG]
-        A[iRQ][0, SG[RR_LEN]] = v
+        SG = A.SG
+        A.RQ[0, SG[RR_LEN]] = v
         SG[RR_LEN] += 1
 
 
 @njit(cache=True)
 def _remove(A, v):
-    SG = A[iSG]
-    rq = A[iRQ][0]
+    SG = A.SG
+    rq = A.RQ[0]
     n = SG[RR_LEN]
     for i in range(n):
         if rq[i] == v:
@@ -51,10 +51,10 @@ def _remove(A, v):
 
 @njit(cache=True)
 def pick_cpu(A, v):
-    V = A[iV]
+    V = A.V
     if allowed(A, v, V[F_CPU, v]):
         return V[F_CPU, v]
-    for c in range(A[iG][G_NP]):
+    for c in range(A.G[G_NP]):
         if allowed(A, v, c):
             return c
     return V[F_CPU, v]
@@ -62,16 +62,16 @@ def pick_cpu(A, v):
 
 @njit(cache=True)
 def insert(A, v):
-    A[iV][F_CPU, v] = pick_cpu(A, v)
+    A.V[F_CPU, v] = pick_cpu(A, v)
 
 
 @njit(cache=True)
 def sleep(A, v):
-    V = A[iV]
+    V = A.V
     if V[F_IS_RUNNING, v]:
         raise_softirq(A, V[F_CPU, v])
-    elif A[iSV][RR_QUEUED, v]:
-        A[iSV][RR_QUEUED, v] = 0
+    elif A.SV[RR_QUEUED, v]:
+        A.SV[RR_QUEUED, v] = 0
         _remove(A, v)
 
 
@@ -82,16 +82,16 @@ def remove(A, v):
 
 @njit(cache=True)
 def wake(A, v):
-    V = A[iV]
-    if V[F_IS_RUNNING, v] or A[iSV][RR_QUEUED, v]:
+    V = A.V
+    if V[F_IS_RUNNING, v] or A.SV[RR_QUEUED, v]:
         return
     _enqueue(A, v)
-    P = A[iP]
+    P = A.P
     c0 = V[F_CPU, v]
     if allowed(A, v, c0) and P[P_CURR, c0] < 0:
         raise_softirq(A, c0)
         return
-    for c in range(A[iG][G_NP]):  # range(n) or sorted(hard): ascending either way
+    for c in range(A.G[G_NP]):  # range(n) or sorted(hard): ascending either way
         if c != c0 and allowed(A, v, c) and P[P_CURR, c] < 0:
             raise_softirq(A, c)
             return
@@ -99,7 +99,7 @@ def wake(A, v):
 
 @njit(cache=True)
 def yield_(A, v):
-    V = A[iV]
+    V = A.V
     if V[F_IS_RUNNING, v]:
         raise_softirq(A, V[F_CPU, v])
 
@@ -145,12 +145,12 @@ def adjust_global(runner, params: dict) -> None:
 def do_schedule(A, cpu, now, prev):
     if prev >= 0 and runnable(A, prev):
         _enqueue(A, prev)
-    SG = A[iSG]
-    rq = A[iRQ][0]
+    SG = A.SG
+    rq = A.RQ[0]
     for i in range(SG[RR_LEN]):
         u = rq[i]
         if allowed(A, u, cpu):
             _remove(A, u)
-            A[iSV][RR_QUEUED, u] = 0
+            A.SV[RR_QUEUED, u] = 0
             return u, SG[RR_SLICE]
     return -1, -1

@@ -165,8 +165,8 @@ class CompiledRunner(HostRunner):
         if ev:
             self.engine.events_scheduled += ev
             g[L.G_EVENTS] = 0
-        if g[L.G_TN] or g[L.G_LN] or g[L.G_WN]:
-            self._drain()
+        if g[L.G_TN]:  # trace records go out at once, in order with Python's own
+            self._drain_trace()
 
     def _call(self, fn, *args):
         self._enter()
@@ -175,6 +175,11 @@ class CompiledRunner(HostRunner):
         return r
 
     def _drain(self) -> None:
+        """Hand out what the kernel's buffers hold: trace records, unit latencies, wake latencies."""
+        self._drain_trace()
+        self._drain_latencies()
+
+    def _drain_trace(self) -> None:
         a = self.arena
         g = a.g
         n = int(g[L.G_TN])
@@ -188,18 +193,30 @@ class CompiledRunner(HostRunner):
                 for fn in subs:
                     fn(rec)
             g[L.G_TN] = 0
+
+    def _drain_latencies(self) -> None:
+        a = self.arena
+        g = a.g
         n = int(g[L.G_LN])
         if n:
             LB = a.region(L.LB)
-            for k in range(n):
-                self._lat_sink[int(LB[L.LB_DOM, k])].append(int(LB[L.LB_NS, k]) / 1000.0)
+            doms, ns = LB[L.LB_DOM, :n], LB[L.LB_NS, :n]
+            if len(self._lat_sink) == 1:
+                next(iter(self._lat_sink.values())).extend((ns / 1000.0).tolist())
+            else:
+                for d in np.unique(doms).tolist():
+                    self._lat_sink[d].extend((ns[doms == d] / 1000.0).tolist())
             g[L.G_LN] = 0
         n = int(g[L.G_WN])
         if n:
             WB = a.region(L.WB)
+            vs, ns = WB[L.WB_V, :n], WB[L.WB_NS, :n]
+            order = np.argsort(vs, kind="stable")  # per unit, in time order
+            vs, ns = vs[order], ns[order]
+            cuts = np.flatnonzero(np.diff(vs)) + 1
             units = self.units
-            for k in range(n):
-                units[int(WB[L.WB_V, k])].wake_lat.append(int(WB[L.WB_NS, k]))
+            for v, part in zip(vs[np.r_[0, cuts]].tolist(), np.split(ns, cuts)):
+                units[v].wake_lat.extend(part.tolist())
             g[L.G_WN] = 0
 
     def _run_kernel(self, st: int) -> None:
@@ -512,9 +529,10 @@ class CompiledRunner(HostRunner):
 
     # ------------------------------------------------------------------ results
     def sync(self) -> None:
-        """Bring the vCPU objects and the programs' counters up to date from the arena."""
+        """Bring the vCPU objects, the programs' counters and latencies up to date from the arena."""
         if self.arena is None:
             return
+        self._drain()
         a = self.arena
         V = a.region(L.V)
         PC = a.region(L.PC)
