@@ -22,7 +22,10 @@ WORKLOADS = ["sched.io-bound", "sched.periodic", "sched.cpu-hog", "cpu-int", "fi
 
 def scenario(sched: str, dispatcher: str, seed: int, variant: int) -> Scenario:
     """Variant 0: 8 domains on 2 pCPUs; 1: pinning and soft affinity on 4 pCPUs, a timeline change of
-    weight and cap; 2: many small domains, caps, ratelimit (credit) or other global parameters."""
+    weight and cap; 2: many small domains, caps, ratelimit (credit) or other global parameters; 3 (null
+    and bvt): :func:`_scenario_extra`."""
+    if variant == 3:
+        return Scenario.from_dict(_scenario_extra(sched, dispatcher, seed))
     pcpus = (2, 4, 3)[variant]
     n = (8, 7, 12)[variant]
     doms = []
@@ -38,8 +41,8 @@ def scenario(sched: str, dispatcher: str, seed: int, variant: int) -> Scenario:
         if sched == "rtds":
             d["sched"] = {"period_us": 10_000 + 1000 * (i % 3), "budget_us": 2000 + 500 * (i % 4)}
         doms.append(d)
-    if sched == "null":  # one vCPU per pCPU at most
-        doms = doms[:pcpus - 1]
+    if sched == "null":  # one vCPU per pCPU at most (variant 2: the rest wait in the waitqueue)
+        doms = doms[:pcpus - 1] if variant < 2 else doms
         for d in doms:
             d["vcpus"] = 1
     params = {}
@@ -57,7 +60,48 @@ def scenario(sched: str, dispatcher: str, seed: int, variant: int) -> Scenario:
             data["timeline"].append({"at_ms": 150.0, "domain": "g3", "cap": 0})
     if variant == 1 and sched == "rr":
         data["timeline"] = [{"at_ms": 120.0, "domain": "g0", "cpus": "3"}]
+    if variant == 2 and sched == "null":  # g0 leaves its pCPU to the first waiter and waits itself
+        data["timeline"] = [{"at_ms": 100.0, "domain": "g0", "cpus": "2"}]
     return Scenario.from_dict(data)
+
+
+# variant 3: what the three variants above leave out of null and bvt
+EXTRA = [s for s in ("null", "bvt") if s in READY]
+
+
+def _scenario_extra(sched: str, dispatcher: str, seed: int) -> dict:
+    """null: more vCPUs than pCPUs (the waitqueue), hard pinning at creation and by the timeline (a
+    unit re-assigned, a waiter taking its pCPU, a pin back to every pCPU). bvt: warping domains (warp,
+    warp limit and unwarp time; one whose warp limit runs out), explicit ``mcu_advance``, weights,
+    pinning at creation and by the timeline (migrations of running and queued units), per-domain
+    changes of warp and weight, and a change of the context-switch allowance."""
+    doms = []
+    for i in range(9):
+        d = {"name": f"g{i}", "mode": ("pv", "hvm", "pvh")[i % 3], "workload": WORKLOADS[(i + seed) % len(WORKLOADS)],
+             "vcpus": 1 + i % 2, "memory_mib": 256}
+        if sched == "bvt":
+            d["weight"] = 128 * (1 + (i * 5 + seed) % 4)
+            if i % 3 == 0:
+                d["sched"] = {"warp_us": 2000 + 1000 * i, "warpl_ms": 3 + 2 * i, "warpu_ms": 1 + i}
+            elif i % 3 == 1:
+                d["sched"] = {"mcu_advance": 3 + 4 * i}
+        if i in (2, 5):
+            d["cpus"] = "1" if i == 2 else "0,2"
+        doms.append(d)
+    if sched == "null":
+        timeline = [{"at_ms": 60.0, "domain": "g0", "cpus": "1"}, {"at_ms": 110.0, "domain": "g1", "cpus": "0"},
+                    {"at_ms": 150.0, "domain": "g2", "cpus": "0-2"}, {"at_ms": 190.0, "domain": "g0", "cpus": "2"}]
+    else:
+        timeline = [{"at_ms": 50.0, "ctx_allow_us": 1500}, {"at_ms": 80.0, "domain": "g3", "warp_us": 0},
+                    {"at_ms": 100.0, "domain": "g1", "warp_us": 5000, "warpl_ms": 2, "warpu_ms": 4},
+                    {"at_ms": 120.0, "domain": "g2", "cpus": "0-1"}, {"at_ms": 140.0, "domain": "g4", "weight": 2048},
+                    {"at_ms": 160.0, "domain": "g0", "cpus": "2"}, {"at_ms": 180.0, "ctx_allow_us": 20000},
+                    {"at_ms": 200.0, "domain": "g0", "cpus": "0-2"}, {"at_ms": 210.0, "domain": "g7", "mcu_advance": 1}]
+    return {"name": f"eq-{sched}-3", "seed": seed,
+            "host": {"pcpus": 3, "memory_mib": 16384, "profile": "modern"},
+            "scheduler": {"name": sched, "dispatcher": dispatcher, "params": {"ctx_allow_us": 3000} if sched == "bvt"
+                          else {}},
+            "run": {"duration_ms": 240.0, "warmup_ms": 20.0}, "domains": doms, "timeline": timeline}
 
 
 def _run(sched, dispatcher, seed, variant):
@@ -87,3 +131,9 @@ def test_the_compiled_dispatcher_is_the_default_where_a_kernel_exists():
     for s in READY:
         sc = scenario(s, "compiled", 1, 0)
         assert type(build(sc).hosts[0].runner).__name__ == "CompiledRunner"
+
+
+@pytest.mark.parametrize("sched", EXTRA)
+@pytest.mark.parametrize("seed", [4, 5])
+def test_compiled_dispatcher_gives_the_python_ones_trace_and_rows_variant_3(sched, seed):
+    test_compiled_dispatcher_gives_the_python_ones_trace_and_rows(sched, seed, 3)
