@@ -3,8 +3,9 @@ over the arena.
 
 Design note
 -----------
-Step for step :class:`pvsim.sched.null.Null`: ``assigned[cpu]`` is ``SP[NL_ASSIGNED, cpu]`` (a vCPU
-index, -1 for none), ``unit.priv`` is ``SV[NL_PRIV, v]`` (the assigned pCPU, -1 for ``None``), the
+Step for step :class:`pvsim.sched.null.Null`: ``assigned[cpu]`` is ``SP[NL_ASSIGNED, cpu]`` (the vCPU
+index + 1, 0 for ``None``), ``unit.priv`` is ``SV[NL_PRIV, v]`` (the assigned pCPU + 1, 0 for ``None``:
+zero is "nobody", so the columns of a vCPU added at run time, zero in a regrown arena, are right), the
 ``waitq`` is row 0 of ``RQ`` in FIFO order (its length ``SG[NL_WLEN]``; ``unit in waitq`` is
 ``SV[NL_WAITING, v]``). ``_free_cpu`` (``pick_res``) makes its two passes -- the soft affinity
 first when the unit has one and no hard affinity, else every pCPU; then the hard affinity --
@@ -33,9 +34,9 @@ _ALL, _SOFT, _HARD = 0, 1, 2  # the affinity a pass of _free_cpu walks
 
 def init(arena, sched) -> None:
     """Nobody is assigned nor waiting yet (the units are inserted when the runner brings them online)."""
-    arena.region(SV)[NL_PRIV, :] = -1
+    arena.region(SV)[NL_PRIV, :] = 0
     arena.region(SV)[NL_WAITING, :] = 0
-    arena.region(SP)[NL_ASSIGNED, :] = -1
+    arena.region(SP)[NL_ASSIGNED, :] = 0
     arena.region(SG)[0, NL_WLEN] = 0
 
 
@@ -61,10 +62,10 @@ def _free_cpu(A, v):
             mode = _SOFT if (V[F_SOFT_NONE, v] == 0 and V[F_HARD_ALL, v] != 0) else _ALL
         else:
             mode = _ALL if V[F_HARD_ALL, v] != 0 else _HARD
-        if allowed(A, v, cur) and SP[NL_ASSIGNED, cur] < 0 and _in_aff(A, v, cur, mode):
+        if allowed(A, v, cur) and SP[NL_ASSIGNED, cur] == 0 and _in_aff(A, v, cur, mode):
             return cur
         for c in range(n):
-            if _in_aff(A, v, c, mode) and SP[NL_ASSIGNED, c] < 0 and allowed(A, v, c):
+            if _in_aff(A, v, c, mode) and SP[NL_ASSIGNED, c] == 0 and allowed(A, v, c):
                 return c
     return -1
 
@@ -83,7 +84,7 @@ def _waitq_del(A, i):
 @njit(cache=True)
 def pick_cpu(A, v):
     p = A.SV[NL_PRIV, v]
-    return p if p >= 0 else A.V[F_CPU, v]
+    return p - 1 if p > 0 else A.V[F_CPU, v]
 
 
 @njit(cache=True)
@@ -91,14 +92,14 @@ def insert(A, v):
     SV = A.SV
     c = _free_cpu(A, v)
     if c < 0:
-        SV[NL_PRIV, v] = -1
+        SV[NL_PRIV, v] = 0
         SG = A.SG
         A.RQ[0, SG[NL_WLEN]] = v
         SG[NL_WLEN] += 1
         SV[NL_WAITING, v] = 1
     else:
-        A.SP[NL_ASSIGNED, c] = v
-        SV[NL_PRIV, v] = c
+        A.SP[NL_ASSIGNED, c] = v + 1
+        SV[NL_PRIV, v] = c + 1
         A.V[F_CPU, v] = c
 
 
@@ -113,18 +114,18 @@ def remove(A, v):
                 _waitq_del(A, i)
                 break
         return
-    c = SV[NL_PRIV, v]
-    if c < 0 or SP[NL_ASSIGNED, c] != v:
+    c = SV[NL_PRIV, v] - 1
+    if c < 0 or SP[NL_ASSIGNED, c] != v + 1:
         return
-    SP[NL_ASSIGNED, c] = -1
-    SV[NL_PRIV, v] = -1
+    SP[NL_ASSIGNED, c] = 0
+    SV[NL_PRIV, v] = 0
     wq = A.RQ[0]
     for i in range(A.SG[NL_WLEN]):
         w = wq[i]
         if allowed(A, w, c):
             _waitq_del(A, i)
-            SP[NL_ASSIGNED, c] = w
-            SV[NL_PRIV, w] = c
+            SP[NL_ASSIGNED, c] = w + 1
+            SV[NL_PRIV, w] = c + 1
             A.V[F_CPU, w] = c
             if runnable(A, w):
                 raise_softirq(A, c)
@@ -134,7 +135,7 @@ def remove(A, v):
 
 @njit(cache=True)
 def wake(A, v):
-    c = A.SV[NL_PRIV, v]
+    c = A.SV[NL_PRIV, v] - 1
     if c >= 0 and A.P[P_CURR, c] < 0:
         raise_softirq(A, c)
 
@@ -168,11 +169,11 @@ def start(A, now):
 
 @njit(cache=True)
 def affinity_changed(A, v):
-    c = A.SV[NL_PRIV, v]
+    c = A.SV[NL_PRIV, v] - 1
     if c >= 0 and not allowed(A, v, c):
         remove(A, v)
         insert(A, v)
-        p = A.SV[NL_PRIV, v]
+        p = A.SV[NL_PRIV, v] - 1
         if p >= 0 and runnable(A, v):
             raise_softirq(A, p)
 
@@ -195,7 +196,7 @@ def adjust_global(runner, params: dict) -> None:
 
 @njit(cache=True)
 def do_schedule(A, cpu, now, prev):
-    u = A.SP[NL_ASSIGNED, cpu]
+    u = A.SP[NL_ASSIGNED, cpu] - 1
     if u >= 0 and runnable(A, u):
         A.V[F_CPU, u] = cpu
         return u, -1
