@@ -431,6 +431,9 @@ class CompiledRunner(HostRunner):
         if unit.uid >= self.arena.dims[L.V][1] or unit.domid not in self._dom_index:  # added at run time
             self._new_arena()
             self._load_unit(unit, self.arena.region(L.V))
+            hook = getattr(self.kmod, "load_unit", None)  # the scheduler's own per-vCPU/domain fields
+            if hook is not None:
+                hook(self.arena, self.sched, unit)
         V = self.arena.region(L.V)
         if V[L.F_EXTERNAL, unit.uid]:
             self.env._now = now
