@@ -19,6 +19,10 @@ ids), moves the limit down to any event that appeared meanwhile, and resumes the
 every kernel call the shared event-id counter and the clock go into the arena, and come back after
 it, so SimPy events and kernel events stay in one order. Trace records the kernel wrote are handed
 to the engine's subscribers at every return, in order.
+
+A vCPU added at run time regrows the arena (its new columns are zero); a scheduler module whose
+per-vCPU or per-domain fields come from Python parameters defines ``load_unit(arena, sched, unit)``,
+called then (``init`` is called once, at :meth:`start`).
 """
 
 from __future__ import annotations
