@@ -14,8 +14,10 @@ populated without import-time side effects elsewhere.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable
 
 # Modules that define kernels; imported by load_all(). Add yours here.
@@ -77,3 +79,34 @@ def kernel_names() -> set[str]:
         fn = getattr(e.kernel, "py_func", e.kernel)
         out.add(fn.__name__)
     return out
+
+
+def guard_cache(package_dir: str | Path) -> bool:
+    """Drop a package's Numba cache when any of its sources changed.
+
+    Numba checks a cached function against *its own* file only: when a kernel in ``core.py`` calls
+    (and so compiles in) a kernel of ``credit.py``, an edit of ``credit.py`` alone leaves the cached
+    ``core`` running the old code. A compiled *system* (``register_system``) calls across its
+    modules, so its package calls this before importing them: a digest of all its ``.py`` files is
+    kept beside the cache, and when it differs every ``.nbi``/``.nbc`` of the package is removed
+    (recompiled on first use). Returns True when the cache was dropped. Best effort: an unwritable
+    folder (an installed package using Numba's user-wide cache) is left alone.
+    """
+    d = Path(package_dir)
+    h = hashlib.sha256()
+    for f in sorted(d.glob("*.py")):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    digest = h.hexdigest()
+    cache = d / "__pycache__"
+    stamp = cache / "sources.sha256"
+    try:
+        if stamp.is_file() and stamp.read_text() == digest:
+            return False
+        cache.mkdir(exist_ok=True)
+        for f in list(cache.glob("*.nbi")) + list(cache.glob("*.nbc")):
+            f.unlink()
+        stamp.write_text(digest)
+    except OSError:
+        return False
+    return True

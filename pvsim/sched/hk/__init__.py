@@ -6,4 +6,14 @@ scheduler (``rr``, ``credit``, ``credit2``, ``rtds``, ``null``, ``bvt``; a modul
 not used yet), ``core`` (the loop, the programs, the entries from Python), ``runner``
 (:class:`~pvsim.sched.hk.runner.CompiledRunner`, the Python side). Checked as a whole against the
 Python dispatcher by ``tests/sched/test_hk_equivalence.py``.
+
+Numba checks a cached kernel against its own file only, and ``core`` compiles in the schedulers'
+kernels: :func:`pvsim.core.kernels.guard_cache` drops the package's cache whenever any of its sources
+changed, so an edited scheduler module is never run from a stale ``core``.
 """
+
+from pathlib import Path
+
+from pvsim.core.kernels import guard_cache
+
+guard_cache(Path(__file__).parent)
