@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -307,36 +308,112 @@ def _listing(what: str) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------- sweep
+#: Seconds between progress lines when stderr is not a terminal (a log, a CI job).
+PROGRESS_EVERY_S = 10.0
+
+
+class _SweepProgress:
+    """A live bar on a terminal; elsewhere a log line every PROGRESS_EVERY_S and a last one."""
+
+    def __init__(self):
+        self.bar = _progress() if err.is_terminal else None
+        self.task = None
+        self.last = 0.0
+        self.first = True
+
+    def __enter__(self):
+        if self.bar:
+            self.bar.__enter__()
+            self.task = self.bar.add_task("sweeping", total=None)
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar:
+            self.bar.__exit__(*exc)
+        return False
+
+    def __call__(self, st: sw.Progress) -> None:
+        if self.first:
+            self.first = False
+            err.print(f"sweep: {st.total} runs, {st.cached} cached, {st.total - st.cached} to run",
+                      markup=False, highlight=False)
+        if self.bar:
+            self.bar.update(self.task, completed=st.finished, total=st.total, description=st.line())
+        elif st.finished == st.total or time.monotonic() - self.last >= PROGRESS_EVERY_S:
+            self.last = time.monotonic()
+            err.print(st.line(), markup=False, highlight=False)
+
+
 @app.command()
 @user_errors
 def sweep(scenario: Path = typer.Argument(..., help="base scenario TOML"),
           param: list[str] = typer.Option([], "--param", help="PATH=V1,V2,... (repeatable), e.g. "
                                                               "domains[0].weight=128,256,512 or host.pcpus=1,2"),
+          name: list[str] = typer.Option([], "--name", help="PATH=ALIAS: the column param.ALIAS for a swept path"),
           seeds: str = typer.Option("0", help="comma-separated seeds"),
-          workers: int = typer.Option(1, help="worker processes"),
+          workers: int = typer.Option(1, help="worker processes (local pool) or Dask workers (local cluster)"),
+          engine: str = typer.Option("local", help="local (this machine) or dask"),
+          scheduler: Optional[str] = typer.Option(None, "--scheduler",
+                                                  help="Dask scheduler address (default: a LocalCluster)"),
+          chunk: Optional[int] = typer.Option(None, help="runs per task (default: about 4 tasks per worker)"),
+          cache: Path = typer.Option(Path(".pvsim-cache/sweeps"), help="folder of finished runs, by run_id"),
+          no_cache: bool = typer.Option(False, "--no-cache", help="neither read nor write the run cache"),
           json_out: Optional[Path] = typer.Option(None, "--json"),
-          csv_out: Optional[Path] = typer.Option(None, "--csv")):
-    """Run a grid of scenario variants (and seeds); flat rows carry their parameters and a stable run_id."""
-    _check_outputs(json=json_out, csv=csv_out)
+          csv_out: Optional[Path] = typer.Option(None, "--csv"),
+          parquet_out: Optional[Path] = typer.Option(None, "--parquet"),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="no table on stdout")):
+    """Run a grid of scenario variants (and seeds), each run cached by its run_id as it finishes, so a
+    rerun or a resumed sweep computes only what is missing; rows carry their parameters and run_id."""
+    _check_outputs(json=json_out, csv=csv_out, parquet=parquet_out)
+    if engine not in sw.ENGINES:
+        raise ScenarioError("--engine", f"unknown engine {engine!r}; allowed: {', '.join(sw.ENGINES)}")
+    if scheduler is not None and engine != "dask":
+        raise ScenarioError("--scheduler", "a Dask scheduler address needs --engine dask")
+    if chunk is not None and chunk < 1:
+        raise ScenarioError("--chunk", f"must be at least 1, got {chunk}")
+    if workers < 1:
+        raise ScenarioError("--workers", f"must be at least 1, got {workers}")
     base = sw.load_base(scenario)
     grid = dict(sw.parse_param(p) for p in param)
+    names = dict(sw.parse_name(n) for n in name)
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise ScenarioError("--seeds", f"must be comma-separated integers, got {seeds!r}") from None
-    with _progress() as prog:
-        task = prog.add_task("sweeping", total=None)
-        rows = sw.sweep(base, grid, seed_list, workers=workers,
-                        progress=lambda i, n: prog.update(task, completed=i, total=n))
-    t = Table(title=f"sweep of {scenario.name}: {len(rows)} rows")
-    pcols = [k for k in rows[0] if k.startswith("param.")] if rows else []
-    for c in ["run_id", *pcols, "domain", "workload", "metric", "value"]:
-        t.add_column(c)
-    for r in rows:
-        t.add_row(r["run_id"], *[str(r[c]) for c in pcols], r["domain"], r["workload"], r["metric"], f"{r['value']:.4g}")
-    out.print(t)
-    _emit(rows, {"pvsim_version": __version__, "profile": base.get("host", {}).get("profile", "modern"),
-                 "seed": seed_list}, json_out, csv_out)
+    if not seed_list:
+        raise ScenarioError("--seeds", "no seeds given")
+    runs = sw.expand(base, grid, seed_list, names)
+    for msg in sw.timeline_overrides(base, grid):
+        err.print(f"pvsim: warning: {msg}", markup=False, highlight=False, soft_wrap=True)
+    with _SweepProgress() as prog:
+        res = sw.run_sweep(runs, workers=workers, engine=engine, address=scheduler, chunk=chunk,
+                           cache=None if no_cache else cache, progress=prog, base=base)
+    if res.failures:
+        for i, msg in sorted(res.failures.items()):
+            err.print(f"pvsim: run {i} ({runs[i].run_id}) failed: {msg}", markup=False, highlight=False)
+        err.print(f"pvsim: {len(res.failures)} of {len(runs)} runs failed; nothing written "
+                  f"(the finished runs are cached: rerun to retry the rest)", markup=False, highlight=False)
+        raise typer.Exit(1)
+    rows = res.rows
+    if not quiet:
+        t = Table(title=f"sweep of {scenario.name}: {len(runs)} runs, {len(rows)} rows")
+        pcols = [k for k in rows[0] if k.startswith("param.")] if rows else []
+        for c in ["run_id", *pcols, "seed", "domain", "workload", "metric", "value"]:
+            t.add_column(c)
+        for r in rows:
+            t.add_row(r["run_id"], *[str(r[c]) for c in pcols], str(r.get("seed")), r["domain"], r["workload"],
+                      r["metric"], f"{r['value']:.4g}")
+        out.print(t)
+    meta = {"pvsim_version": __version__, "profile": base.get("host", {}).get("profile", "modern"),
+            "seed": seed_list, "sweep": {"grid": grid, "names": names, "runs": len(runs)}}
+    res_obj = Results(rows, meta)
+    with Outputs() as outs:
+        if json_out:
+            res_obj.to_json(json_out, outs)
+        if csv_out:
+            res_obj.to_csv(csv_out, outs)
+        if parquet_out:
+            res_obj.to_parquet(parquet_out, outs)
 
 
 @app.command()
