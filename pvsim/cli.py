@@ -21,7 +21,7 @@ from rich.table import Table
 
 from guest_kernels.modes import BASELINE, MODES
 from hypercalls.table import HYPERCALLS
-from pvsim import plots
+from pvsim import plots, validation
 from pvsim import sweep as sw
 from pvsim.compare import check_modes, split_list
 from pvsim.compare import compare as run_compare
@@ -414,6 +414,42 @@ def sweep(scenario: Path = typer.Argument(..., help="base scenario TOML"),
             res_obj.to_csv(csv_out, outs)
         if parquet_out:
             res_obj.to_parquet(parquet_out, outs)
+
+
+# ---------------------------------------------------------------------------------------------- report
+@app.command()
+@user_errors
+def report(html_out: Path = typer.Option(Path("out/report.html"), "--html", help="the self-contained HTML page"),
+           md_out: Optional[Path] = typer.Option(None, "--markdown",
+                                                 help="the same as Markdown (default: beside the HTML, .md)"),
+           json_out: Optional[Path] = typer.Option(None, "--json"),
+           groups: str = typer.Option(",".join(validation.GROUPS), help="comma-separated: nano, lmbench"),
+           ops: int = typer.Option(2000, help="operations per (test, mode) run")):
+    """Every published number of the validation set beside pvsim's prediction: deviation, band, pass or
+    fail, calibration or validation, the figure, the profile and the command that reproduces it."""
+    md_out = md_out or html_out.with_suffix(".md")
+    _check_outputs(html=html_out, markdown=md_out, json=json_out)
+    if ops < 1:
+        raise ScenarioError("--ops", f"must be at least 1, got {ops}")
+    gs = tuple(split_list(groups, "--groups", list(validation.GROUPS)))
+    with _progress() as prog:
+        task = prog.add_task("predicting", total=None)
+        rows = validation.predict(gs, ops=ops, progress=lambda d: prog.update(task, description=f"predicting {d}"))
+    s = validation.summary(rows)
+    t = Table(title=f"validation: {s['validation_passed']} of {s['validation']} within their band "
+                    f"(+{s['calibration']} calibration rows)")
+    for c in ("test", "mode", "published", "pvsim", "deviation", "band", "result", "role"):
+        t.add_column(c)
+    for r in rows:
+        d = r.record()
+        t.add_row(d["test"], d["mode"], f"{d['published']:g}", f"{d['predicted']:.4g}", f"{d['deviation']:+.1%}",
+                  d["band"], d["result"], d["role"])
+    out.print(t)
+    with Outputs() as outs:
+        outs.write(html_out, validation.html_page(rows))
+        outs.write(md_out, validation.markdown(rows) + "\n")
+        if json_out:
+            Results([r.record() for r in rows], {"pvsim_version": __version__, "summary": s}).to_json(json_out, outs)
 
 
 @app.command()
