@@ -21,6 +21,7 @@ from rich.table import Table
 
 from guest_kernels.modes import BASELINE, MODES
 from hypercalls.table import HYPERCALLS
+from pvsim import calibrate as cal
 from pvsim import plots, validation
 from pvsim import sweep as sw
 from pvsim.compare import check_modes, split_list
@@ -414,6 +415,63 @@ def sweep(scenario: Path = typer.Argument(..., help="base scenario TOML"),
             res_obj.to_csv(csv_out, outs)
         if parquet_out:
             res_obj.to_parquet(parquet_out, outs)
+
+
+# ---------------------------------------------------------------------------------------------- calibrate
+@app.command()
+@user_errors
+def calibrate(results: Path = typer.Argument(..., help="an lmbench summary (the text 'make see' prints)"),
+              out_path: Path = typer.Option(..., "--out", "-o", help="the profile file to write (.toml)"),
+              base: str = typer.Option("xeon-2003", help="the profile whose hypervisor costs are kept"),
+              name: Optional[str] = typer.Option(None, help="the new profile's name (default: the file's stem)"),
+              modes: str = typer.Option("pv32,bt", "--modes", "-m", help="modes to predict on that machine"),
+              ops: int = typer.Option(200, help="operations per lmbench op in the fit's runs"),
+              json_out: Optional[Path] = typer.Option(None, "--json", help="the predictions as JSON")):
+    """Fit the native primitive costs of a profile to your machine's lmbench run (scipy least squares),
+    keep the base profile's hypervisor costs, write the profile, and predict the virtualized numbers."""
+    _check_outputs(out=out_path, json=json_out)
+    if out_path.suffix != ".toml":
+        raise ScenarioError("--out", f"{str(out_path)!r}: a profile file ends in .toml")
+    if ops < 1:
+        raise ScenarioError("--ops", f"must be at least 1, got {ops}")
+    if not results.is_file():
+        raise ScenarioError("results", f"{str(results)!r} is not a file")
+    try:
+        text = results.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ScenarioError("results", f"{results}: not a UTF-8 text file") from None
+    measured = cal.parse_lmbench(text, str(results))
+    ms = split_list(modes, "--modes", list(MODES))
+    load_profile(base, field_name="--base")
+    with _progress() as prog:
+        prog.add_task("fitting native costs", total=None)
+        f = cal.fit(measured, base, n_ops=ops)
+    pname = name or out_path.stem
+    body = cal.profile_file(f, pname, results.name)
+    with Outputs() as outs:
+        outs.write(out_path, body)
+    t = Table(title=f"fitted on {results.name} ({measured.host}, {measured.mhz:g} MHz), base {base}")
+    for c in ("constant", "base", "fitted"):
+        t.add_column(c)
+    for k, v in f.fitted.items():
+        t.add_row(k, f"{load_profile(base).value(k):g}", f"{v:.4g}")
+    out.print(t)
+    out.print(f"kept from {base}: {len(f.kept)} constants the benchmarks cannot resolve; residuals: "
+              + ", ".join(f"{o} {r:+.2%}" for o, r in f.residuals.items()), markup=False)
+    ws = [f"lmbench.{o}" for o in f.measured_us]
+    check_modes(ms, str(out_path))
+    rows = _run_rows(ws, ms, str(out_path), 0, ops, None, 1)
+    t = Table(title=f"predicted on {measured.host} (profile {out_path}), latency / native")
+    t.add_column("op")
+    t.add_column("native us (measured)", justify="right")
+    for m in ms:
+        t.add_column(m, justify="right")
+    for w in ws:
+        rel = [next(r for r in rows if r["workload"] == w and r["mode"] == m)["relative_to_native"] for m in ms]
+        t.add_row(w.split(".", 1)[1], f"{f.measured_us[w.split('.', 1)[1]]:g}", *[f"{x:.2f}" for x in rel])
+    out.print(t)
+    if json_out:
+        _emit(rows, _meta(str(out_path), 0), json_out, None)
 
 
 # ---------------------------------------------------------------------------------------------- report
