@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench setup clean lint
+.PHONY: demo test bench report setup clean lint
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pytest -m benchmark benchmarks -s -p no:cacheprovider -o python_files="bench_*.py"
+
+report: $(STAMP)
+	mkdir -p out
+	$(VENV)/bin/pvsim report --html out/report.html --markdown out/report.md
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

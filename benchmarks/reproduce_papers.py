@@ -15,18 +15,7 @@ import argparse
 
 from pvsim.compare import compare
 from pvsim.workloads import CALIBRATION_SET, PUBLISHED
-
-# SOSP'03 (Barham et al., lmbench table): L-UP, Xen, VMW
-SOSP03 = {
-    "null_call": (0.45, 0.46, 0.73), "null_io": (0.50, 0.50, 0.83), "stat": (1.28, 1.22, 1.88),
-    "open_close": (1.92, 1.88, 2.99), "slct_tcp": (5.70, 5.69, 11.1), "sig_inst": (0.68, 0.69, 1.02),
-    "sig_hndl": (2.49, 1.75, 4.63), "fork": (110, 198, 874), "exec": (530, 768, 2300), "sh": (4000, 4800, 10000),
-    "ctx_2p_0k": (0.77, 1.97, 18.1), "ctx_2p_16k": (0.91, 2.22, 17.6), "ctx_2p_64k": (1.06, 2.67, 21.3),
-    "ctx_8p_16k": (1.03, 3.07, 22.4), "ctx_8p_64k": (24.3, 28.7, 51.6), "ctx_16p_16k": (3.61, 7.08, 41.7),
-    "ctx_16p_64k": (37.6, 39.4, 72.2), "fs_create_0k": (32.1, 32.5, 35.3), "fs_delete_0k": (6.08, 5.86, 9.3),
-    "fs_create_10k": (66.9, 68.2, 85.6), "fs_delete_10k": (12.5, 13.6, 21.4), "mmap": (68.0, 139, 620),
-    "prot_fault": (1.06, 1.40, 7.53), "page_fault": (1.42, 2.73, 12.4),
-}
+from pvsim.workloads.lmbench import SOSP03
 
 
 def _rows(workloads, modes, profile, mmu, ops):

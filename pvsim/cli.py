@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -20,7 +21,8 @@ from rich.table import Table
 
 from guest_kernels.modes import BASELINE, MODES
 from hypercalls.table import HYPERCALLS
-from pvsim import plots
+from pvsim import calibrate as cal
+from pvsim import plots, validation
 from pvsim import sweep as sw
 from pvsim.compare import check_modes, split_list
 from pvsim.compare import compare as run_compare
@@ -307,36 +309,205 @@ def _listing(what: str) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------- sweep
+#: Seconds between progress lines when stderr is not a terminal (a log, a CI job).
+PROGRESS_EVERY_S = 10.0
+
+
+class _SweepProgress:
+    """A live bar on a terminal; elsewhere a log line every PROGRESS_EVERY_S and a last one."""
+
+    def __init__(self):
+        self.bar = _progress() if err.is_terminal else None
+        self.task = None
+        self.last = 0.0
+        self.first = True
+
+    def __enter__(self):
+        if self.bar:
+            self.bar.__enter__()
+            self.task = self.bar.add_task("sweeping", total=None)
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar:
+            self.bar.__exit__(*exc)
+        return False
+
+    def __call__(self, st: sw.Progress) -> None:
+        if self.first:
+            self.first = False
+            err.print(f"sweep: {st.total} runs, {st.cached} cached, {st.total - st.cached} to run",
+                      markup=False, highlight=False)
+        if self.bar:
+            self.bar.update(self.task, completed=st.finished, total=st.total, description=st.line())
+        elif st.finished == st.total or time.monotonic() - self.last >= PROGRESS_EVERY_S:
+            self.last = time.monotonic()
+            err.print(st.line(), markup=False, highlight=False)
+
+
 @app.command()
 @user_errors
 def sweep(scenario: Path = typer.Argument(..., help="base scenario TOML"),
           param: list[str] = typer.Option([], "--param", help="PATH=V1,V2,... (repeatable), e.g. "
                                                               "domains[0].weight=128,256,512 or host.pcpus=1,2"),
+          name: list[str] = typer.Option([], "--name", help="PATH=ALIAS: the column param.ALIAS for a swept path"),
           seeds: str = typer.Option("0", help="comma-separated seeds"),
-          workers: int = typer.Option(1, help="worker processes"),
+          workers: int = typer.Option(1, help="worker processes (local pool) or Dask workers (local cluster)"),
+          engine: str = typer.Option("local", help="local (this machine) or dask"),
+          scheduler: Optional[str] = typer.Option(None, "--scheduler",
+                                                  help="Dask scheduler address (default: a LocalCluster)"),
+          chunk: Optional[int] = typer.Option(None, help="runs per task (default: about 4 tasks per worker)"),
+          cache: Path = typer.Option(Path(".pvsim-cache/sweeps"), help="folder of finished runs, by run_id"),
+          no_cache: bool = typer.Option(False, "--no-cache", help="neither read nor write the run cache"),
           json_out: Optional[Path] = typer.Option(None, "--json"),
-          csv_out: Optional[Path] = typer.Option(None, "--csv")):
-    """Run a grid of scenario variants (and seeds); flat rows carry their parameters and a stable run_id."""
-    _check_outputs(json=json_out, csv=csv_out)
+          csv_out: Optional[Path] = typer.Option(None, "--csv"),
+          parquet_out: Optional[Path] = typer.Option(None, "--parquet"),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="no table on stdout")):
+    """Run a grid of scenario variants (and seeds), each run cached by its run_id as it finishes, so a
+    rerun or a resumed sweep computes only what is missing; rows carry their parameters and run_id."""
+    _check_outputs(json=json_out, csv=csv_out, parquet=parquet_out)
+    if engine not in sw.ENGINES:
+        raise ScenarioError("--engine", f"unknown engine {engine!r}; allowed: {', '.join(sw.ENGINES)}")
+    if scheduler is not None and engine != "dask":
+        raise ScenarioError("--scheduler", "a Dask scheduler address needs --engine dask")
+    if chunk is not None and chunk < 1:
+        raise ScenarioError("--chunk", f"must be at least 1, got {chunk}")
+    if workers < 1:
+        raise ScenarioError("--workers", f"must be at least 1, got {workers}")
     base = sw.load_base(scenario)
     grid = dict(sw.parse_param(p) for p in param)
+    names = dict(sw.parse_name(n) for n in name)
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise ScenarioError("--seeds", f"must be comma-separated integers, got {seeds!r}") from None
+    if not seed_list:
+        raise ScenarioError("--seeds", "no seeds given")
+    runs = sw.expand(base, grid, seed_list, names)
+    for msg in sw.timeline_overrides(base, grid):
+        err.print(f"pvsim: warning: {msg}", markup=False, highlight=False, soft_wrap=True)
+    with _SweepProgress() as prog:
+        res = sw.run_sweep(runs, workers=workers, engine=engine, address=scheduler, chunk=chunk,
+                           cache=None if no_cache else cache, progress=prog, base=base)
+    if res.failures:
+        for i, msg in sorted(res.failures.items()):
+            err.print(f"pvsim: run {i} ({runs[i].run_id}) failed: {msg}", markup=False, highlight=False)
+        err.print(f"pvsim: {len(res.failures)} of {len(runs)} runs failed; nothing written "
+                  f"(the finished runs are cached: rerun to retry the rest)", markup=False, highlight=False)
+        raise typer.Exit(1)
+    rows = res.rows
+    if not quiet:
+        t = Table(title=f"sweep of {scenario.name}: {len(runs)} runs, {len(rows)} rows")
+        pcols = [k for k in rows[0] if k.startswith("param.")] if rows else []
+        for c in ["run_id", *pcols, "seed", "domain", "workload", "metric", "value"]:
+            t.add_column(c)
+        for r in rows:
+            t.add_row(r["run_id"], *[str(r[c]) for c in pcols], str(r.get("seed")), r["domain"], r["workload"],
+                      r["metric"], f"{r['value']:.4g}")
+        out.print(t)
+    meta = {"pvsim_version": __version__, "profile": base.get("host", {}).get("profile", "modern"),
+            "seed": seed_list, "sweep": {"grid": grid, "names": names, "runs": len(runs)}}
+    res_obj = Results(rows, meta)
+    with Outputs() as outs:
+        if json_out:
+            res_obj.to_json(json_out, outs)
+        if csv_out:
+            res_obj.to_csv(csv_out, outs)
+        if parquet_out:
+            res_obj.to_parquet(parquet_out, outs)
+
+
+# ---------------------------------------------------------------------------------------------- calibrate
+@app.command()
+@user_errors
+def calibrate(results: Path = typer.Argument(..., help="an lmbench summary (the text 'make see' prints)"),
+              out_path: Path = typer.Option(..., "--out", "-o", help="the profile file to write (.toml)"),
+              base: str = typer.Option("xeon-2003", help="the profile whose hypervisor costs are kept"),
+              name: Optional[str] = typer.Option(None, help="the new profile's name (default: the file's stem)"),
+              modes: str = typer.Option("pv32,bt", "--modes", "-m", help="modes to predict on that machine"),
+              ops: int = typer.Option(200, help="operations per lmbench op in the fit's runs"),
+              json_out: Optional[Path] = typer.Option(None, "--json", help="the predictions as JSON")):
+    """Fit the native primitive costs of a profile to your machine's lmbench run (scipy least squares),
+    keep the base profile's hypervisor costs, write the profile, and predict the virtualized numbers."""
+    _check_outputs(out=out_path, json=json_out)
+    if out_path.suffix != ".toml":
+        raise ScenarioError("--out", f"{str(out_path)!r}: a profile file ends in .toml")
+    if ops < 1:
+        raise ScenarioError("--ops", f"must be at least 1, got {ops}")
+    if not results.is_file():
+        raise ScenarioError("results", f"{str(results)!r} is not a file")
+    try:
+        text = results.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ScenarioError("results", f"{results}: not a UTF-8 text file") from None
+    measured = cal.parse_lmbench(text, str(results))
+    ms = split_list(modes, "--modes", list(MODES))
+    load_profile(base, field_name="--base")
     with _progress() as prog:
-        task = prog.add_task("sweeping", total=None)
-        rows = sw.sweep(base, grid, seed_list, workers=workers,
-                        progress=lambda i, n: prog.update(task, completed=i, total=n))
-    t = Table(title=f"sweep of {scenario.name}: {len(rows)} rows")
-    pcols = [k for k in rows[0] if k.startswith("param.")] if rows else []
-    for c in ["run_id", *pcols, "domain", "workload", "metric", "value"]:
+        prog.add_task("fitting native costs", total=None)
+        f = cal.fit(measured, base, n_ops=ops)
+    pname = name or out_path.stem
+    body = cal.profile_file(f, pname, results.name)
+    with Outputs() as outs:
+        outs.write(out_path, body)
+    t = Table(title=f"fitted on {results.name} ({measured.host}, {measured.mhz:g} MHz), base {base}")
+    for c in ("constant", "base", "fitted"):
+        t.add_column(c)
+    for k, v in f.fitted.items():
+        t.add_row(k, f"{load_profile(base).value(k):g}", f"{v:.4g}")
+    out.print(t)
+    out.print(f"kept from {base}: {len(f.kept)} constants the benchmarks cannot resolve; residuals: "
+              + ", ".join(f"{o} {r:+.2%}" for o, r in f.residuals.items()), markup=False)
+    ws = [f"lmbench.{o}" for o in f.measured_us]
+    check_modes(ms, str(out_path))
+    rows = _run_rows(ws, ms, str(out_path), 0, ops, None, 1)
+    t = Table(title=f"predicted on {measured.host} (profile {out_path}), latency / native")
+    t.add_column("op")
+    t.add_column("native us (measured)", justify="right")
+    for m in ms:
+        t.add_column(m, justify="right")
+    for w in ws:
+        rel = [next(r for r in rows if r["workload"] == w and r["mode"] == m)["relative_to_native"] for m in ms]
+        t.add_row(w.split(".", 1)[1], f"{f.measured_us[w.split('.', 1)[1]]:g}", *[f"{x:.2f}" for x in rel])
+    out.print(t)
+    if json_out:
+        _emit(rows, _meta(str(out_path), 0), json_out, None)
+
+
+# ---------------------------------------------------------------------------------------------- report
+@app.command()
+@user_errors
+def report(html_out: Path = typer.Option(Path("out/report.html"), "--html", help="the self-contained HTML page"),
+           md_out: Optional[Path] = typer.Option(None, "--markdown",
+                                                 help="the same as Markdown (default: beside the HTML, .md)"),
+           json_out: Optional[Path] = typer.Option(None, "--json"),
+           groups: str = typer.Option(",".join(validation.GROUPS), help="comma-separated: nano, lmbench"),
+           ops: int = typer.Option(2000, help="operations per (test, mode) run")):
+    """Every published number of the validation set beside pvsim's prediction: deviation, band, pass or
+    fail, calibration or validation, the figure, the profile and the command that reproduces it."""
+    md_out = md_out or html_out.with_suffix(".md")
+    _check_outputs(html=html_out, markdown=md_out, json=json_out)
+    if ops < 1:
+        raise ScenarioError("--ops", f"must be at least 1, got {ops}")
+    gs = tuple(split_list(groups, "--groups", list(validation.GROUPS)))
+    with _progress() as prog:
+        task = prog.add_task("predicting", total=None)
+        rows = validation.predict(gs, ops=ops, progress=lambda d: prog.update(task, description=f"predicting {d}"))
+    s = validation.summary(rows)
+    t = Table(title=f"validation: {s['validation_passed']} of {s['validation']} within their band "
+                    f"(+{s['calibration']} calibration rows)")
+    for c in ("test", "mode", "published", "pvsim", "deviation", "band", "result", "role"):
         t.add_column(c)
     for r in rows:
-        t.add_row(r["run_id"], *[str(r[c]) for c in pcols], r["domain"], r["workload"], r["metric"], f"{r['value']:.4g}")
+        d = r.record()
+        t.add_row(d["test"], d["mode"], f"{d['published']:g}", f"{d['predicted']:.4g}", f"{d['deviation']:+.1%}",
+                  d["band"], d["result"], d["role"])
     out.print(t)
-    _emit(rows, {"pvsim_version": __version__, "profile": base.get("host", {}).get("profile", "modern"),
-                 "seed": seed_list}, json_out, csv_out)
+    with Outputs() as outs:
+        outs.write(html_out, validation.html_page(rows))
+        outs.write(md_out, validation.markdown(rows) + "\n")
+        if json_out:
+            Results([r.record() for r in rows], {"pvsim_version": __version__, "summary": s}).to_json(json_out, outs)
 
 
 @app.command()

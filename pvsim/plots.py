@@ -106,3 +106,32 @@ def grouped_log_bars(rows: list[dict], path: str | Path, title: str, ylabel: str
     ax.legend(fontsize=7)
     ax.set_title(title)
     _save(fig, path)
+
+
+def validation_points(records: list[dict], path, title: str) -> None:
+    """Published against predicted, one point per entry on log-log axes with the y = x line: filled
+    points are validation (green within the band, red outside), hollow grey ones calibration."""
+    fig, ax = plt.subplots(figsize=(6, 5))
+    pub = np.array([r["published"] for r in records], float)
+    got = np.array([r["predicted"] for r in records], float)
+    lo, hi = min(pub.min(), got.min()) * 0.7, max(pub.max(), got.max()) * 1.4
+    ax.plot([lo, hi], [lo, hi], color="k", lw=0.6)
+    for role, res, kw in (("validation", "pass", dict(color="tab:green", label="validation, within band")),
+                          ("validation", "fail", dict(color="tab:red", label="validation, outside band")),
+                          ("calibration", None, dict(facecolors="none", edgecolors="grey", label="calibration"))):
+        sel = [i for i, r in enumerate(records) if r["role"] == role and (res is None or r["result"] == res)]
+        if sel:
+            ax.scatter(pub[sel], got[sel], s=22, **kw)
+    for r, x, y in zip(records, pub, got):
+        ax.annotate(f"{r['test'].replace('nano.', '')} {r['mode']}", (x, y), fontsize=5, xytext=(2, 2),
+                    textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    unit = records[0]["unit"] if records else ""
+    ax.set_xlabel(f"published ({unit})")
+    ax.set_ylabel(f"pvsim ({unit})")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    _save(fig, path)

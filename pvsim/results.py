@@ -72,6 +72,65 @@ class Results:
         else:
             write_atomic(path, text)
 
+    def to_parquet(self, path: str | Path, outputs: "Outputs | None" = None) -> None:
+        """The CSV's columns in a Parquet file (pyarrow), the provenance in its key-value metadata."""
+        import pyarrow as pa  # a third-party import kept out of every command's start-up
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(_typed(self.frame()), preserve_index=False)
+        meta = dict(table.schema.metadata or {})
+        meta[b"pvsim"] = json.dumps(self.meta, sort_keys=True, default=_json_default).encode()
+        table = table.replace_schema_metadata(meta)
+        with Outputs() if outputs is None else _Borrowed(outputs) as outs:
+            tmp = outs.path_for(path)
+            pq.write_table(table, tmp)
+
+
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    """Columns that mix numbers and text (a swept value that is 128 in one run and "pv" in another)
+    become text, so Parquet has one type per column."""
+    for c in df.columns:
+        if df[c].dtype == object:
+            kinds = {type(v) for v in df[c] if v is not None and not (isinstance(v, float) and np.isnan(v))}
+            if len(kinds) > 1:
+                df[c] = df[c].map(lambda v: None if v is None else str(v))
+    return df
+
+
+class _Borrowed:
+    """Use a caller's Outputs inside ``with`` without committing it."""
+
+    def __init__(self, outs: "Outputs"):
+        self.outs = outs
+
+    def __enter__(self) -> "Outputs":
+        return self.outs
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+
+def load(path: str | Path) -> pd.DataFrame:
+    """A results file written by any pvsim command (``.json``, ``.csv`` or ``.parquet``) as a pandas
+    DataFrame with the CSV's flat columns (``bd.<cause>``, ``n.<event>``, ``param.<name>``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ScenarioError("results", f"{str(path)!r} is not a file")
+    suffix = p.suffix.lower()
+    if suffix == ".parquet":
+        return pd.read_parquet(p)
+    if suffix == ".csv":
+        return pd.read_csv(p)
+    if suffix == ".json":
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise ScenarioError("results", f"{path}: not a pvsim JSON results file ({e})") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
+            raise ScenarioError("results", f"{path}: no 'results' list (not a pvsim results file)")
+        return pd.DataFrame([flatten(r) for r in doc["results"]])
+    raise ScenarioError("results", f"{path}: unknown kind {suffix or '(none)'}; give .json, .csv or .parquet")
+
 
 def flatten(r: dict) -> dict:
     """One flat record of a row (nested tables become dotted columns)."""

@@ -45,7 +45,7 @@ def test_every_workload_runs_in_a_scenario_in_compare_and_in_a_sweep(name, tmp_p
     assert [r["mode"] for r in rows] == ["pv"] and rows[0]["workload"] == name
     swept = sweep(_scenario(name), {"domains[1].weight": [128, 512]}, [0])
     assert len({r["run_id"] for r in swept}) == 2
-    assert sorted({r["param.domains[1].weight"] for r in swept}) == [128, 512]
+    assert sorted({r["param.neighbour.weight"] for r in swept}) == [128, 512]
 
 
 def test_a_scenario_file_runs_a_catalogue_workload_through_the_cli(tmp_path):

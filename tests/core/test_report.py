@@ -1,0 +1,41 @@
+"""pvsim report: a row for every published number of the validation set, built from a subset here."""
+
+from typer.testing import CliRunner
+
+from pvsim import validation
+from pvsim.cli import app
+from pvsim.workloads import CALIBRATION_SET, PUBLISHED
+from pvsim.workloads.lmbench import SOSP03
+
+
+def test_the_set_has_every_published_number_once():
+    es = validation.entries()
+    assert len(es) == 2 * len(PUBLISHED) + 2 * len(SOSP03)
+    assert len({(e.group, e.test, e.mode) for e in es}) == len(es)
+    assert {e.test for e in es if e.role == "calibration"} == CALIBRATION_SET
+
+
+def test_bands_pass_and_fail():
+    e = validation.entries(("lmbench",))
+    fork_bt = next(x for x in e if x.test == "fork" and x.mode == "bt")
+    assert validation.Row(fork_bt, 7.95, 5.1).passed and not validation.Row(fork_bt, 7.95, 4.9).passed
+    stat = next(x for x in e if x.test == "stat" and x.mode == "pv32")
+    assert validation.Row(stat, 1.0, 1.29).passed and not validation.Row(stat, 1.0, 1.31).passed
+
+
+def test_report_from_a_subset(tmp_path):
+    h, m, j = tmp_path / "r.html", tmp_path / "r.md", tmp_path / "r.json"
+    r = CliRunner().invoke(app, ["report", "--groups", "nano", "--ops", "200", "--html", str(h), "--markdown", str(m),
+                                 "--json", str(j)])
+    assert r.exit_code == 0, r.output
+    page = h.read_text()
+    assert page.count("<tr class=") == 2 * len(PUBLISHED)
+    assert "data:image/png;base64," in page and "pvsim nanobench" in page
+    md = m.read_text()
+    assert md.count("| nano.") == 2 * len(PUBLISHED) and "calibration" in md
+
+
+def test_an_unknown_group_is_one_line(tmp_path):
+    r = CliRunner().invoke(app, ["report", "--groups", "nano,spec", "--html", str(tmp_path / "r.html")])
+    assert r.exit_code == 2 and "--groups" in r.output and len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "r.html").exists()
