@@ -3,9 +3,10 @@ docs/design.md ("Layers and who may import whom").
 
 Ranks, lowest first: the ABI (``hypercalls``); the core (``pvsim.core``); the machine (``pvsim.mm``,
 the physical devices); the hypervisor (``pvsim.hypervisor``, ``pvsim.sched``, the split drivers and
-xenstore of ``pvsim.io``) beside the guest kernels (``guest_kernels``); the workloads; the
+xenstore of ``pvsim.io``) beside the guest kernels (``guest_kernels``); the workloads and the migration model
+(``pvsim.migrate``); the
 description (``pvsim.scenario``, ``pvsim.results``); the builder (``pvsim.wiring``, ``pvsim.pricing``,
-``pvsim.system``); the front (``pvsim.compare``, ``pvsim.sweep``, ``pvsim.xl``, ``pvsim.plots``,
+``pvsim.system``, ``pvsim.migrate.live``); the front (``pvsim.compare``, ``pvsim.sweep``, ``pvsim.xl``, ``pvsim.plots``,
 ``pvsim.cli``). A module imports its own rank or lower, with two narrower rules: a guest kernel sees
 only the ABI, the engine and the meter (and its own package); a workload sees only the core and the
 action vocabulary of the guest kernels. No import cycles; no import of a project module inside a
