@@ -29,6 +29,7 @@ from pvsim.compare import compare as run_compare
 from pvsim.core.errors import ScenarioError
 from pvsim.core.profile import bundled_profiles, load_profile
 from pvsim.core.version import __version__
+from pvsim.migrate import live as migration
 from pvsim.results import Outputs, Results, check_output_path
 from pvsim.scenario import Scenario
 from pvsim.sched import SCHEDULER_NAMES
@@ -133,6 +134,62 @@ def run(scenario: Path = typer.Argument(..., help="scenario TOML file"),
                       f"{r['cpu_share']:.1%}", f"{r['elapsed_ns'] / 1e6:.1f}",
                       ", ".join(f"{k} {v / max(1, r['elapsed_ns']):.0%}" for k, v in top))
         out.print(t)
+
+
+# ---------------------------------------------------------------------------------------------- migrate
+@app.command()
+@user_errors
+def migrate(scenario: Path = typer.Argument(..., help="scenario TOML file with several hosts and links"),
+            domain: Optional[str] = typer.Option(None, "--domain", "-d", help="the domain to migrate"),
+            to: Optional[str] = typer.Option(None, "--to", help="the target host"),
+            at_ms: float = typer.Option(0.0, "--at-ms", help="when the migration starts (simulated ms)"),
+            policy: str = typer.Option("xen", "--policy", help="xen, xen-legacy, qemu or simgrid"),
+            adaptive: bool = typer.Option(False, "--adaptive", help="xen-legacy: the NSDI'05 rate limit"),
+            auto_converge: bool = typer.Option(False, "--auto-converge", help="qemu: auto-converge throttling"),
+            seed: Optional[int] = typer.Option(None, help="override the scenario's seed"),
+            json_out: Optional[Path] = typer.Option(None, "--json", help="write rows as JSON"),
+            csv_out: Optional[Path] = typer.Option(None, "--csv", help="write rows as CSV"),
+            quiet: bool = typer.Option(False, "--quiet", "-q", help="no table on stdout")):
+    """Live-migrate a domain to another host (xl migrate), plus the scenario's [[migrations]]; print
+    total time, downtime and its parts, bytes, and every round."""
+    _check_outputs(json=json_out, csv=csv_out)
+    sc = Scenario.from_toml(scenario)
+    if seed is not None:
+        sc = sc.with_seed(seed)
+    reqs = migration.parse_requests(list(sc.migrations))
+    if (domain is None) != (to is None):
+        raise ScenarioError("--to" if to is None else "--domain", "give --domain and --to together")
+    if not 0 <= at_ms <= 3.6e6:
+        raise ScenarioError("--at-ms", f"must be 0..3600000, got {at_ms:g}")
+    if domain is not None:
+        reqs.append(migration.Request(domain, to, at_ms, policy, adaptive, auto_converge))
+    if not reqs:
+        raise ScenarioError("--domain", "nothing to migrate: give --domain and --to, or [[migrations]]")
+    rows, rounds = migration.run(sc, reqs)
+    res = Results([{"kind": "migration", **r} for r in rows] + [{"kind": "round", **r} for r in rounds],
+                  {"pvsim_version": __version__, "seed": sc.seed, "scenario": sc.name, "profile": sc.host.profile})
+    with Outputs() as outs:
+        if json_out:
+            res.to_json(json_out, outs)
+        if csv_out:
+            res.to_csv(csv_out, outs)
+    if not quiet:
+        t = Table(title=f"pvsim migrate {sc.name} (seed {sc.seed})")
+        for c in ("domain", "from", "to", "policy", "total ms", "downtime ms", "MiB sent", "x RAM", "rounds",
+                  "stop"):
+            t.add_column(c)
+        for r in rows:
+            t.add_row(r["domain"], r["from"], r["to"], r["policy"], f"{r['total_ms']:.1f}", f"{r['downtime_ms']:.2f}",
+                      f"{r['bytes'] / 2**20:.1f}", f"{r['bytes_over_ram']:.2f}", str(r["rounds"]), r["stop_reason"])
+        out.print(t)
+        rt = Table(title="rounds")
+        for c in ("domain", "round", "live", "pages", "skipped", "MiB", "ms", "Mbit/s", "dirty after"):
+            rt.add_column(c)
+        for r in rounds:
+            rt.add_row(r["domain"], str(r["round"]), str(r["live"]), str(r["pages"]), str(r["skipped"]),
+                       f"{r['bytes'] / 2**20:.2f}", f"{r['duration_ms']:.2f}", f"{r['mbit_per_s']:.0f}",
+                       str(r["dirty_after"]))
+        out.print(rt)
 
 
 # ---------------------------------------------------------------------------------------------- compare

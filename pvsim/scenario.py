@@ -235,6 +235,7 @@ class Scenario:
     catalogue: Catalogue = BUILTIN_CATALOGUE
     name: str = "scenario"
     single_host: bool = True  # written with [host]/[scheduler] (field paths say host.*, scheduler.*)
+    migrations: tuple = ()  # [[migrations]] tables as written; checked and run by pvsim.migrate.live
 
     # ------------------------------------------------------------------ conveniences
     @property
@@ -292,7 +293,7 @@ class Scenario:
         if not isinstance(data, dict):
             raise ScenarioError("scenario", "must be a table")
         top = {"seed", "host", "hosts", "scheduler", "run", "domains", "timeline", "name", "links", "storage",
-               "workloads", "workload_files"}
+               "workloads", "workload_files", "migrations"}
         for k in data:
             if k not in top:
                 raise unknown("scenario", k, top)
@@ -335,7 +336,7 @@ class Scenario:
         storage = tuple(validate(StorageSpec, x, f"storage[{i}]") for i, x in enumerate(_array(data, "storage")))
         timeline = tuple(_parse_timeline(t, i) for i, t in enumerate(_array(data, "timeline")))
         sc = cls(hosts, tuple(doms), run, int(seed), timeline, links, storage, catalogue,
-                 str(data.get("name", name)), single)
+                 str(data.get("name", name)), single, tuple(_array(data, "migrations")))
         sc.validate()
         return sc
 

@@ -3,9 +3,10 @@ docs/design.md ("Layers and who may import whom").
 
 Ranks, lowest first: the ABI (``hypercalls``); the core (``pvsim.core``); the machine (``pvsim.mm``,
 the physical devices); the hypervisor (``pvsim.hypervisor``, ``pvsim.sched``, the split drivers and
-xenstore of ``pvsim.io``) beside the guest kernels (``guest_kernels``); the workloads; the
+xenstore of ``pvsim.io``) beside the guest kernels (``guest_kernels``); the workloads and the migration model
+(``pvsim.migrate``); the
 description (``pvsim.scenario``, ``pvsim.results``); the builder (``pvsim.wiring``, ``pvsim.pricing``,
-``pvsim.system``); the front (``pvsim.compare``, ``pvsim.sweep``, ``pvsim.xl``, ``pvsim.plots``,
+``pvsim.system``, ``pvsim.migrate.live``); the front (``pvsim.compare``, ``pvsim.sweep``, ``pvsim.xl``, ``pvsim.plots``,
 ``pvsim.cli``). A module imports its own rank or lower, with two narrower rules: a guest kernel sees
 only the ABI, the engine and the meter (and its own package); a workload sees only the core and the
 action vocabulary of the guest kernels. No import cycles; no import of a project module inside a
@@ -25,7 +26,7 @@ RANKS = [  # (module prefix, rank); the longest matching prefix wins
     ("pvsim.core", 1),
     ("pvsim.mm", 2), ("pvsim.io.devices", 2), ("pvsim.io.ring", 2),
     ("pvsim.hypervisor", 3), ("pvsim.sched", 3), ("pvsim.io", 3), ("guest_kernels", 3),
-    ("pvsim.workloads", 4),
+    ("pvsim.workloads", 4), ("pvsim.migrate", 4), ("pvsim.migrate.live", 6),
     ("pvsim.scenario", 5), ("pvsim.results", 5),
     ("pvsim.wiring", 6), ("pvsim.pricing", 6), ("pvsim.programs", 6), ("pvsim.system", 6),
     ("pvsim.compare", 7), ("pvsim.sweep", 7), ("pvsim.validation", 7), ("pvsim.calibrate", 7), ("pvsim.xl", 7), ("pvsim.plots", 7), ("pvsim.cli", 7),

@@ -35,6 +35,9 @@ generator, a memory benchmark, a scheduler behaviour, or one a user writes in TO
 ``choice``        one of several step lists, by probability (``[{p, steps}, ...]``)
 ================  ==========================================================================
 
+``writable = {mib, mb_per_s, pattern, ...}`` declares the writable working set live migration sees
+(:class:`WritableSpec`).
+
 ``arrivals = {rate_per_s = r}`` makes the workload open-loop: units arrive as a Poisson process of
 rate ``r`` (or at fixed gaps) and each runs the steps once, however many are in progress.
 
@@ -59,7 +62,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from guest_kernels.actions import ACTIONS, DEVICE_ACTIONS, check_args
 from pvsim.core.errors import ScenarioError
@@ -156,6 +159,24 @@ class MeasureSpec(_M):
     pcpus: int | None = None  # the host's pCPUs (I/O: 2, so the guest and Domain-0 each have one)
 
 
+class WritableSpec(_M):
+    """A workload's writable working set, for live migration's dirty-page model (pvsim.migrate.dirty):
+    ``mib`` of the guest's RAM (or ``ram_frac`` of it) written at ``mb_per_s`` (10^6 bytes of 4 KiB
+    page writes per second of guest time) in a ``pattern``: uniform over the set, hot (``hot_frac``
+    of the set takes ``hot_share`` of the writes: a Zipf-like hot set) or sequential (a sweep that
+    wraps). ``free_frac`` of RAM is free (zero) pages, never written; the rest is read-only data.
+    ``source`` says which characterisation of the workload the figures come from."""
+
+    mib: float | None = Field(None, ge=0, le=1 << 24)
+    ram_frac: float | None = Field(None, ge=0, le=1)
+    mb_per_s: float = Field(0.0, ge=0, le=1e6)
+    pattern: Literal["uniform", "hot", "sequential"] = "uniform"
+    hot_frac: float = Field(0.1, gt=0, le=1)
+    hot_share: float = Field(0.9, ge=0, le=1)
+    free_frac: float = Field(0.0, ge=0, le=1)
+    source: str = ""
+
+
 STEP_MODELS = {
     "cpu": CpuStep, "disk": DiskStep, "send": SendStep, "request": RequestStep, "await": AwaitStep,
     "respond": RespondStep, "sleep": TimeStep, "period": PeriodStep, "memory": MemoryStep,
@@ -182,6 +203,7 @@ class WorkloadSpec(_M):
     native_ref: tuple[str, float] | None = None
     measure: MeasureSpec | None = None
     arrivals: ArrivalSpec | None = None
+    writable: WritableSpec | None = None  # its dirty-page behaviour under live migration
 
     @field_validator("name")
     @classmethod

@@ -1,0 +1,235 @@
+"""Per-page dirty tracking of a migrating guest: its page versions, the log-dirty bitmap and the
+writes of its workload, page by page.
+
+Design note
+-----------
+Models Xen's log-dirty mode as the save engine sees it (``xen/arch/x86/mm/paging.c``
+``paging_log_dirty_op``; shadow log-dirty ``sh_enable_log_dirty`` for PV, ``p2m_ram_logdirty`` for
+HAP; ``XEN_DOMCTL_SHADOW_OP_CLEAN`` / ``PEEK`` in ``xen/include/public/domctl.h``): one bit per pfn,
+set by the first write to the page after the last ``CLEAN``; ``CLEAN`` returns the set and clears
+it, ``PEEK`` returns it unchanged. Each page also carries a *version* the guest bumps on every write,
+so the receiver's image can be checked page by page (the "nothing lost" property).
+
+The guest's writes come from its workload's writable working set
+(:class:`pvsim.workloads.spec.WritableSpec`): ``ws_pages`` pages starting at pfn ``ws_base``, written
+at ``pages_per_s`` in a pattern -- ``uniform`` over the set, ``hot`` (the first ``hot_pages`` of the
+set take ``hot_share`` of the writes, the rest spread over the remainder: a Zipf-like hot set) or
+``sequential`` (a sweep from a seeded offset that wraps). Writes are generated one page at a time
+from a splitmix64 stream (seeded per guest), so the compiled kernel and its plain-Python reference
+produce the same pages bit for bit.
+
+Simplifications: writes arrive at a constant rate in simulated time while the guest runs (not
+interleaved with its instructions); the cost of the log-dirty faults the guest pays is priced per
+newly dirtied page by the save engine (:data:`pvsim.migrate.save.LOGDIRTY_FAULT_NS`) rather than
+taken on the guest's vCPUs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+PAGE_SIZE = 4096  # x86 4 KiB pages (XC_PAGE_SHIFT 12, xenctrl.h)
+PATTERNS = {"uniform": 0, "hot": 1, "sequential": 2}
+MASK64 = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15  # splitmix64 constants (Steele, Lea, Flood, OOPSLA'14)
+MIX1 = 0xBF58476D1CE4E5B9
+MIX2 = 0x94D049BB133111EB
+
+
+# ============================================================================== compiled kernels
+@njit(cache=True)
+def _write_kernel(kind, n, state, cursor, ws_base, ws_pages, hot_pages, hot_thr, version, dirty):
+    """``n`` page writes: bump each page's version and set its dirty bit. Returns (state, cursor,
+    pages newly dirtied)."""
+    new = 0
+    cold = ws_pages - hot_pages
+    for _ in range(n):
+        if kind == 2:
+            off = cursor % ws_pages
+            cursor += 1
+        else:
+            state = state + np.uint64(GOLDEN)
+            z = state
+            z = (z ^ (z >> np.uint64(30))) * np.uint64(MIX1)
+            z = (z ^ (z >> np.uint64(27))) * np.uint64(MIX2)
+            z = z ^ (z >> np.uint64(31))
+            lo = np.int64(z & np.uint64(0xFFFFFFFF))
+            if kind == 0:
+                off = lo % ws_pages
+            else:
+                hi = np.int64(z >> np.uint64(32))
+                if hi < hot_thr or cold == 0:
+                    off = lo % hot_pages
+                else:
+                    off = hot_pages + lo % cold
+        pfn = ws_base + off
+        version[pfn] += 1
+        if dirty[pfn] == 0:
+            dirty[pfn] = 1
+            new += 1
+    return state, cursor, new
+
+
+@njit(cache=True)
+def _clean_kernel(dirty, out):
+    """``XEN_DOMCTL_SHADOW_OP_CLEAN``: the dirty pfns into ``out`` (ascending), bits cleared; returns
+    the count."""
+    k = 0
+    for pfn in range(dirty.shape[0]):
+        if dirty[pfn]:
+            out[k] = pfn
+            k += 1
+            dirty[pfn] = 0
+    return k
+
+
+@njit(cache=True)
+def _copy_kernel(pfns, n, src, dst):
+    """The receiver's image takes the sender's page contents (versions) of ``pfns[:n]``."""
+    for i in range(n):
+        p = pfns[i]
+        dst[p] = src[p]
+
+
+# ============================================================================== references
+def write_ref(kind, n, state, cursor, ws_base, ws_pages, hot_pages, hot_thr, version, dirty):
+    """Plain-Python reference of :func:`_write_kernel`."""
+    state = int(state)
+    new = 0
+    cold = ws_pages - hot_pages
+    for _ in range(n):
+        if kind == 2:
+            off = cursor % ws_pages
+            cursor += 1
+        else:
+            state = (state + GOLDEN) & MASK64
+            z = state
+            z = ((z ^ (z >> 30)) * MIX1) & MASK64
+            z = ((z ^ (z >> 27)) * MIX2) & MASK64
+            z ^= z >> 31
+            lo = z & 0xFFFFFFFF
+            if kind == 0:
+                off = lo % ws_pages
+            else:
+                off = lo % hot_pages if ((z >> 32) < hot_thr or cold == 0) else hot_pages + lo % cold
+        pfn = ws_base + off
+        version[pfn] += 1
+        if dirty[pfn] == 0:
+            dirty[pfn] = 1
+            new += 1
+    return np.uint64(state), cursor, new
+
+
+def clean_ref(dirty, out):
+    """Plain-Python reference of :func:`_clean_kernel`."""
+    k = 0
+    for pfn in range(len(dirty)):
+        if dirty[pfn]:
+            out[k] = pfn
+            k += 1
+            dirty[pfn] = 0
+    return k
+
+
+def copy_ref(pfns, n, src, dst):
+    for i in range(n):
+        dst[pfns[i]] = src[pfns[i]]
+
+
+# ============================================================================== the guest's memory
+@dataclass(frozen=True)
+class WriteModel:
+    """The resolved writable working set of one guest (pfns and rates)."""
+
+    n_pages: int
+    ws_base: int
+    ws_pages: int
+    pages_per_s: float
+    pattern: str = "uniform"
+    hot_pages: int = 1
+    hot_share: float = 0.9
+    free_pages: int = 0  # the top of RAM: zero pages, never written
+
+    @classmethod
+    def of(cls, writable, memory_mib: int, *, seed_offset: int = 0) -> "WriteModel":
+        """From a :class:`~pvsim.workloads.spec.WritableSpec` (``None``: the guest writes nothing)."""
+        n = int(memory_mib) * 256
+        if writable is None:
+            return cls(n, 0, 1, 0.0)
+        free = int(round(writable.free_frac * n))
+        ws = writable.ram_frac * n if writable.ram_frac is not None else (writable.mib or 0) * 256
+        ws = max(1, min(int(round(ws)), n - free))
+        span = n - free - ws  # the set sits in the used part of RAM at a seeded offset
+        base = seed_offset % (span + 1) if span > 0 else 0
+        hot = max(1, min(ws, int(round(writable.hot_frac * ws))))
+        return cls(n, base, ws, writable.mb_per_s * 1e6 / PAGE_SIZE, writable.pattern, hot, writable.hot_share, free)
+
+
+class GuestMemory:
+    """A guest's pages as the save engine sees them: version per pfn, the log-dirty bitmap, and the
+    writes of its workload advanced in simulated time."""
+
+    def __init__(self, model: WriteModel, seed: int, *, compiled: bool = True):
+        self.model = model
+        self.version = np.zeros(model.n_pages, dtype=np.int64)
+        self.dirty = np.zeros(model.n_pages, dtype=np.uint8)
+        self.logdirty = False
+        self.state = int(seed) & MASK64
+        self.cursor = int(seed % max(1, model.ws_pages)) if model.pattern == "sequential" else 0
+        self._carry = 0.0
+        self.writes = 0
+        self.newly_dirtied = 0
+        self.throttle = 0.0  # QEMU auto-converge: fraction of the guest's CPU taken away
+        self.compiled = compiled
+        self._kind = PATTERNS[model.pattern]
+        self._thr = int(model.hot_share * (1 << 32))
+
+    def write_for(self, ns: float) -> int:
+        """The guest runs ``ns`` of simulated time: its writes in that time; returns pages newly dirty."""
+        m = self.model
+        if m.pages_per_s <= 0 or ns <= 0:
+            return 0
+        x = self._carry + m.pages_per_s * (1.0 - self.throttle) * ns / 1e9
+        n = int(math.floor(x))
+        self._carry = x - n
+        return self.write(n)
+
+    def write(self, n: int) -> int:
+        if n <= 0:
+            return 0
+        m = self.model
+        fn = _write_kernel if self.compiled else write_ref
+        st, self.cursor, new = fn(self._kind, int(n), np.uint64(self.state), int(self.cursor), m.ws_base, m.ws_pages,
+                                  m.hot_pages, self._thr, self.version, self.dirty)
+        self.state = int(st)
+        self.writes += n
+        self.newly_dirtied += new
+        return int(new)
+
+    def clean(self) -> np.ndarray:
+        """``XEN_DOMCTL_SHADOW_OP_CLEAN``: the dirty pfns, bitmap cleared."""
+        out = np.empty(self.model.n_pages, dtype=np.int64)
+        k = (_clean_kernel if self.compiled else clean_ref)(self.dirty, out)
+        return out[:k]
+
+    def peek(self) -> np.ndarray:
+        """``XEN_DOMCTL_SHADOW_OP_PEEK``: the live bitmap, unchanged (a view)."""
+        return self.dirty
+
+    def dirty_count(self) -> int:
+        return int(np.count_nonzero(self.dirty))
+
+    def zero_pages(self) -> np.ndarray:
+        """Pages never written whose content is zero (the free top of RAM)."""
+        z = np.zeros(self.model.n_pages, dtype=bool)
+        if self.model.free_pages:
+            z[self.model.n_pages - self.model.free_pages:] = True
+        return z & (self.version == 0)
+
+
+def copy_pages(pfns: np.ndarray, src: np.ndarray, dst: np.ndarray, compiled: bool = True) -> None:
+    (_copy_kernel if compiled else copy_ref)(pfns, len(pfns), src, dst)

@@ -1,0 +1,419 @@
+"""The save engines of live migration, page by page, as processes on the simulation engine.
+
+Design note
+-----------
+``xen`` models migration stream v2 (``tools/libs/guest/xg_sr_save.c``: ``send_memory_live``,
+``simple_precopy_policy``, ``suspend_and_send_dirty``; records from ``xg_sr_stream_format.h``):
+round 1 sends every pfn, each later round the set the last ``CLEAN`` returned, in ``PAGE_DATA``
+records of at most ``MAX_BATCH_SIZE`` pfns, while the guest runs; the policy stops below
+``SPP_TARGET_DIRTY_COUNT`` dirty pages or at ``SPP_MAX_ITERATIONS``; then the guest is suspended
+(``SHUTDOWN_suspend``), a final ``CLEAN`` with ``XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL`` gives the last
+set, which is sent with the vCPU, shared-info, TSC and HVM records and ``END``; the receiver restores,
+the frontends reconnect through xenstore and the guest resumes on the target. ``xen-legacy`` models
+``tools/libxc/xc_domain_save.c`` (Xen <= 4.5, at ``b15bc4345e^``): ``DEF_MAX_ITERS``,
+``DEF_MAX_FACTOR``, the 50-page rule, the ``to_skip`` peek before each batch, and, off by default as
+in shipped Xen, the ``ADAPTIVE_SAVE`` rate limit of the NSDI'05 paper (Clark et al.). ``qemu`` models
+QEMU's RAM migration (``migration/migration.c``, ``migration/ram.c``, ``migration/options.c``):
+rounds of the dirty bitmap at ``max-bandwidth``, zero pages sent as a flag, stop once the pending
+bytes fit in ``downtime-limit`` at the measured bandwidth, and auto-converge throttling as an
+option. ``simgrid`` models SimGrid's ``VmLiveMigration.cpp`` (``src/plugins/vm``): stage 1 sends
+all RAM, stage 2 repeats while the remaining bytes exceed measured bandwidth x ``max_downtime``,
+stage 3 sends the rest with the VM suspended; raw page bytes, no records, no CPU.
+
+The stream crosses the hosts' link (:class:`pvsim.io.devices.Pipe`, FIFO per direction, so
+concurrent migrations and other traffic interleave batch by batch) and costs Domain-0 CPU on both
+hosts (mapping foreign frames, normalising PV page tables, copying into the socket) on a FIFO
+server per host scaled by the share of a pCPU Domain-0 gets. Simplifications: one batch in flight
+per stream (the next batch is prepared while the previous serialises); the receiver's CPU and the
+sender's overlap the link; no TCP slow start; guest writes arrive at a constant rate (see
+:mod:`pvsim.migrate.dirty`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pvsim.migrate.dirty import PAGE_SIZE, GuestMemory, copy_pages
+
+# ---------------------------------------------------------------- Xen constants, verbatim
+MAX_BATCH_SIZE = 1024  # pfns per PAGE_DATA record (tools/libs/guest/xg_save_restore.h)
+SPP_TARGET_DIRTY_COUNT = 50  # simple_precopy_policy (tools/libs/guest/xg_sr_save.c)
+SPP_MAX_ITERATIONS = 5  # simple_precopy_policy (tools/libs/guest/xg_sr_save.c)
+DEF_MAX_ITERS = 29  # "limit us to 30 times round loop" (tools/libxc/xc_domain_save.c @ b15bc4345e^)
+DEF_MAX_FACTOR = 3  # "never send more than 3x p2m_size" (xc_domain_save.c @ b15bc4345e^)
+LEGACY_MIN_PAGES = 50  # sent_this_iter + skip_this_iter < 50 (xc_domain_save.c @ b15bc4345e^)
+START_MBIT_RATE = 100  # ADAPTIVE_SAVE (xc_domain_save.c, removed in e611ad5b31)
+MAX_MBIT_RATE = 500  # ADAPTIVE_SAVE (xc_domain_save.c, removed in e611ad5b31)
+RATE_INCREMENT_MBIT = 50  # "mbit_rate = dirty rate + 50" (xc_domain_save.c ADAPTIVE_SAVE; NSDI'05 §5)
+# record types (tools/libs/guest/xg_sr_stream_format.h)
+REC_END, REC_PAGE_DATA, REC_X86_PV_INFO, REC_X86_PV_P2M_FRAMES = 0, 1, 2, 3
+REC_X86_PV_VCPU_BASIC, REC_SHARED_INFO, REC_X86_TSC_INFO, REC_HVM_CONTEXT, REC_HVM_PARAMS = 4, 7, 8, 9, 0xA
+REC_STATIC_DATA_END, REC_X86_CPUID_POLICY, REC_X86_MSR_POLICY = 0x10, 0x11, 0x12
+IHDR_BYTES, DHDR_BYTES, RHDR_BYTES = 24, 16, 8  # struct xc_sr_ihdr / dhdr / rhdr (xg_sr_stream_format.h)
+PAGE_DATA_HDR_BYTES = 8  # struct xc_sr_rec_page_data_header: count, _res1 (xg_sr_stream_format.h)
+PFN_ENTRY_BYTES = 8  # one uint64 pfn|type per page (xg_sr_stream_format.h)
+VCPU_CONTEXT_BYTES = 5168  # vcpu_guest_context_x86_64 in X86_PV_VCPU_BASIC [MEM, approximate size]
+HVM_CONTEXT_BYTES = 16384  # HVM_CONTEXT blob: LAPIC, IOAPIC, PIC, PIT, RTC, MTRR, per-vCPU CPU [assumption]
+HVM_PARAMS_BYTES = 16 * 12  # ~12 (index, value) pairs in HVM_PARAMS (xg_sr_save_x86_hvm.c) [assumption]
+TSC_INFO_BYTES = 24  # struct xc_sr_rec_x86_tsc_info (xg_sr_stream_format.h)
+POLICY_BYTES = 4096  # CPUID + MSR policy records [assumption: a page]
+# ---------------------------------------------------------------- QEMU constants, verbatim
+QEMU_DOWNTIME_LIMIT_MS = 300  # DEFAULT_MIGRATE_SET_DOWNTIME (migration/options.c)
+QEMU_MAX_BANDWIDTH = 128 << 20  # MAX_THROTTLE bytes/s (migration/options.c)
+QEMU_THROTTLE_INITIAL = 20  # DEFAULT_MIGRATE_CPU_THROTTLE_INITIAL (migration/options.c)
+QEMU_THROTTLE_INCREMENT = 10  # DEFAULT_MIGRATE_CPU_THROTTLE_INCREMENT (migration/options.c)
+QEMU_THROTTLE_MAX = 99  # DEFAULT_MIGRATE_MAX_CPU_THROTTLE (migration/options.c)
+QEMU_THROTTLE_TRIGGER = 50  # DEFAULT_MIGRATE_THROTTLE_TRIGGER_THRESHOLD (migration/options.c)
+QEMU_PAGE_HDR_BYTES = 8  # the be64 offset|flags before each page (migration/ram.c save_page_header)
+QEMU_ZERO_PAGE_BYTES = 9  # header + one byte for RAM_SAVE_FLAG_ZERO (migration/ram.c)
+QEMU_DEVICE_STATE_BYTES = 65536  # vmstate of a small virtio guest [assumption]
+# ---------------------------------------------------------------- SimGrid constants, verbatim
+SIMGRID_MAX_DOWNTIME_S = 0.03  # "use the default max_downtime value 30ms" (src/plugins/vm/VmLiveMigration.cpp)
+SIMGRID_WORKING_SET_FRAC = 0.9  # working-set memory default 90 % of RAM (src/plugins/vm/VirtualMachineImpl.cpp)
+# ---------------------------------------------------------------- costs (dom0 CPU, suspend, reconnect)
+MAP_BATCH_NS = 20_000  # xenforeignmemory_map of 1024 frames + unmap: privcmd ioctl, PTE writes, TLB flush [MEM]
+NORMALISE_PAGE_NS = 500  # PV page-table page: rewrite 512 PTEs mfn->pfn (xg_sr_save_x86_pv.c normalise_pagetable) [MEM]
+COPY_BYTE_NS = 0.05  # ~20 GB/s memcpy into the socket / out of it (profile io.memcpy_byte_cycles 0.15 at 3 GHz)
+LOGDIRTY_CLEAN_PAGE_NS = 0.25  # XEN_DOMCTL_SHADOW_OP_CLEAN: walk + clear one bitmap bit, re-protect [MEM]
+LOGDIRTY_FAULT_NS = 1000  # the guest's first write per page per round faults (shadow_fault / EPT violation) [MEM]
+SUSPEND_NS = 2_000_000  # control/shutdown="suspend" via xenstore, the guest's suspend handler, SHUTDOWN_suspend [MEM]
+RESUME_NS = 1_000_000  # unpause + the guest's resume handler (timers, evtchn rebind) [MEM]
+XS_OP_NS = 50_000  # one xenstored request/response or watch event, ~tens of us [MEM]
+XS_OPS_PER_DEVICE = 8  # xenbus reconnect per frontend: state writes, ring-ref, event-channel, watch fires
+#                        (the handshake of pvsim/io/xenstore.py: Initialising .. Connected)
+
+POLICIES = ("xen", "xen-legacy", "qemu", "simgrid")
+
+
+@dataclass(frozen=True)
+class MigrationOptions:
+    policy: str = "xen"
+    pv: bool = True  # PV guest: page tables normalised, PV records (else HVM records)
+    vcpus: int = 1
+    devices: int = 2  # frontends to reconnect (vif, vbd)
+    adaptive: bool = False  # xen-legacy: NSDI'05 rate limit (ADAPTIVE_SAVE), off as in shipped Xen
+    auto_converge: bool = False  # qemu: throttle the guest's CPU (off by default in QEMU)
+    downtime_limit_ms: float = QEMU_DOWNTIME_LIMIT_MS
+    max_bandwidth: float = QEMU_MAX_BANDWIDTH
+    max_downtime_s: float = SIMGRID_MAX_DOWNTIME_S
+    dom0_share: tuple[float, float] = (1.0, 1.0)  # share of a pCPU each Domain-0 gives the stream
+    drop_final: bool = False  # MUTANT: forget the final dirty set (the nothing-lost test must catch it)
+
+
+@dataclass
+class Round:
+    index: int
+    live: bool
+    pages: int
+    skipped: int
+    bytes: int
+    start_ns: int
+    end_ns: int
+    dirty_after: int = 0  # pages dirty at the end of the round (the next round's set)
+
+    @property
+    def duration_ns(self) -> int:
+        return self.end_ns - self.start_ns
+
+
+@dataclass
+class Outcome:
+    policy: str
+    start_ns: int = 0
+    end_ns: int = 0
+    suspend_ns: int = 0
+    final_copy_ns: int = 0
+    records_ns: int = 0
+    reconnect_ns: int = 0
+    resume_ns: int = 0
+    bytes: int = 0
+    pages_sent: int = 0
+    iterations: int = 0
+    stop_reason: str = ""
+    rounds: list = field(default_factory=list)
+    dom0_ns: list = field(default_factory=lambda: [0, 0])
+    guest_writes: int = 0
+    receiver: np.ndarray | None = None
+    sender: np.ndarray | None = None
+    suspended_at: int = 0
+
+    @property
+    def total_ns(self) -> int:
+        return self.end_ns - self.start_ns
+
+    @property
+    def downtime_ns(self) -> int:
+        return self.suspend_ns + self.final_copy_ns + self.records_ns + self.reconnect_ns + self.resume_ns
+
+
+class _Server:
+    """A FIFO CPU server (one Domain-0's share of a pCPU)."""
+
+    def __init__(self, share: float):
+        self.free = 0
+        self.share = share
+        self.busy = 0
+
+    def run(self, now: int, ns: float) -> int:
+        t = int(round(ns / self.share))
+        self.free = max(self.free, now) + t
+        self.busy += t
+        return self.free
+
+
+class Migration:
+    """One live migration of ``mem`` over ``pipe`` (the source host's direction of the link)."""
+
+    def __init__(self, engine, pipe, mem: GuestMemory, opts: MigrationOptions):
+        if opts.policy not in POLICIES:
+            raise ValueError(f"unknown policy {opts.policy!r}")
+        self.engine, self.pipe, self.mem, self.o = engine, pipe, mem, opts
+        self.recv = np.zeros_like(mem.version)
+        self.src, self.dst = _Server(opts.dom0_share[0]), _Server(opts.dom0_share[1])
+        self.out = Outcome(opts.policy)
+        self.running = True
+        self._t = 0
+        self._ser_end = 0
+        self._arrive = 0
+        self.rate_bps: float | None = None  # sender-side rate limit (bytes/s), if any
+        self.cpu = opts.policy != "simgrid"
+        self.records = opts.policy in ("xen", "xen-legacy")
+
+    # ------------------------------------------------------------ time and the guest
+    @property
+    def now(self) -> int:
+        return self.engine.now_ns
+
+    def _advance(self) -> None:
+        now = self.now
+        if self.running and now > self._t:
+            self.mem.write_for(now - self._t)
+        self._t = now
+
+    def _wait_until(self, t: int):
+        if t > self.now:
+            yield self.engine.timeout_ns(int(t - self.now))
+
+    # ------------------------------------------------------------ the stream
+    def _send(self, nbytes: int, dst_cpu_ns: float = 0.0):
+        """Queue ``nbytes`` on the link once the previous batch has serialised; the receiver's CPU
+        takes the batch on arrival."""
+        yield from self._wait_until(self._ser_end)
+        if self.rate_bps:  # sender-side pacing (ADAPTIVE_SAVE, QEMU max-bandwidth)
+            yield from self._wait_until(self._paced)
+            self._paced = self.now + int(nbytes * 1e9 / self.rate_bps)
+        self.pipe.send(nbytes, lambda: None)
+        self._ser_end = self.pipe.free_at
+        arrive = self._ser_end + self.pipe.latency_ns
+        self._arrive = self.dst.run(arrive, dst_cpu_ns) if (self.cpu and dst_cpu_ns) else max(self._arrive, arrive)
+        self.out.bytes += nbytes
+
+    def _drain(self):
+        """Wait until the receiver has everything sent so far."""
+        yield from self._wait_until(max(self._arrive, self._ser_end + self.pipe.latency_ns))
+        self._advance()
+
+    def _batch_cost(self, n: int) -> float:
+        if not self.cpu:
+            return 0.0
+        pt = n * 0.002 if self.o.pv else 0.0  # ~0.2 % of a PV guest's pages are page tables [assumption]
+        return MAP_BATCH_NS + pt * NORMALISE_PAGE_NS + n * PAGE_SIZE * COPY_BYTE_NS
+
+    def _page_bytes(self, pfns: np.ndarray) -> int:
+        n = len(pfns)
+        if self.o.policy == "simgrid":
+            return n * PAGE_SIZE
+        if self.o.policy == "qemu":
+            z = int(np.count_nonzero(self.mem.zero_pages()[pfns])) if n else 0
+            return (n - z) * (PAGE_SIZE + QEMU_PAGE_HDR_BYTES) + z * QEMU_ZERO_PAGE_BYTES
+        return RHDR_BYTES + PAGE_DATA_HDR_BYTES + n * (PFN_ENTRY_BYTES + PAGE_SIZE)
+
+    def _send_pages(self, pfns: np.ndarray, index: int, live: bool, skip: bool = False):
+        """One round: ``pfns`` in batches; with ``skip`` (legacy ``to_skip``) a page already
+        re-dirtied in this round is left for the next."""
+        r = Round(index, live, 0, 0, 0, self.now, self.now)
+        b0 = self.out.bytes
+        if not len(pfns) and self.o.policy == "simgrid":
+            yield from self._send(0)  # SimGrid sends each stage as one message, even an empty one
+        for i in range(0, len(pfns), MAX_BATCH_SIZE):
+            self._advance()
+            batch = pfns[i:i + MAX_BATCH_SIZE]
+            if skip:
+                keep = self.mem.peek()[batch] == 0  # XEN_DOMCTL_SHADOW_OP_PEEK into to_skip
+                r.skipped += int(len(batch) - np.count_nonzero(keep))
+                batch = batch[keep]
+            if not len(batch):
+                continue
+            copy_pages(batch, self.mem.version, self.recv)  # mapped and copied now
+            cost = self._batch_cost(len(batch))
+            if cost:
+                t = self.src.run(self.now, cost)
+                yield from self._wait_until(t)
+            yield from self._send(self._page_bytes(batch), cost)
+            r.pages += len(batch)
+        yield from self._drain()
+        r.end_ns = self.now
+        r.bytes = self.out.bytes - b0
+        r.dirty_after = self.mem.dirty_count()
+        self.out.pages_sent += r.pages
+        self.out.rounds.append(r)
+        return r
+
+    def _clean(self) -> np.ndarray:
+        self._advance()
+        pfns = self.mem.clean()
+        if self.cpu:
+            self.src.run(self.now, self.mem.model.n_pages * LOGDIRTY_CLEAN_PAGE_NS)
+        return pfns
+
+    # ------------------------------------------------------------ the process
+    def process(self):
+        o, out = self.o, self.out
+        out.start_ns = self._t = self.now
+        self.mem.logdirty = True  # XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY
+        self._paced = self.now
+        if self.records:  # image + domain headers, static data, STATIC_DATA_END
+            yield from self._send(IHDR_BYTES + DHDR_BYTES + 2 * (RHDR_BYTES + POLICY_BYTES) + RHDR_BYTES)
+        loop = {"xen": self._xen, "xen-legacy": self._legacy, "qemu": self._qemu, "simgrid": self._simgrid}
+        final = yield from loop[o.policy]()
+        yield from self._stop_and_copy(final)
+
+    def _all(self) -> np.ndarray:
+        self.mem.clean()  # round 1 sends everything: the bitmap starts from now
+        return np.arange(self.mem.model.n_pages, dtype=np.int64)
+
+    def _xen(self):
+        """send_memory_live with simple_precopy_policy."""
+        dirty = self._all()
+        iteration, x = 0, 0
+        while True:
+            stop = len(dirty) < SPP_TARGET_DIRTY_COUNT or iteration >= SPP_MAX_ITERATIONS
+            x += 1
+            if len(dirty):
+                yield from self._send_pages(dirty, x, True)  # sent live even when the policy said stop
+            if stop:
+                self.out.stop_reason = "dirty<50" if len(dirty) < SPP_TARGET_DIRTY_COUNT else "iterations>=5"
+                break
+            iteration = x
+            dirty = self._clean()
+        self.out.iterations = iteration
+        return None
+
+    def _legacy(self):
+        """xc_domain_save's live loop (iter from 1, to_skip peeks, the three stop rules)."""
+        o = self.o
+        p2m = self.mem.model.n_pages
+        to_send = self._all()
+        it, total, last_sent = 1, 0, None
+        if o.adaptive:
+            self.rate_bps = START_MBIT_RATE * 1e6 / 8
+        while True:
+            r = yield from self._send_pages(to_send, it, True, skip=it > 1)
+            total += r.pages
+            reasons = []
+            if it >= DEF_MAX_ITERS:
+                reasons.append("iter>=max_iters")
+            if r.pages + r.skipped < LEGACY_MIN_PAGES:
+                reasons.append("sent+skipped<50")
+            if total > DEF_MAX_FACTOR * p2m:
+                reasons.append("total>max_factor*p2m")
+            if o.adaptive:
+                at_max = self.rate_bps >= MAX_MBIT_RATE * 1e6 / 8
+                if last_sent is not None and r.pages > last_sent and at_max:
+                    reasons.append("rate at max and sending more")
+                dur = max(1, r.duration_ns)
+                dirty_rate = r.dirty_after * PAGE_SIZE * 8 / (dur / 1e9) / 1e6  # Mbit/s
+                self.rate_bps = min(MAX_MBIT_RATE, max(self.rate_bps * 8 / 1e6, dirty_rate + RATE_INCREMENT_MBIT)) \
+                    * 1e6 / 8
+            last_sent = r.pages
+            if reasons:
+                self.out.stop_reason = ",".join(reasons)
+                break
+            to_send = self._clean()
+            it += 1
+        self.out.iterations = it
+        return None
+
+    def _qemu(self):
+        """QEMU: rounds of the dirty bitmap; stop when pending bytes / bandwidth <= downtime-limit."""
+        o = self.o
+        self.rate_bps = o.max_bandwidth
+        dirty = self._all()
+        it, high = 0, 0
+        while True:
+            it += 1
+            r = yield from self._send_pages(dirty, it, True)
+            bw = r.bytes / max(1e-9, r.duration_ns / 1e9)
+            pending = r.dirty_after * PAGE_SIZE
+            if pending <= bw * o.downtime_limit_ms / 1e3:
+                self.out.stop_reason = "pending<=bandwidth*downtime_limit"
+                break
+            if o.auto_converge:  # mig_throttle_guest_down / migration_trigger_throttle
+                if pending > r.bytes * QEMU_THROTTLE_TRIGGER / 100:
+                    high += 1
+                    if high >= 2:
+                        t = self.mem.throttle * 100
+                        t = QEMU_THROTTLE_INITIAL if t == 0 else min(QEMU_THROTTLE_MAX, t + QEMU_THROTTLE_INCREMENT)
+                        self.mem.throttle = t / 100
+                        high = 0
+            dirty = self._clean()
+        self.out.iterations = it
+        return None
+
+    def _simgrid(self):
+        """VmLiveMigration: stage 1, then stage 2 while threshold < remaining."""
+        o = self.o
+        dirty = self._all()
+        r = yield from self._send_pages(dirty, 1, True)
+        bw = r.bytes / max(1e-9, r.duration_ns / 1e9)
+        threshold = bw * o.max_downtime_s
+        it = 1
+        while self.mem.dirty_count() * PAGE_SIZE > threshold:
+            it += 1
+            r = yield from self._send_pages(self._clean(), it, True)
+            bw = r.bytes / max(1e-9, r.duration_ns / 1e9)
+            threshold = bw * o.max_downtime_s
+        self.out.stop_reason = "remaining<=bandwidth*max_downtime"
+        self.out.iterations = it
+        return None
+
+    def _stop_and_copy(self, _final):
+        o, out = self.o, self.out
+        t0 = self.now
+        self._advance()
+        if self.records:  # the guest acknowledges control/shutdown with SHUTDOWN_suspend
+            yield self.engine.timeout_ns(SUSPEND_NS)
+        self._advance()
+        self.running = False  # suspended: no more writes
+        out.suspended_at = self.now
+        out.suspend_ns = self.now - t0
+        t1 = self.now
+        last = self._clean()  # XEN_DOMCTL_SHADOW_OP_CLEAN with XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL
+        if o.drop_final:  # MUTANT
+            last = last[:0]
+        self._paced = self.now
+        yield from self._send_pages(last, len(out.rounds) + 1, False)
+        out.final_copy_ns = self.now - t1
+        t2 = self.now
+        if self.records:
+            v = o.vcpus * (RHDR_BYTES + 8 + VCPU_CONTEXT_BYTES)
+            st = (RHDR_BYTES + PAGE_SIZE + RHDR_BYTES + TSC_INFO_BYTES) if o.pv else \
+                (RHDR_BYTES + HVM_CONTEXT_BYTES + RHDR_BYTES + HVM_PARAMS_BYTES + RHDR_BYTES + TSC_INFO_BYTES)
+            yield from self._send(v + st + RHDR_BYTES)  # ... END
+        elif o.policy == "qemu":
+            yield from self._send(QEMU_DEVICE_STATE_BYTES)
+        yield from self._drain()
+        out.records_ns = self.now - t2
+        if self.records or o.policy == "qemu":
+            t3 = self.now
+            yield self.engine.timeout_ns(o.devices * XS_OPS_PER_DEVICE * XS_OP_NS)
+            out.reconnect_ns = self.now - t3
+            yield self.engine.timeout_ns(RESUME_NS)
+            out.resume_ns = self.now - t3 - out.reconnect_ns
+        out.end_ns = self.now
+        out.dom0_ns = [self.src.busy, self.dst.busy]
+        out.guest_writes = self.mem.writes
+        out.receiver = self.recv
+        out.sender = self.mem.version
