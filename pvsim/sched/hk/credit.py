@@ -92,6 +92,7 @@ from pvsim.sched.hk.layout import (
     SP,
     SV,
     SX,
+    views,
 )
 
 READY = True
@@ -210,9 +211,7 @@ def adjust_global(runner, params: dict) -> None:
     s.lb_ratelimit = s.params["load_balance_ratelimit_us"] * US
     _derived_to_arena(runner.arena, s)
     if runner.started:
-        from pvsim.sched.hk import core
-
-        runner._call(core.k_call, CALL_ARM_TICKER, 0, 0)
+        runner._call(k_call, CALL_ARM_TICKER, 0, 0)
 
 
 # ============================================================================== bitmaps
@@ -913,3 +912,10 @@ def do_schedule(A, cpu, now, prev):
     SV_[CV_START, snext] += now
     V[F_CPU, snext] = cpu
     return snext, tslice
+
+
+@njit(cache=True)
+def k_call(M, op, a, b):
+    """:func:`call` from Python (as ``core.k_call``, without importing ``core``, which imports this
+    module)."""
+    return call(views(M), op, a, b)
