@@ -62,6 +62,14 @@ def scenario(sched: str, dispatcher: str, seed: int, variant: int) -> Scenario:
         data["timeline"] = [{"at_ms": 120.0, "domain": "g0", "cpus": "3"}]
     if variant == 2 and sched == "null":  # g0 leaves its pCPU to the first waiter and waits itself
         data["timeline"] = [{"at_ms": 100.0, "domain": "g0", "cpus": "2"}]
+    if sched == "credit":  # its own global parameters changed while it runs (csched_sys_cntl)
+        if variant == 2:
+            params["charging"] = "sampled"
+        data.setdefault("timeline", []).append(
+            [{"at_ms": 100.0, "tickle_one_idle": False, "vcpu_migr_delay_us": 300},
+             {"at_ms": 100.0, "tslice_ms": 20, "ratelimit_us": 500, "load_balance_ratelimit_us": 3000},
+             {"at_ms": 160.0, "ratelimit_us": 0, "tslice_ms": 5}][variant])
+        data["timeline"].sort(key=lambda t: t["at_ms"])
     return Scenario.from_dict(data)
 
 
@@ -104,8 +112,20 @@ def _scenario_extra(sched: str, dispatcher: str, seed: int) -> dict:
             "run": {"duration_ms": 240.0, "warmup_ms": 20.0}, "domains": doms, "timeline": timeline}
 
 
+def _extra(sched, variant, system):
+    """What the scenario file cannot say: soft affinity (credit: its soft-then-hard placement, tickle
+    and stealing steps), set by ``xl vcpu-pin`` at a time of the run."""
+    if sched == "credit" and variant == 1:
+        r = system.hosts[0].runner
+        g4, g5 = system.domain("g4").domid, system.domain("g5").domid
+        r.at(90_000_000, lambda r: r.pin(g4, None, hard=None, soft={1, 2}))
+        r.at(90_000_000, lambda r: r.pin(g5, None, hard={0, 1, 2}, soft={2, 3}))
+        r.at(180_000_000, lambda r: r.pin(g5, None, hard={0, 1, 2}, soft={3}))
+
+
 def _run(sched, dispatcher, seed, variant):
     system = build(scenario(sched, dispatcher, seed, variant))
+    _extra(sched, variant, system)
     recs = []
     system.engine.subscribe(lambda r: recs.append((r.time_ns, r.pcpu, r.event, r.words)))
     res = system.run()
