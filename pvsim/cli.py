@@ -31,6 +31,9 @@ from pvsim.results import Outputs, Results, check_output_path
 from pvsim.scenario import Scenario
 from pvsim.sched import SCHEDULER_NAMES
 from pvsim.system import build
+from pvsim.trace.cli import xenalyze
+from pvsim.trace.session import Tracing
+from pvsim.trace.xentrace import parse_mask
 from pvsim.workloads import BUILTIN, CALIBRATION_SET, NANO, PUBLISHED, TABLES
 from pvsim.xl import app as xl_app
 
@@ -105,17 +108,25 @@ def run(scenario: Path = typer.Argument(..., help="scenario TOML file"),
         seed: Optional[int] = typer.Option(None, help="override the scenario's seed (0..2**63-1)"),
         json_out: Optional[Path] = typer.Option(None, "--json", help="write results as JSON"),
         csv_out: Optional[Path] = typer.Option(None, "--csv", help="write results as CSV"),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="no table on stdout")):
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="no table on stdout"),
+        trace: Optional[Path] = typer.Option(None, "--trace", help="write a xentrace binary trace of the run"),
+        perfetto: Optional[Path] = typer.Option(None, "--perfetto", help="write a Perfetto / chrome://tracing "
+                                                "timeline (Chrome JSON trace format)"),
+        trace_mask: Optional[str] = typer.Option(None, "--trace-mask", "-e", help="xentrace -e event mask for "
+                                                 "--trace, e.g. 0x0002f000 (scheduler only); default all")):
     """Run one scenario file and print a row per domain."""
-    _check_outputs(json=json_out, csv=csv_out)
+    _check_outputs(json=json_out, csv=csv_out, trace=trace, perfetto=perfetto)
+    parse_mask(trace_mask)
     sc = Scenario.from_toml(scenario)
     if seed is not None:
         sc = sc.with_seed(seed)
     system = build(sc)
-    with _progress() as prog:
-        task = prog.add_task(f"running {sc.name}", total=1.0)
-        res = system.run(progress=lambda f: prog.update(task, completed=f))
     with Outputs() as outs:
+        tracing = Tracing(system, outs, trace, perfetto, trace_mask)
+        with _progress() as prog:
+            task = prog.add_task(f"running {sc.name}", total=1.0)
+            res = system.run(progress=lambda f: prog.update(task, completed=f))
+        tracing.close()
         if json_out:
             res.to_json(json_out, outs)
         if csv_out:
@@ -345,6 +356,7 @@ def version():
     out.print(__version__)
 
 
+app.command()(user_errors(xenalyze))
 app.add_typer(xl_app, name="xl", help="xl-style scheduler controls and views of a simulated run")
 
 

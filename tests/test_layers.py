@@ -29,6 +29,7 @@ RANKS = [  # (module prefix, rank); the longest matching prefix wins
     ("pvsim.scenario", 5), ("pvsim.results", 5),
     ("pvsim.wiring", 6), ("pvsim.pricing", 6), ("pvsim.programs", 6), ("pvsim.system", 6),
     ("pvsim.compare", 7), ("pvsim.sweep", 7), ("pvsim.xl", 7), ("pvsim.plots", 7), ("pvsim.cli", 7),
+    ("pvsim.trace", 7),
     ("pvsim", 7),
 ]
 GUEST_MAY = ("hypercalls", "pvsim.core.engine", "pvsim.core.meter", "guest_kernels")
