@@ -36,6 +36,7 @@ from pvsim.trace.session import Tracing
 from pvsim.trace.xentrace import parse_mask
 from pvsim.workloads import BUILTIN, CALIBRATION_SET, NANO, PUBLISHED, TABLES
 from pvsim.xl import app as xl_app
+from pvsim.xlcfg import is_xlcfg, load_scenario
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="pvsim: simulate a Xen-style hypervisor; compare paravirtualization, binary translation, "
@@ -104,7 +105,9 @@ def _emit(rows, meta, json_out, csv_out, plot_fns=()) -> None:
 # ---------------------------------------------------------------------------------------------- run
 @app.command()
 @user_errors
-def run(scenario: Path = typer.Argument(..., help="scenario TOML file"),
+def run(scenario: Path = typer.Argument(..., help="scenario TOML file, or an xl.cfg domain file"),
+        host: Optional[Path] = typer.Option(None, "--host", help="for an xl.cfg file: a TOML file with the host "
+                                            "([host], [scheduler], [run]); default a 4-pCPU modern host"),
         seed: Optional[int] = typer.Option(None, help="override the scenario's seed (0..2**63-1)"),
         json_out: Optional[Path] = typer.Option(None, "--json", help="write results as JSON"),
         csv_out: Optional[Path] = typer.Option(None, "--csv", help="write results as CSV"),
@@ -117,7 +120,8 @@ def run(scenario: Path = typer.Argument(..., help="scenario TOML file"),
     """Run one scenario file and print a row per domain."""
     _check_outputs(json=json_out, csv=csv_out, trace=trace, perfetto=perfetto)
     parse_mask(trace_mask)
-    sc = Scenario.from_toml(scenario)
+    sc = load_scenario([scenario], host, warn=lambda t: err.print(f"pvsim: {t}", markup=False, highlight=False)) \
+        if is_xlcfg(scenario) else Scenario.from_toml(scenario)
     if seed is not None:
         sc = sc.with_seed(seed)
     system = build(sc)
