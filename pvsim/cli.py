@@ -172,7 +172,7 @@ def compare(workload: str = typer.Option(..., "--workload", "-w", help="comma-se
     ms = split_list(modes, "--modes", list(MODES))
     check_modes(ms, profile)
     rows = _run_rows(ws, ms, profile, seed, ops, duration_ms, pcpus, {"mmu": mmu} if mmu != "structural" else None)
-    t = Table(title=f"pvsim compare (profile {profile}; relative to native)")
+    t = Table(title=f"pvsim compare (profile {profile}; value ({plots.SCORE_LABEL}))")
     t.add_column("workload")
     t.add_column("metric")
     for m in ms:
@@ -183,8 +183,8 @@ def compare(workload: str = typer.Option(..., "--workload", "-w", help="comma-se
         for m in ms:
             r = next(r for r in rows if r["workload"] == w and r["mode"] == m)
             metric = r["metric"]
-            rel = r["relative_to_native"]
-            cells.append(f"{r['value']:.4g} ({rel:.3f})" if rel is not None else f"{r['value']:.4g}")
+            sc = plots.score(r)
+            cells.append(f"{r['value']:.4g} ({sc:.3f})" if sc is not None else f"{r['value']:.4g}")
         t.add_row(w, metric, *cells)
     out.print(t)
     plot_fns = []
@@ -228,7 +228,8 @@ def lmbench(modes: str = typer.Option("native,pv32,bt", "--modes", "-m", help=MO
         out.print(t)
     rel = [dict(r, value=r["relative_to_native"]) for r in rows]
     plot_fns = [(lambda f: plots.grouped_log_bars(rel, f, f"lmbench relative to native, profile {profile}",
-                                                  "latency / native", label_key=lambda r: r["workload"].split(".", 1)[1]),
+                                                  plots.TIME_RATIO_LABEL,
+                                                  label_key=lambda r: r["workload"].split(".", 1)[1]),
                  plot)] if plot else []
     _emit(rows, _meta(profile, seed), json_out, csv_out, plot_fns)
 
@@ -267,9 +268,11 @@ def nanobench(modes: str = typer.Option("native,bt,hvm-shadow", "--modes", "-m",
                 cells.append(f"{pub}{tag}" if pub is not None else "-")
         t.add_row(w.split(".", 1)[1], *cells)
     out.print(t)
+    pub = {(w.split(".", 1)[1], m): v for w in ws for m, v in PUBLISHED.get(w, {}).items()
+           if v is not None and m in ms} if profile == "p4-2006" else None
     plot_fns = [(lambda f: plots.grouped_log_bars(rows, f, f"Nanobenchmarks, profile {profile}", "cycles per operation",
-                                                  label_key=lambda r: r["workload"].split(".", 1)[1]), plot)] \
-        if plot else []
+                                                  label_key=lambda r: r["workload"].split(".", 1)[1],
+                                                  published=pub), plot)] if plot else []
     _emit(rows, _meta(profile, seed), json_out, csv_out, plot_fns)
 
 
