@@ -175,3 +175,11 @@ TRC_RTDS_BUDGET_BURN = TRC_SCHED_CLASS_EVT(TRC_SCHED_RTDS, 3)
 TRC_RTDS_BUDGET_REPLENISH = TRC_SCHED_CLASS_EVT(TRC_SCHED_RTDS, 4)
 TRC_RTDS_SCHED_TASKLET = TRC_SCHED_CLASS_EVT(TRC_SCHED_RTDS, 5)
 TRC_RTDS_SCHEDULE = TRC_SCHED_CLASS_EVT(TRC_SCHED_RTDS, 6)
+
+# pvsim's own records (Xen traces neither): guest class, which xenalyze passes over
+PVSIM_TRC_BASE = TRC_GUEST - 0xF000 + 0x1000  # 0x08001000
+PVSIM_TRC_CLOCK = PVSIM_TRC_BASE + 0xF01  # {khz_lo, khz_hi}: the TSC rate, first in a pvsim trace
+PVSIM_TRC_END = PVSIM_TRC_BASE + 0xF02  # the simulated time the trace stops
+PVSIM_TRC_EVTCHN_SEND = PVSIM_TRC_BASE + 0xF10  # {dom, port}: EVTCHNOP_send
+PVSIM_TRC_RING_NOTIFY = PVSIM_TRC_BASE + 0xF11  # {dom, ring, requests in flight}
+PVSIM_RING_KINDS = {"tx_req": 0, "rx_req": 1, "blk_req": 2}

@@ -308,8 +308,10 @@ def domain_from_xlcfg(path: str | Path) -> tuple[dict, list[str]]:
 
 
 def is_xlcfg(path: str | Path) -> bool:
-    """A scenario file is TOML (``.toml``); anything else given where a scenario goes is an xl.cfg."""
-    return Path(path).suffix.lower() != ".toml"
+    """A scenario file is TOML (``.toml``); any other existing file given where a scenario goes is an
+    xl.cfg (a directory or a missing path is left to the scenario loader's errors)."""
+    p = Path(path)
+    return p.suffix.lower() != ".toml" and p.is_file()
 
 
 def scenario_dict(cfgs: list, host: dict | None = None) -> tuple[dict, list[str]]:

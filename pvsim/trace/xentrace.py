@@ -29,7 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from hypercalls.trace import TRC_ALL, TRC_CLS_SHIFT, TRC_GUEST, TRC_SUBCLS_SHIFT, TRC_TRACE_CPU_CHANGE
+from hypercalls.trace import (
+    PVSIM_TRC_CLOCK,
+    PVSIM_TRC_END,
+    TRC_ALL,
+    TRC_CLS_SHIFT,
+    TRC_SUBCLS_SHIFT,
+    TRC_TRACE_CPU_CHANGE,
+)
 from pvsim.core.engine import TraceRecord
 from pvsim.core.errors import ScenarioError
 
@@ -41,8 +48,6 @@ TRACE_EXTRA_MAX = 7  # t_rec carries at most 7 extra words
 PAGE_SIZE = 4096
 T_BUF_PAGES = 32  # xentrace -S default
 
-PVSIM_TRC_CLOCK = TRC_GUEST - 0xF000 + 0x1F01  # 0x08001f01: {khz_lo, khz_hi}
-PVSIM_TRC_END = TRC_GUEST - 0xF000 + 0x1F02  # 0x08001f02: end of trace (TSC only)
 
 _U32 = 0xFFFFFFFF
 

@@ -161,3 +161,22 @@ def test_mask_filters_and_keeps_results(tmp_path, traced):
     assert res.rows == traced[0].rows
     evs = {r.event & ~0xFF0 for r in read_trace(tmp_path / "t.xentrace") if r.event < 0x08000000}
     assert evs == {TRC_SCHED_RUNSTATE_CHANGE, TRC_SCHED_MIN + 2}
+
+
+def test_hypercalls_grants_and_io_records(traced):
+    res, xt, _pf = traced
+    s = Summary(read_trace(xt)).to_dict()
+    doms = {d["domain"]: d for d in s["domains"]}
+    by_name = {r["domain"]: r for r in res.rows}
+    ids = {0: "Domain-0", 1: "build", 2: "db", 3: "batch", 4: "web"}
+    for domid, name in ids.items():
+        if domid == 0:
+            continue
+        got = doms.get(domid, {"grants_done_for": {"map": 0, "unmap": 0}})["grants_done_for"]
+        assert got["map"] == by_name[name]["counts"].get("grant.map", 0), name
+        assert got["unmap"] == by_name[name]["counts"].get("grant.unmap", 0), name
+    assert doms[0]["grants_done_by"]["map"] == sum(doms[d]["grants_done_for"]["map"] for d in doms if d)
+    hc = {h["name"]: h["count"] for h in doms[0]["vcpus"][0]["hypercalls"]}
+    assert hc["grant_table_op"] > 0 and hc["event_channel_op"] > 0 and hc["sched_op"] > 0
+    exits = {e["name"]: e for v in doms[2]["vcpus"] for e in v["vmexits"]}
+    assert exits["HLT"]["count"] > 0 and exits["HLT"]["avg_cycles"] > 0  # the pvh guest idles with HLT exits
