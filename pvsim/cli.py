@@ -268,8 +268,9 @@ def nanobench(modes: str = typer.Option("native,bt,hvm-shadow", "--modes", "-m",
                 cells.append(f"{pub}{tag}" if pub is not None else "-")
         t.add_row(w.split(".", 1)[1], *cells)
     out.print(t)
-    pub = {(w.split(".", 1)[1], m): v for w in ws for m, v in PUBLISHED.get(w, {}).items()
-           if v is not None and m in ms} if profile == "p4-2006" else None
+    pub = {(w.split(".", 1)[1], m): float(v) for w in ws for m, v in PUBLISHED.get(w, {}).items()
+           if isinstance(v, (int, float)) and not isinstance(v, bool) and m in ms} \
+        if profile == "p4-2006" else None  # the paper's cycles (relative entries such as 'native+2000' not drawn)
     plot_fns = [(lambda f: plots.grouped_log_bars(rows, f, f"Nanobenchmarks, profile {profile}", "cycles per operation",
                                                   label_key=lambda r: r["workload"].split(".", 1)[1],
                                                   published=pub), plot)] if plot else []

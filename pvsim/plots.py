@@ -164,7 +164,7 @@ def grouped_log_bars(rows: list[dict], path: str | Path, title: str, ylabel: str
             lambda v, _p: f"{v:g}" if str(f"{v:g}")[0] in "25" else ""))
         ax.tick_params(axis="y", which="minor", labelsize=6)
     ax.set_ylabel(ylabel, fontsize=8)
-    ax.legend(fontsize=6, ncol=min(len(modes) + 1, 5))
+    ax.legend(fontsize=6, ncol=min(len(modes) + 1, 5), loc="lower center", bbox_to_anchor=(0.5, 1.08))
     ax.set_title(title, fontsize=9)
     _save(fig, path)
     return used
