@@ -16,6 +16,12 @@ handler list); the credit2 list is partial (events 8-16, 18 and 20 are left out)
 
 from __future__ import annotations
 
+# t_rec header: event in the low 28 bits, extra words in bits 28-30, TSC flag in bit 31
+TRC_HD_EXTRA_SHIFT = 28
+TRC_HD_EXTRA_MASK = 0x7
+TRC_HD_CYCLE_FLAG = 1 << 31
+TRACE_EXTRA_MAX = 7  # at most 7 extra 32-bit words
+
 # Trace classes
 TRC_CLS_SHIFT = 16
 TRC_GEN = 0x0001F000  # General trace

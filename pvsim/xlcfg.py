@@ -59,7 +59,10 @@ spiceusbredirection spice_image_compression spice_streaming_video dm_restrict
 EXTENSION_KEYS = frozenset({"pvsim_workload"})
 MODELLED = frozenset({"name", "type", "builder", "memory", "maxmem", "vcpus", "maxvcpus", "cpus", "cpu_weight",
                       "cap", "pool", "disk", "vif", "kernel", "device_model_version", "xen_platform_pci"})
-TYPES = {"pv": "pv", "pvh": "pvh", "hvm": "hvm"}
+# xl's guest types -> (pvsim mode, the mode with PV drivers over xen_platform_pci or None, needs a kernel)
+TYPES = {"pv": ("pv", None, True), "pvh": ("pvh", None, True), "hvm": ("hvm", "pvhvm", False)}
+BUILDERS = {"generic": "pv", "hvm": "hvm"}  # the deprecated builder= -> type
+DEFAULT_TYPE = "pv"  # xl's default on x86
 EMULATED_NIC_MODELS = frozenset({"e1000", "rtl8139", "ne2k_pci", "pcnet", "i82559er", "virtio-net-pci"})
 DISK_FORMATS = frozenset({"raw", "qcow", "qcow2", "vhd", "qed"})
 DISK_ACCESS = frozenset({"r", "ro", "w", "rw"})
@@ -259,12 +262,12 @@ def domain_from_xlcfg(path: str | Path) -> tuple[dict, list[str]]:
             raise unknown(w("type"), t, TYPES, what="type")
     elif "builder" in cfg:
         b = _str(cfg, "builder", w("builder"))
-        if b not in ("hvm", "generic"):
-            raise unknown(w("builder"), b, ("generic", "hvm"), what="builder")
-        t = "hvm" if b == "hvm" else "pv"
+        if b not in BUILDERS:
+            raise unknown(w("builder"), b, BUILDERS, what="builder")
+        t = BUILDERS[b]
     else:
-        t = "pv"  # xl's default on x86
-    mode = TYPES[t]
+        t = DEFAULT_TYPE
+    mode, pv_drivers_mode, needs_kernel = TYPES[t]
     dom: dict = {"name": name}
     memory = _int(cfg, "memory", w("memory"), 16, 1 << 24) if "memory" in cfg else 32  # libxl's fallback
     if "maxmem" in cfg and _int(cfg, "maxmem", w("maxmem"), 16, 1 << 24) < memory:
@@ -289,21 +292,21 @@ def domain_from_xlcfg(path: str | Path) -> tuple[dict, list[str]]:
         models.append(parse_vif(spec, f"{w('vif')}[{i}]").get("model"))
     if "kernel" in cfg:
         _str(cfg, "kernel", w("kernel"))
-    elif t in ("pv", "pvh") and "bootloader" not in cfg and "firmware" not in cfg:
+    elif needs_kernel and "bootloader" not in cfg and "firmware" not in cfg:
         raise ScenarioError(f"{f}: kernel", f"a {t} guest needs a kernel (or a bootloader)")
     if "device_model_version" in cfg:
         v = _str(cfg, "device_model_version", w("device_model_version"))
         if v not in DM_VERSIONS:
             raise unknown(w("device_model_version"), v, DM_VERSIONS, what="device model")
-    if t == "hvm" and "xen_platform_pci" in cfg:
+    if pv_drivers_mode is not None and "xen_platform_pci" in cfg:
         if _int(cfg, "xen_platform_pci", w("xen_platform_pci"), 0, 1) == 1 and \
                 not any(m in EMULATED_NIC_MODELS for m in models if m):
-            mode = "pvhvm"
+            mode = pv_drivers_mode
     dom["mode"] = mode
     if "pvsim_workload" in cfg:
         dom["workload"] = _str(cfg, "pvsim_workload", w("pvsim_workload"))
     ignored = [k for k in cfg if k not in MODELLED and k not in EXTENSION_KEYS
-               and not (k == "xen_platform_pci" and t != "hvm")]
+               and not (k == "xen_platform_pci" and pv_drivers_mode is None)]
     return dom, ignored
 
 

@@ -153,28 +153,38 @@ class Hypervisor:
         nargs = max(1, hc_table.hypercall_nargs(name, guest_type)) if fn is not None else 0
         return (name, label, cause, ENTRY_PRICE.get(guest_type, ()), fn, nargs, guest_type in HVM_GUEST_TYPES)
 
+    def _pcpu_of(self, match) -> int:
+        """The pCPU whose current vCPU satisfies ``match`` (asked of the dispatcher, which alone knows
+        it under the compiled dispatcher), else pCPU 0."""
+        curr = getattr(self.sched, "curr", None)
+        if curr is not None:
+            for c in range(self.nr_pcpus or getattr(self.sched, "n_pcpus", 0) or 0):
+                u = curr(c)
+                if u is not None and match(u):
+                    return c
+        return 0
+
     def trace(self, vcpu, event: int, *words: int) -> None:
-        """A record on the trace bus from ``vcpu``'s pCPU (nothing is built unless someone listens)."""
+        """A record on the trace bus from the pCPU ``vcpu`` runs on (nothing is built unless someone
+        listens)."""
         eng = self.engine
-        if eng is not None and eng._subscribers:
-            eng.trace(getattr(vcpu, "cpu", 0) or 0, event, *words)
+        if getattr(eng, "_subscribers", None):
+            eng.trace(self._pcpu_of(lambda u: u is vcpu), event, *words)
 
     def trace_dom(self, dom, event: int, *words: int) -> None:
-        """A record on the pCPU of ``dom``'s running vCPU (else its first vCPU's)."""
+        """A record about ``dom`` on the pCPU running one of its vCPUs (else pCPU 0)."""
         eng = self.engine
-        if eng is not None and eng._subscribers:
-            vs = getattr(dom, "vcpus", None) or ()
-            v = next((x for x in vs if getattr(x, "is_running", False)), vs[0] if vs else None)
-            eng.trace(getattr(v, "cpu", 0) or 0, event, *words)
+        if getattr(eng, "_subscribers", None):
+            eng.trace(self._pcpu_of(lambda u: getattr(u, "domain", None) is dom), event, *words)
 
     def hypercall(self, vcpu: VCPU, nr: int, *args) -> int:
         dom = vcpu.domain
         if type(nr) is not int:  # a register holds some number; anything else is no hypercall
             nr = nr if isinstance(nr, int) and not isinstance(nr, bool) else -1
         eng = self.engine
-        if eng is not None and eng._subscribers:
+        if getattr(eng, "_subscribers", None):
             ints = [a & 0xFFFFFFFF for a in args[:6] if type(a) is int]
-            eng.trace(vcpu.cpu or 0, TRC_PV_HYPERCALL_V2,
+            eng.trace(self._pcpu_of(lambda u: u is vcpu), TRC_PV_HYPERCALL_V2,
                       (nr & 0xFFFFF) | sum(TRC_PV_HYPERCALL_V2_ARG_32(i) for i in range(len(ints))), *ints)
         key = (nr, dom.guest_type)
         d = self._disp.get(key)

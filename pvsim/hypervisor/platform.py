@@ -59,7 +59,7 @@ class HvPlatform:
         hv = self.hv
         traps.vmexit(self.meter, hv.profile, reason, handling=handling, n=n)
         eng = hv.engine
-        if eng is not None and eng._subscribers:  # TRC_HVM_VMEXIT {reason, rip lo, rip hi, + handling cycles}
+        if getattr(eng, "_subscribers", None):  # TRC_HVM_VMEXIT {reason, rip lo, rip hi, + handling cycles}
             one = Meter()
             traps.vmexit(one, hv.profile, reason, handling=handling, n=1)
             cyc = int(round(sum(one.price(hv.profile).values())))

@@ -242,7 +242,7 @@ class _RingDev(_Base):
         """RING_PUSH_REQUESTS_AND_CHECK_NOTIFY, then EVTCHNOP_send only if the backend asked for it."""
         notify = ring.push_requests_and_check_notify()
         hv = self.sys.hv
-        if hv.engine is not None and hv.engine._subscribers:
+        if getattr(hv.engine, "_subscribers", None):
             hv.trace_dom(self.gdom, PVSIM_TRC_RING_NOTIFY, self.gdom.domid, PVSIM_RING_KINDS.get(name, 0xFF),
                          ring.nr_ents - ring.free_requests())
         if notify:

@@ -32,19 +32,19 @@ from typing import BinaryIO, Iterator
 from hypercalls.trace import (
     PVSIM_TRC_CLOCK,
     PVSIM_TRC_END,
+    TRACE_EXTRA_MAX,
     TRC_ALL,
     TRC_CLS_SHIFT,
+    TRC_HD_CYCLE_FLAG,
+    TRC_HD_EXTRA_MASK,
+    TRC_HD_EXTRA_SHIFT,
     TRC_SUBCLS_SHIFT,
     TRC_TRACE_CPU_CHANGE,
 )
 from pvsim.core.engine import TraceRecord
 from pvsim.core.errors import ScenarioError
 
-TRC_HD_EXTRA_SHIFT = 28
-TRC_HD_EXTRA_MASK = 7
-TRC_HD_CYCLE_FLAG = 1 << 31
-TRC_EVENT_MASK = 0x0FFFFFFF
-TRACE_EXTRA_MAX = 7  # t_rec carries at most 7 extra words
+_EVENT_BITS = 0x0FFFFFFF  # TRC_HD_TO_EVENT
 PAGE_SIZE = 4096
 T_BUF_PAGES = 32  # xentrace -S default
 
@@ -84,7 +84,7 @@ def encode(event: int, tsc: int | None, words=()) -> bytes:
     n = len(words)
     if n > TRACE_EXTRA_MAX:
         raise ValueError(f"event {event:#x}: {n} words, t_rec carries at most {TRACE_EXTRA_MAX}")
-    hdr = (event & TRC_EVENT_MASK) | (n << TRC_HD_EXTRA_SHIFT)
+    hdr = (event & _EVENT_BITS) | (n << TRC_HD_EXTRA_SHIFT)
     if tsc is not None:
         hdr |= TRC_HD_CYCLE_FLAG
         return struct.pack(f"<IQ{n}I", hdr, tsc, *[int(w) & _U32 for w in words])
@@ -164,7 +164,7 @@ def _records(data: bytes, where: str) -> Iterator[tuple[int, Rec]]:
         if off + 4 > n:
             raise ScenarioError(where, f"truncated record header at byte {off}")
         (hdr,) = struct.unpack_from("<I", data, off)
-        ev = hdr & TRC_EVENT_MASK
+        ev = hdr & _EVENT_BITS
         nx = (hdr >> TRC_HD_EXTRA_SHIFT) & TRC_HD_EXTRA_MASK
         cyc = bool(hdr & TRC_HD_CYCLE_FLAG)
         size = 4 + (8 if cyc else 0) + 4 * nx
