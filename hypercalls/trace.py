@@ -9,12 +9,18 @@ Xen shows its control domain. pvsim's dispatcher and schedulers emit records wit
 ``TRC_SCHED_CLASS_EVT(<scheduler>, n)`` as ``xen/common/sched/credit.c``, ``credit2.c`` and
 ``rt.c`` define them; :func:`TRC_SCHED_CLASS_EVT` is the ``trace.h`` macro.
 
-Simplifications: only the classes and the scheduling, memory and PV events that pvsim's tracing
-talks about are given (no HVM, shadow, power-management or IRQ event lists); the credit2 list
-is partial (events 8-16, 18 and 20 are left out).
+Simplifications: only the classes and the scheduling, memory, PV, HVM and shadow events that
+pvsim's tracing talks about are given (no power-management or IRQ event lists, a part of the HVM
+handler list); the credit2 list is partial (events 8-16, 18 and 20 are left out).
 """
 
 from __future__ import annotations
+
+# t_rec header: event in the low 28 bits, extra words in bits 28-30, TSC flag in bit 31
+TRC_HD_EXTRA_SHIFT = 28
+TRC_HD_EXTRA_MASK = 0x7
+TRC_HD_CYCLE_FLAG = 1 << 31
+TRACE_EXTRA_MAX = 7  # at most 7 extra 32-bit words
 
 # Trace classes
 TRC_CLS_SHIFT = 16
@@ -86,8 +92,61 @@ TRC_MEM_PAGE_GRANT_UNMAP = TRC_MEM + 2
 TRC_MEM_PAGE_GRANT_TRANSFER = TRC_MEM + 3
 
 TRC_PV_HYPERCALL = TRC_PV_ENTRY + 1
+TRC_PV_TRAP = TRC_PV_ENTRY + 3
+TRC_PV_PAGE_FAULT = TRC_PV_ENTRY + 4
+TRC_PV_FORCED_INVALID_OP = TRC_PV_ENTRY + 5
+TRC_PV_EMULATE_PRIVOP = TRC_PV_ENTRY + 6
+TRC_PV_EMULATE_4GB = TRC_PV_ENTRY + 7
+TRC_PV_MATH_STATE_RESTORE = TRC_PV_ENTRY + 8
+TRC_PV_PAGING_FIXUP = TRC_PV_ENTRY + 9
+TRC_PV_GDT_LDT_MAPPING_FAULT = TRC_PV_ENTRY + 10
+TRC_PV_PTWR_EMULATION = TRC_PV_ENTRY + 11
+TRC_PV_PTWR_EMULATION_PAE = TRC_PV_ENTRY + 12
 TRC_PV_HYPERCALL_V2 = TRC_PV_ENTRY + 13
 TRC_PV_HYPERCALL_SUBCALL = TRC_PV_SUBCALL + 14
+TRC_64_FLAG = 0x100
+
+
+def TRC_PV_HYPERCALL_V2_ARG_32(i: int) -> int:
+    """Argument ``i`` (0..5) is in the record as one 32-bit word (word 0's presence bits)."""
+    return 0x1 << (20 + 2 * i)
+
+
+TRC_PV_HYPERCALL_V2_ARG_MASK = 0xFFF00000
+
+# HVM (subclasses of TRC_HVM)
+TRC_HVM_ENTRYEXIT = 0x00081000
+TRC_HVM_HANDLER = 0x00082000
+TRC_HVM_EMUL = 0x00084000
+TRC_HVM_VMENTRY = TRC_HVM_ENTRYEXIT + 0x01
+TRC_HVM_VMEXIT = TRC_HVM_ENTRYEXIT + 0x02
+TRC_HVM_VMEXIT64 = TRC_HVM_ENTRYEXIT + TRC_64_FLAG + 0x02
+TRC_HVM_PF_XEN = TRC_HVM_HANDLER + 0x01
+TRC_HVM_PF_INJECT = TRC_HVM_HANDLER + 0x02
+TRC_HVM_INJ_EXC = TRC_HVM_HANDLER + 0x03
+TRC_HVM_INJ_VIRQ = TRC_HVM_HANDLER + 0x04
+TRC_HVM_IO_READ = TRC_HVM_HANDLER + 0x06
+TRC_HVM_IO_WRITE = TRC_HVM_HANDLER + 0x07
+TRC_HVM_CR_READ = TRC_HVM_HANDLER + 0x08
+TRC_HVM_CR_WRITE = TRC_HVM_HANDLER + 0x09
+TRC_HVM_HLT = TRC_HVM_HANDLER + 0x13
+
+# shadow paging (xen/arch/x86/mm/shadow)
+TRC_SHADOW_NOT_SHADOW = TRC_SHADOW + 1
+TRC_SHADOW_FAST_PROPAGATE = TRC_SHADOW + 2
+TRC_SHADOW_FAST_MMIO = TRC_SHADOW + 3
+TRC_SHADOW_FALSE_FAST_PATH = TRC_SHADOW + 4
+TRC_SHADOW_MMIO = TRC_SHADOW + 5
+TRC_SHADOW_FIXUP = TRC_SHADOW + 6
+TRC_SHADOW_DOMF_DYING = TRC_SHADOW + 7
+TRC_SHADOW_EMULATE = TRC_SHADOW + 8
+TRC_SHADOW_EMULATE_UNSHADOW_USER = TRC_SHADOW + 9
+TRC_SHADOW_EMULATE_UNSHADOW_EVTINJ = TRC_SHADOW + 10
+TRC_SHADOW_EMULATE_UNSHADOW_UNHANDLED = TRC_SHADOW + 11
+TRC_SHADOW_WRMAP_BF = TRC_SHADOW + 12
+TRC_SHADOW_PREALLOC_UNPIN = TRC_SHADOW + 13
+TRC_SHADOW_RESYNC_FULL = TRC_SHADOW + 14
+TRC_SHADOW_RESYNC_ONLY = TRC_SHADOW + 15
 
 # credit1 (xen/common/sched/credit.c)
 TRC_CSCHED_SCHED_TASKLET = TRC_SCHED_CLASS_EVT(TRC_SCHED_CSCHED, 1)
@@ -122,3 +181,11 @@ TRC_RTDS_BUDGET_BURN = TRC_SCHED_CLASS_EVT(TRC_SCHED_RTDS, 3)
 TRC_RTDS_BUDGET_REPLENISH = TRC_SCHED_CLASS_EVT(TRC_SCHED_RTDS, 4)
 TRC_RTDS_SCHED_TASKLET = TRC_SCHED_CLASS_EVT(TRC_SCHED_RTDS, 5)
 TRC_RTDS_SCHEDULE = TRC_SCHED_CLASS_EVT(TRC_SCHED_RTDS, 6)
+
+# pvsim's own records (Xen traces neither): guest class, which xenalyze passes over
+PVSIM_TRC_BASE = TRC_GUEST - 0xF000 + 0x1000  # 0x08001000
+PVSIM_TRC_CLOCK = PVSIM_TRC_BASE + 0xF01  # {khz_lo, khz_hi}: the TSC rate, first in a pvsim trace
+PVSIM_TRC_END = PVSIM_TRC_BASE + 0xF02  # the simulated time the trace stops
+PVSIM_TRC_EVTCHN_SEND = PVSIM_TRC_BASE + 0xF10  # {dom, port}: EVTCHNOP_send
+PVSIM_TRC_RING_NOTIFY = PVSIM_TRC_BASE + 0xF11  # {dom, ring, requests in flight}
+PVSIM_RING_KINDS = {"tx_req": 0, "rx_req": 1, "blk_req": 2}

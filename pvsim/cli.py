@@ -34,8 +34,12 @@ from pvsim.results import Outputs, Results, check_output_path
 from pvsim.scenario import Scenario
 from pvsim.sched import SCHEDULER_NAMES
 from pvsim.system import build
+from pvsim.trace.cli import xenalyze
+from pvsim.trace.session import Tracing
+from pvsim.trace.xentrace import parse_mask
 from pvsim.workloads import BUILTIN, CALIBRATION_SET, NANO, PUBLISHED, TABLES
 from pvsim.xl import app as xl_app
+from pvsim.xlcfg import is_xlcfg, load_scenario
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="pvsim: simulate a Xen-style hypervisor; compare paravirtualization, binary translation, "
@@ -104,21 +108,32 @@ def _emit(rows, meta, json_out, csv_out, plot_fns=()) -> None:
 # ---------------------------------------------------------------------------------------------- run
 @app.command()
 @user_errors
-def run(scenario: Path = typer.Argument(..., help="scenario TOML file"),
+def run(scenario: Path = typer.Argument(..., help="scenario TOML file, or an xl.cfg domain file"),
+        host: Optional[Path] = typer.Option(None, "--host", help="for an xl.cfg file: a TOML file with the host "
+                                            "([host], [scheduler], [run]); default a 4-pCPU modern host"),
         seed: Optional[int] = typer.Option(None, help="override the scenario's seed (0..2**63-1)"),
         json_out: Optional[Path] = typer.Option(None, "--json", help="write results as JSON"),
         csv_out: Optional[Path] = typer.Option(None, "--csv", help="write results as CSV"),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="no table on stdout")):
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="no table on stdout"),
+        trace: Optional[Path] = typer.Option(None, "--trace", help="write a xentrace binary trace of the run"),
+        perfetto: Optional[Path] = typer.Option(None, "--perfetto", help="write a Perfetto / chrome://tracing "
+                                                "timeline (Chrome JSON trace format)"),
+        trace_mask: Optional[str] = typer.Option(None, "--trace-mask", "-e", help="xentrace -e event mask for "
+                                                 "--trace, e.g. 0x0002f000 (scheduler only); default all")):
     """Run one scenario file and print a row per domain."""
-    _check_outputs(json=json_out, csv=csv_out)
-    sc = Scenario.from_toml(scenario)
+    _check_outputs(json=json_out, csv=csv_out, trace=trace, perfetto=perfetto)
+    parse_mask(trace_mask)
+    sc = load_scenario([scenario], host, warn=lambda t: err.print(f"pvsim: {t}", markup=False, highlight=False)) \
+        if is_xlcfg(scenario) else Scenario.from_toml(scenario)
     if seed is not None:
         sc = sc.with_seed(seed)
     system = build(sc)
-    with _progress() as prog:
-        task = prog.add_task(f"running {sc.name}", total=1.0)
-        res = system.run(progress=lambda f: prog.update(task, completed=f))
     with Outputs() as outs:
+        tracing = Tracing(system, outs, trace, perfetto, trace_mask)
+        with _progress() as prog:
+            task = prog.add_task(f"running {sc.name}", total=1.0)
+            res = system.run(progress=lambda f: prog.update(task, completed=f))
+        tracing.close()
         if json_out:
             res.to_json(json_out, outs)
         if csv_out:
@@ -216,7 +231,7 @@ def compare(workload: str = typer.Option(..., "--workload", "-w", help="comma-se
     ms = split_list(modes, "--modes", list(MODES))
     check_modes(ms, profile)
     rows = _run_rows(ws, ms, profile, seed, ops, duration_ms, pcpus, {"mmu": mmu} if mmu != "structural" else None)
-    t = Table(title=f"pvsim compare (profile {profile}; relative to native)")
+    t = Table(title=f"pvsim compare (profile {profile}; value ({plots.SCORE_LABEL}))")
     t.add_column("workload")
     t.add_column("metric")
     for m in ms:
@@ -227,8 +242,8 @@ def compare(workload: str = typer.Option(..., "--workload", "-w", help="comma-se
         for m in ms:
             r = next(r for r in rows if r["workload"] == w and r["mode"] == m)
             metric = r["metric"]
-            rel = r["relative_to_native"]
-            cells.append(f"{r['value']:.4g} ({rel:.3f})" if rel is not None else f"{r['value']:.4g}")
+            sc = plots.score(r)
+            cells.append(f"{r['value']:.4g} ({sc:.3f})" if sc is not None else f"{r['value']:.4g}")
         t.add_row(w, metric, *cells)
     out.print(t)
     plot_fns = []
@@ -272,7 +287,8 @@ def lmbench(modes: str = typer.Option("native,pv32,bt", "--modes", "-m", help=MO
         out.print(t)
     rel = [dict(r, value=r["relative_to_native"]) for r in rows]
     plot_fns = [(lambda f: plots.grouped_log_bars(rel, f, f"lmbench relative to native, profile {profile}",
-                                                  "latency / native", label_key=lambda r: r["workload"].split(".", 1)[1]),
+                                                  plots.TIME_RATIO_LABEL,
+                                                  label_key=lambda r: r["workload"].split(".", 1)[1]),
                  plot)] if plot else []
     _emit(rows, _meta(profile, seed), json_out, csv_out, plot_fns)
 
@@ -311,9 +327,12 @@ def nanobench(modes: str = typer.Option("native,bt,hvm-shadow", "--modes", "-m",
                 cells.append(f"{pub}{tag}" if pub is not None else "-")
         t.add_row(w.split(".", 1)[1], *cells)
     out.print(t)
+    pub = {(w.split(".", 1)[1], m): float(v) for w in ws for m, v in PUBLISHED.get(w, {}).items()
+           if isinstance(v, (int, float)) and not isinstance(v, bool) and m in ms} \
+        if profile == "p4-2006" else None  # the paper's cycles (relative entries such as 'native+2000' not drawn)
     plot_fns = [(lambda f: plots.grouped_log_bars(rows, f, f"Nanobenchmarks, profile {profile}", "cycles per operation",
-                                                  label_key=lambda r: r["workload"].split(".", 1)[1]), plot)] \
-        if plot else []
+                                                  label_key=lambda r: r["workload"].split(".", 1)[1],
+                                                  published=pub), plot)] if plot else []
     _emit(rows, _meta(profile, seed), json_out, csv_out, plot_fns)
 
 
@@ -573,6 +592,7 @@ def version():
     out.print(__version__)
 
 
+app.command()(user_errors(xenalyze))
 app.add_typer(xl_app, name="xl", help="xl-style scheduler controls and views of a simulated run")
 
 

@@ -1,10 +1,18 @@
-"""Charts: SOSP'03 Figure 3-style relative bars, stacked time breakdowns, lmbench and nanobenchmark bars."""
+"""Charts: SOSP'03 Figure 3-style relative bars, stacked time breakdowns, lmbench and nanobenchmark bars.
+
+Every mode has one colour in every figure (:data:`MODE_COLORS`, the Okabe-Ito colour-blind-safe
+palette plus greys and two darker tones; a mode outside it takes a fixed grey). Figures are at
+most :data:`MAX_WIDTH_IN` inches wide (a two-column paper's full width) at :data:`DPI`, so a PNG is
+at most 1400 px wide. Ratios say which way they point: a *score* is native / time or rate /
+native's rate (higher is better); *time relative to native* is time / native's (lower is better).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -14,11 +22,36 @@ CATEGORY_ORDER = ["user", "kernel", "hypercall", "trap", "exit", "mmu", "world_s
                   "sched", "idle"]
 COLORS = dict(zip(CATEGORY_ORDER, plt.get_cmap("tab20").colors[::1]))
 LATENCY_METRICS = {"us_per_op", "cycles_per_op", "ns_per_op", "ms_per_op"}  # lower is better; the rest are rates
+MODE_COLORS = {  # the named palette: one colour per mode in every figure
+    "native": "#4D4D4D", "container": "#A6A6A6", "pv": "#0072B2", "pv32": "#56B4E9", "bt": "#E69F00",
+    "hvm-shadow": "#D55E00", "hvm": "#CC79A7", "pvhvm": "#009E73", "pvh": "#117733", "kvm-virtio": "#882255",
+}
+OTHER_MODE_COLOR = "#DDDDDD"
+SCORE_LABEL = "score relative to native (native = 1.0; higher is better)"
+TIME_RATIO_LABEL = "time relative to native (native = 1.0; lower is better)"
+MAX_WIDTH_IN = 7.0
+DPI = 200
+
+
+def mode_color(mode: str) -> str:
+    return MODE_COLORS.get(mode, OTHER_MODE_COLOR)
+
+
+def score(row: dict) -> float | None:
+    """The row's score against native, higher is better (1 / relative_to_native for a latency)."""
+    rel = row.get("relative_to_native")
+    if not rel:
+        return None
+    return 1.0 / rel if row["metric"] in LATENCY_METRICS else rel
+
+
+def _width(n_bars: int, per_bar: float = 0.18) -> float:
+    return float(min(MAX_WIDTH_IN, max(3.5, per_bar * n_bars + 1.0)))
 
 
 def _save(fig, path: str | Path) -> None:
     """Write the figure to ``path`` (callers stage it: see :class:`pvsim.results.Outputs`)."""
-    fig.savefig(path, dpi=120, bbox_inches="tight", format="png")
+    fig.savefig(path, dpi=DPI, format="png")
     plt.close(fig)
 
 
@@ -30,31 +63,32 @@ def relative_bars(rows: list[dict], path: str | Path, title: str = "") -> None:
     """
     workloads = list(dict.fromkeys(r["workload"] for r in rows))
     modes = list(dict.fromkeys(r["mode"] for r in rows))
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(workloads) * max(1, len(modes)) / 3), 4))
+    fig, ax = plt.subplots(figsize=(_width(len(workloads) * len(modes)), 3.2), layout="constrained")
     width = 0.8 / max(1, len(modes))
+    used = {}
     for j, m in enumerate(modes):
         ys = []
         for w in workloads:
             r = next((r for r in rows if r["workload"] == w and r["mode"] == m), None)
-            rel = r["relative_to_native"] if r and r["relative_to_native"] else np.nan
-            if r and r["metric"] in LATENCY_METRICS and rel == rel:
-                rel = 1.0 / rel
-            ys.append(rel)
+            sc = score(r) if r else None
+            ys.append(sc if sc is not None else np.nan)
         xs = np.arange(len(workloads)) + j * width
-        bars = ax.bar(xs, ys, width, label=m)
+        bars = ax.bar(xs, ys, width, label=m, color=mode_color(m))
+        used[m] = mode_color(m)
         for b, y in zip(bars, ys):
             if y == y:
                 ax.text(b.get_x() + b.get_width() / 2, y + 0.01, f"{y:.2f}", ha="center", va="bottom", fontsize=6,
                         rotation=90)
     ax.set_xticks(np.arange(len(workloads)) + 0.4 - width / 2)
-    ax.set_xticklabels(workloads)
-    ax.set_ylabel("relative score (native = 1.0)")
+    ax.set_xticklabels(workloads, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(SCORE_LABEL, fontsize=8)
     ax.axhline(1.0, color="k", lw=0.5)
     top = max([1.0] + [y for b in ax.containers for y in b.datavalues if y == y])
     ax.set_ylim(0, max(1.25, top * 1.15))
-    ax.legend(ncol=min(len(modes), 5), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1))
-    ax.set_title(title or "Relative performance (higher is better)")
+    ax.legend(ncol=min(len(modes), 5), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22))
+    ax.set_title(title or "Relative performance (higher is better)", fontsize=9)
     _save(fig, path)
+    return used
 
 
 def breakdown_bars(rows: list[dict], path: str | Path, title: str = "") -> None:
@@ -74,38 +108,66 @@ def breakdown_bars(rows: list[dict], path: str | Path, title: str = "") -> None:
         w = lab.split("\n")[0]
         if w not in norm or lab.endswith("\nnative"):
             norm[w] = sum(per.values()) or 1.0
-    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(labels)), 4.5))
+    xs, x, prev = [], 0.0, None
+    for lab in labels:  # a gap between workload groups
+        w = lab.split("\n")[0]
+        if prev is not None and w != prev:
+            x += 0.8
+        xs.append(x)
+        x += 1.0
+        prev = w
+    fig, ax = plt.subplots(figsize=(_width(len(labels), 0.22), 4.0), layout="constrained")
     bottom = np.zeros(len(labels))
     for cat in CATEGORY_ORDER:
         ys = np.array([per.get(cat, 0.0) / norm[lab.split("\n")[0]] for lab, per in zip(labels, stacks)])
         if ys.any():
-            ax.bar(range(len(labels)), ys, 0.7, bottom=bottom, label=cat, color=COLORS.get(cat))
+            ax.bar(xs, ys, 0.8, bottom=bottom, label=cat, color=COLORS.get(cat))
             bottom += ys
-    ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, rotation=90, fontsize=7)
-    ax.set_ylabel("time per unit of work (native total = 1.0)")
-    ax.legend(fontsize=7, ncol=2)
-    ax.set_title(title or "Where the time goes")
+    ax.set_xticks(xs)
+    ax.set_xticklabels([lab.split("\n")[1] for lab in labels], rotation=90, fontsize=6)
+    groups: dict[str, list[float]] = {}
+    for lab, x in zip(labels, xs):
+        groups.setdefault(lab.split("\n")[0], []).append(x)
+    for w, gx in groups.items():  # the workload under its group of bars
+        ax.annotate(w, xy=((min(gx) + max(gx)) / 2, 0), xycoords=("data", "axes fraction"), xytext=(0, -48),
+                    textcoords="offset points", ha="center", va="top", fontsize=7)
+    ax.set_ylabel(TIME_RATIO_LABEL.replace("time relative", "time per unit of work relative"), fontsize=7)
+    ax.legend(fontsize=6, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_title(title or "Where the time goes", fontsize=9)
     _save(fig, path)
 
 
 def grouped_log_bars(rows: list[dict], path: str | Path, title: str, ylabel: str, label_key=lambda r: r["workload"],
-                     log: bool = True) -> None:
+                     log: bool = True, published: dict | None = None) -> dict:
+    """Bars per (name, mode); ``published`` ``{(name, mode): value}`` draws the papers' values beside
+    them as black diamonds. Returns the colour each mode was drawn in."""
     names = list(dict.fromkeys(label_key(r) for r in rows))
     modes = list(dict.fromkeys(r["mode"] for r in rows))
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(names) * max(1, len(modes)) / 2), 4))
+    fig, ax = plt.subplots(figsize=(_width(len(names) * len(modes), 0.12), 3.4), layout="constrained")
     width = 0.8 / max(1, len(modes))
+    used = {}
     for j, m in enumerate(modes):
         ys = [next((r["value"] for r in rows if label_key(r) == n and r["mode"] == m), np.nan) for n in names]
-        ax.bar(np.arange(len(names)) + j * width, ys, width, label=m)
+        ax.bar(np.arange(len(names)) + j * width, ys, width, label=m, color=mode_color(m))
+        used[m] = mode_color(m)
+    if published:
+        px = [i + j * width for i, n in enumerate(names) for j, m in enumerate(modes) if published.get((n, m))]
+        py = [published[(n, m)] for n in names for m in modes if published.get((n, m))]
+        if px:
+            ax.plot(px, py, "D", color="black", markersize=3.5, label="published", linestyle="none")
     ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2)
-    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    ax.set_xticklabels(names, rotation=45, ha="right", fontsize=6)
     if log:
         ax.set_yscale("log")
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize=7)
-    ax.set_title(title)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _p: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
+            lambda v, _p: f"{v:g}" if str(f"{v:g}")[0] in "25" else ""))
+        ax.tick_params(axis="y", which="minor", labelsize=6)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.legend(fontsize=6, ncol=min(len(modes) + 1, 5), loc="lower center", bbox_to_anchor=(0.5, 1.08))
+    ax.set_title(title, fontsize=9)
     _save(fig, path)
+    return used
 
 
 def validation_points(records: list[dict], path, title: str) -> None:

@@ -16,11 +16,18 @@ Command and option names follow ``tools/xl/xl_cmdtable.c``.
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
+from typing import Optional
 
+import pandas as pd
 import typer
 
+from pvsim import xlviews as V
 from pvsim.core.errors import ScenarioError
+from pvsim.core.version import __version__
+from pvsim.results import Outputs, check_output_path
 from pvsim.scenario import Scenario, parse_cpulist
 from pvsim.sched.params import validate_sched_params
 from pvsim.sched.xl import (
@@ -32,6 +39,7 @@ from pvsim.sched.xl import (
     xl_vcpu_list,
 )
 from pvsim.system import build
+from pvsim.xlcfg import is_xlcfg, load_scenario
 
 app = typer.Typer(
     help="xl-style scheduler controls (sched-credit, sched-credit2, sched-rtds, vcpu-pin) and views "
@@ -40,7 +48,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-SCEN = typer.Option(..., "--scenario", "-f", help="scenario TOML file to simulate")
+SCEN = typer.Option(None, "--scenario", "-f", help="scenario TOML file (or an xl.cfg domain file) to simulate")
 DUR = typer.Option(None, "--duration-ms", help="override the scenario's run length (ms)")
 SEED = typer.Option(None, "--seed", help="override the scenario's seed")
 AT = typer.Option(0.0, "--at-ms", help="simulated time (ms) at which the change is applied")
@@ -52,8 +60,15 @@ def _fail(e: Exception):
     raise typer.Exit(2)
 
 
-def _build(scenario: str, duration_ms, seed):
-    sc = Scenario.from_toml(scenario)
+def _build(scenario: str, duration_ms, seed, host=None, cfgs=()):
+    if cfgs:
+        sc = load_scenario(list(cfgs), host, warn=lambda t: typer.echo(f"pvsim: {t}", err=True))
+    elif scenario is None:
+        raise ScenarioError("--scenario", "give a scenario file (-f FILE)")
+    elif is_xlcfg(scenario):
+        sc = load_scenario([scenario], host, warn=lambda t: typer.echo(f"pvsim: {t}", err=True))
+    else:
+        sc = Scenario.from_toml(scenario)
     if duration_ms is not None:
         sc = sc.with_run(duration_ms=float(duration_ms), ops=None, warmup_ms=0.0)
     if seed is not None:
@@ -66,6 +81,10 @@ def _build(scenario: str, duration_ms, seed):
         if domid in r.domains:
             r.domains[domid].name = d.spec.name
         mem[domid] = d.spec.memory_mib
+    system.xl_changes = []  # (at_ns, text, source) of every change the view includes
+    for t in sc.timeline:
+        kv = " ".join(f"{k}={v}" for k, v in t.params.items())
+        system.xl_changes.append((int(round(t.at_ms * 1e6)), f"{t.domain or t.host or 'pool'} {kv}", "timeline"))
     return system, r, mem
 
 
@@ -81,40 +100,90 @@ def _need(r, name: str):
         raise ScenarioError("scheduler", f"cpupool Pool-0 uses scheduler {r.sched.name!r}, not {name!r}")
 
 
-def _at(r, at_ms: float, fn):
-    r.at(int(round(at_ms * 1_000_000)), lambda _r: fn())
+def _at(r, at_ms: float, fn, system=None, text: str = ""):
+    at = int(round(at_ms * 1_000_000))
+    r.at(at, lambda _r: fn())
+    if system is not None:
+        system.xl_changes.append((at, text, "command"))
 
 
-def _finish(system, r, text_fn, shares: bool):
-    system.run()
+def _check_outputs(json_out, csv_out):
+    for opt, p in (("--json", json_out), ("--csv", csv_out)):
+        if p is not None and str(p) != "-":
+            check_output_path(p, opt)
+
+
+def _view_note(system, r, where: str = "end of the run") -> tuple[str, dict]:
+    """When the view is taken and which changes it includes (the command's and the timeline's)."""
+    now = r.now
+    done = sorted(c for c in system.xl_changes if c[0] <= now)
+    view = {"at_ns": int(now), "at_ms": now / 1e6,
+            "changes": [{"at_ms": a / 1e6, "change": t, "source": src} for a, t, src in done]}
+    mine = [c for c in done if c[2] == "command"]
+    later = [c for c in done if c[2] == "timeline" and mine and c[0] > max(m[0] for m in mine)]
+    lines = [f"# view at t = {now / 1e6:.3f} ms ({where}); changes included: "
+             + ("; ".join(f"{a / 1e6:g} ms {t} ({src})" for a, t, src in done) if done else "none")]
+    if later:
+        lines.append("# note: timeline changes after this command's change override it where they set the same "
+                     "parameter: " + "; ".join(f"{a / 1e6:g} ms {t}" for a, t, _s in later))
+        view["overridden_by_timeline"] = [{"at_ms": a / 1e6, "change": t} for a, t, _s in later]
+    return "\n".join(lines), view
+
+
+def _finish(system, r, text_fn, shares: bool, rows_fn=None, json_out=None, csv_out=None, run=True,
+            where="end of the run"):
+    if run:
+        system.run()
+    note, view = _view_note(system, r, where)
+    rows = rows_fn() if rows_fn is not None else []
+    doc = {"pvsim_version": __version__, "view": view, "results": rows}
+    text = json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n"
+    if json_out is not None and str(json_out) == "-":
+        typer.echo(text, nl=False)
+        return
+    with Outputs() as outs:
+        if json_out is not None:
+            outs.write(json_out, text)
+        if csv_out is not None:
+            outs.write(csv_out, pd.DataFrame(rows).to_csv(index=False))
+    typer.echo(note)
     typer.echo(text_fn())
     if shares:
         typer.echo("")
         typer.echo(share_table(r))
 
 
+JSON = typer.Option(None, "--json", help="also write the view as JSON ('-': print JSON instead of the table)")
+CSV = typer.Option(None, "--csv", help="also write the view's rows as CSV")
+HOST = typer.Option(None, "--host", help="for xl.cfg files: a TOML file with the host ([host], [scheduler], [run])")
+
+
 @app.command("list")
 def list_cmd(domains: list[str] = typer.Argument(None, help="domains (names or ids); default all"),
-             scenario: str = SCEN, duration_ms: float = DUR, seed: int = SEED, shares: bool = SHARES):
+             scenario: str = SCEN, duration_ms: float = DUR, seed: int = SEED, shares: bool = SHARES,
+             json_out: Optional[Path] = JSON, csv_out: Optional[Path] = CSV, host: Optional[Path] = HOST):
     """xl list: domains, memory, vCPUs, state and CPU time at the end of the run."""
 
     try:
-        system, r, mem = _build(scenario, duration_ms, seed)
+        _check_outputs(json_out, csv_out)
+        system, r, mem = _build(scenario, duration_ms, seed, host)
         ids = {_domid(r, d) for d in domains} if domains else None
-        _finish(system, r, lambda: xl_list(r, mem, ids), shares)
+        _finish(system, r, lambda: xl_list(r, mem, ids), shares, lambda: V.list_rows(r, mem, ids), json_out, csv_out)
     except ScenarioError as e:
         _fail(e)
 
 
 @app.command("vcpu-list")
 def vcpu_list_cmd(domains: list[str] = typer.Argument(None, help="domains (names or ids); default all"),
-                  scenario: str = SCEN, duration_ms: float = DUR, seed: int = SEED, shares: bool = SHARES):
+                  scenario: str = SCEN, duration_ms: float = DUR, seed: int = SEED, shares: bool = SHARES,
+                  json_out: Optional[Path] = JSON, csv_out: Optional[Path] = CSV, host: Optional[Path] = HOST):
     """xl vcpu-list: per-vCPU pCPU, state, CPU time and hard / soft affinity."""
 
     try:
-        system, r, _mem = _build(scenario, duration_ms, seed)
+        _check_outputs(json_out, csv_out)
+        system, r, _mem = _build(scenario, duration_ms, seed, host)
         ids = {_domid(r, d) for d in domains} if domains else None
-        _finish(system, r, lambda: xl_vcpu_list(r, ids), shares)
+        _finish(system, r, lambda: xl_vcpu_list(r, ids), shares, lambda: V.vcpu_rows(r, ids), json_out, csv_out)
     except ScenarioError as e:
         _fail(e)
 
@@ -132,11 +201,13 @@ def vcpu_pin_cmd(domain: str = typer.Argument(..., help="domain name or id"),
                  hard: str = typer.Argument(..., help="hard affinity: 'all', '0-3,5,^1', or '-' to keep"),
                  soft: str = typer.Argument("-", help="soft affinity, or '-' to keep"),
                  scenario: str = SCEN, duration_ms: float = DUR, seed: int = SEED, at_ms: float = AT,
-                 shares: bool = SHARES):
+                 shares: bool = SHARES, json_out: Optional[Path] = JSON, csv_out: Optional[Path] = CSV,
+                 host: Optional[Path] = HOST):
     """xl vcpu-pin DOM VCPU|all HARD [SOFT] at --at-ms, then print xl vcpu-list."""
 
     try:
-        system, r, _mem = _build(scenario, duration_ms, seed)
+        _check_outputs(json_out, csv_out)
+        system, r, _mem = _build(scenario, duration_ms, seed, host)
         domid = _domid(r, domain)
         v = None if vcpu == "all" else int(vcpu)
         h = _parse_cpus(hard, r.n_pcpus, "vcpu-pin.hard")
@@ -149,15 +220,18 @@ def vcpu_pin_cmd(domain: str = typer.Argument(..., help="domain name or id"),
                 ns = u.soft if s == "keep" else (None if s is not None and len(s) == r.n_pcpus else s)
                 r.pin(domid, u.vcpu_id, hard=nh, soft=ns)
 
-        _at(r, at_ms, apply)
-        _finish(system, r, lambda: xl_vcpu_list(r, {domid}), shares)
+        _at(r, at_ms, apply, system, f"vcpu-pin {domain} {vcpu} {hard} {soft}")
+        _finish(system, r, lambda: xl_vcpu_list(r, {domid}), shares, lambda: V.vcpu_rows(r, {domid}), json_out,
+                csv_out)
     except (ScenarioError, ValueError) as e:
         _fail(e)
 
 
-def _sched_dom_cmd(name, scenario, duration_ms, seed, at_ms, shares, domain, dom_params, glob_params, view):
+def _sched_dom_cmd(name, scenario, duration_ms, seed, at_ms, shares, domain, dom_params, glob_params, view,
+                   json_out=None, csv_out=None, host=None):
     try:
-        system, r, _mem = _build(scenario, duration_ms, seed)
+        _check_outputs(json_out, csv_out)
+        system, r, _mem = _build(scenario, duration_ms, seed, host)
         _need(r, name)
         ids = None
         if domain is not None:
@@ -170,7 +244,8 @@ def _sched_dom_cmd(name, scenario, duration_ms, seed, at_ms, shares, domain, dom
 
                 validate_sched_params(name, dom_params, f"sched-{name}", scope="vcpu" if name == "rtds" else "domain",
                                       n_pcpus=r.n_pcpus, defaults=False)
-                _at(r, at_ms, lambda: r.adjust(domid, **kw, **dom_params))
+                _at(r, at_ms, lambda: r.adjust(domid, **kw, **dom_params), system,
+                    f"{domain} " + " ".join(f"{k}={v}" for k, v in {**kw, **dom_params}.items()))
         elif dom_params and any(k != "_vcpu" for k in dom_params):
             raise ScenarioError(f"sched-{name}", "-w/-c/-p/-b/-e need -d DOMAIN")
         if glob_params:
@@ -178,8 +253,10 @@ def _sched_dom_cmd(name, scenario, duration_ms, seed, at_ms, shares, domain, dom
             merged = {**r.sched.params, **glob_params}
             validate_sched_params(name, {k: v for k, v in merged.items()}, f"sched-{name}", n_pcpus=r.n_pcpus,
                                   defaults=False)
-            _at(r, at_ms, lambda: r.adjust_global(**glob_params))
-        _finish(system, r, lambda: view(r, ids), shares)
+            _at(r, at_ms, lambda: r.adjust_global(**glob_params), system,
+                "pool " + " ".join(f"{k}={v}" for k, v in glob_params.items()))
+        rows = V.rtds_rows if name == "rtds" else V.sched_rows
+        _finish(system, r, lambda: view(r, ids), shares, lambda: rows(r, ids), json_out, csv_out)
     except ScenarioError as e:
         _fail(e)
 
@@ -193,7 +270,8 @@ def sched_credit_cmd(scenario: str = SCEN,
                      tslice_ms: int = typer.Option(None, "-t", "--tslice_ms", help="time slice (ms), with -s"),
                      ratelimit_us: int = typer.Option(None, "-r", "--ratelimit_us", help="ratelimit (us), with -s"),
                      migr_delay_us: int = typer.Option(None, "-m", "--migr_delay_us", help="migration delay (us), with -s"),
-                     duration_ms: float = DUR, seed: int = SEED, at_ms: float = AT, shares: bool = SHARES):
+                     duration_ms: float = DUR, seed: int = SEED, at_ms: float = AT, shares: bool = SHARES,
+                     json_out: Optional[Path] = JSON, csv_out: Optional[Path] = CSV, host: Optional[Path] = HOST):
     """xl sched-credit [-d DOM [-w W] [-c CAP]] [-s [-t TSLICE] [-r RATELIMIT] [-m DELAY]]."""
 
     dp = {k: v for k, v in (("weight", weight), ("cap", cap)) if v is not None}
@@ -201,7 +279,8 @@ def sched_credit_cmd(scenario: str = SCEN,
                             ("vcpu_migr_delay_us", migr_delay_us)) if v is not None}
     if gp and not schedparam:
         _fail(ScenarioError("sched-credit", "-t/-r/-m need -s"))
-    _sched_dom_cmd("credit", scenario, duration_ms, seed, at_ms, shares, domain, dp, gp, xl_sched_credit)
+    _sched_dom_cmd("credit", scenario, duration_ms, seed, at_ms, shares, domain, dp, gp, xl_sched_credit, json_out,
+                   csv_out, host)
 
 
 @app.command("sched-credit2")
@@ -211,14 +290,16 @@ def sched_credit2_cmd(scenario: str = SCEN,
                       cap: int = typer.Option(None, "-c", "--cap", help="cap in % of one pCPU (0 = none)"),
                       schedparam: bool = typer.Option(False, "-s", "--schedparam", help="set pool parameters"),
                       ratelimit_us: int = typer.Option(None, "-r", "--ratelimit_us", help="ratelimit (us), with -s"),
-                      duration_ms: float = DUR, seed: int = SEED, at_ms: float = AT, shares: bool = SHARES):
+                      duration_ms: float = DUR, seed: int = SEED, at_ms: float = AT, shares: bool = SHARES,
+                     json_out: Optional[Path] = JSON, csv_out: Optional[Path] = CSV, host: Optional[Path] = HOST):
     """xl sched-credit2 [-d DOM [-w W] [-c CAP]] [-s [-r RATELIMIT]]."""
 
     dp = {k: v for k, v in (("weight", weight), ("cap", cap)) if v is not None}
     gp = {"ratelimit_us": ratelimit_us} if ratelimit_us is not None else {}
     if gp and not schedparam:
         _fail(ScenarioError("sched-credit2", "-r needs -s"))
-    _sched_dom_cmd("credit2", scenario, duration_ms, seed, at_ms, shares, domain, dp, gp, xl_sched_credit2)
+    _sched_dom_cmd("credit2", scenario, duration_ms, seed, at_ms, shares, domain, dp, gp, xl_sched_credit2, json_out,
+                   csv_out, host)
 
 
 @app.command("sched-rtds")
@@ -228,7 +309,8 @@ def sched_rtds_cmd(scenario: str = SCEN,
                    period_us: int = typer.Option(None, "-p", "--period", help="period (us)"),
                    budget_us: int = typer.Option(None, "-b", "--budget", help="budget (us)"),
                    extratime: int = typer.Option(None, "-e", "--extratime", help="extratime 0|1"),
-                   duration_ms: float = DUR, seed: int = SEED, at_ms: float = AT, shares: bool = SHARES):
+                   duration_ms: float = DUR, seed: int = SEED, at_ms: float = AT, shares: bool = SHARES,
+                     json_out: Optional[Path] = JSON, csv_out: Optional[Path] = CSV, host: Optional[Path] = HOST):
     """xl sched-rtds [-d DOM [-v VCPU|all] [-p PERIOD] [-b BUDGET] [-e 0|1]]; also prints deadline misses."""
 
     dp = {k: v for k, v in (("period_us", period_us), ("budget_us", budget_us)) if v is not None}
@@ -241,7 +323,127 @@ def sched_rtds_cmd(scenario: str = SCEN,
             dp["_vcpu"] = int(vcpu)
         except ValueError:
             _fail(ScenarioError("sched-rtds.vcpuid", f"must be a vCPU number or 'all', got {vcpu!r}"))
-    _sched_dom_cmd("rtds", scenario, duration_ms, seed, at_ms, shares, domain, dp, {}, xl_sched_rtds)
+    _sched_dom_cmd("rtds", scenario, duration_ms, seed, at_ms, shares, domain, dp, {}, xl_sched_rtds, json_out, csv_out,
+                   host)
+
+
+@app.command("create")
+def create_cmd(cfgs: list[str] = typer.Argument(..., help="xl.cfg domain files (Xen's tools/examples format)"),
+               host: Optional[Path] = HOST, paused: bool = typer.Option(False, "-p", help="leave the domains paused "
+                                                                       "(until --unpause-ms, if given)"),
+               unpause_ms: float = typer.Option(None, "--unpause-ms", help="with -p: unpause at this time (ms)"),
+               duration_ms: float = DUR, seed: int = SEED, shares: bool = SHARES,
+               json_out: Optional[Path] = JSON, csv_out: Optional[Path] = CSV):
+    """xl create CFG...: build the domains of xl.cfg files on a host, run, and print xl list."""
+
+    try:
+        _check_outputs(json_out, csv_out)
+        if unpause_ms is not None and not paused:
+            raise ScenarioError("--unpause-ms", "needs -p")
+        system, r, mem = _build(None, duration_ms, seed, host, cfgs)
+        ids = {_domid(r, d.spec.name) for d in system.hosts[0].domains if str(d.spec.name) in
+               {s.name for s in system.scenario.domains[-len(cfgs):]}}
+        if paused:
+            _at(r, 0, lambda: [r.pause(u) for i in ids for u in r.domains[i].units], system, "create -p (paused)")
+            if unpause_ms is not None:
+                _at(r, unpause_ms, lambda: [r.unpause(u) for i in ids for u in r.domains[i].units], system, "unpause")
+        _finish(system, r, lambda: xl_list(r, mem), shares, lambda: V.list_rows(r, mem), json_out, csv_out)
+    except ScenarioError as e:
+        _fail(e)
+
+
+def _dom_verb(verb, domain, scenario, duration_ms, seed, at_ms, shares, json_out, csv_out, host, act):
+    try:
+        _check_outputs(json_out, csv_out)
+        system, r, mem = _build(scenario, duration_ms, seed, host)
+        domid = _domid(r, domain)  # checked before anything runs
+        if domid == 0 and verb in ("destroy", "shutdown", "pause"):
+            raise ScenarioError("domain", f"xl {verb}: Domain-0 cannot be {verb}{'ed' if verb != 'shutdown' else ''}")
+        _at(r, at_ms, lambda: act(r, r.domains[domid].units), system, f"{verb} {domain}")
+        _finish(system, r, lambda: xl_list(r, mem), shares, lambda: V.list_rows(r, mem), json_out, csv_out)
+    except ScenarioError as e:
+        _fail(e)
+
+
+DOM = typer.Argument(..., help="domain name or id")
+
+
+@app.command("destroy")
+def destroy_cmd(domain: str = DOM, scenario: str = SCEN, duration_ms: float = DUR, seed: int = SEED,
+                at_ms: float = AT, shares: bool = SHARES, json_out: Optional[Path] = JSON,
+                csv_out: Optional[Path] = CSV, host: Optional[Path] = HOST):
+    """xl destroy DOM at --at-ms: its vCPUs leave the scheduler at once; then xl list."""
+    _dom_verb("destroy", domain, scenario, duration_ms, seed, at_ms, shares, json_out, csv_out, host,
+              lambda r, units: [r.destroy_vcpu(u) for u in units])
+
+
+@app.command("shutdown")
+def shutdown_cmd(domain: str = DOM, scenario: str = SCEN, duration_ms: float = DUR, seed: int = SEED,
+                 at_ms: float = AT, shares: bool = SHARES, json_out: Optional[Path] = JSON,
+                 csv_out: Optional[Path] = CSV, host: Optional[Path] = HOST):
+    """xl shutdown DOM at --at-ms (the guest stops at once: no shutdown protocol is modelled); then xl list."""
+    _dom_verb("shutdown", domain, scenario, duration_ms, seed, at_ms, shares, json_out, csv_out, host,
+              lambda r, units: [r.destroy_vcpu(u) for u in units])
+
+
+@app.command("pause")
+def pause_cmd(domain: str = DOM, scenario: str = SCEN, duration_ms: float = DUR, seed: int = SEED,
+              at_ms: float = AT, shares: bool = SHARES, json_out: Optional[Path] = JSON,
+              csv_out: Optional[Path] = CSV, host: Optional[Path] = HOST):
+    """xl pause DOM at --at-ms (the domain's pause count +1 on each vCPU); then xl list."""
+    _dom_verb("pause", domain, scenario, duration_ms, seed, at_ms, shares, json_out, csv_out, host,
+              lambda r, units: [r.pause(u) for u in units])
+
+
+@app.command("unpause")
+def unpause_cmd(domain: str = DOM, scenario: str = SCEN, duration_ms: float = DUR, seed: int = SEED,
+                at_ms: float = AT, shares: bool = SHARES, json_out: Optional[Path] = JSON,
+                csv_out: Optional[Path] = CSV, host: Optional[Path] = HOST):
+    """xl unpause DOM at --at-ms (the pause count -1); then xl list."""
+    _dom_verb("unpause", domain, scenario, duration_ms, seed, at_ms, shares, json_out, csv_out, host,
+              lambda r, units: [r.unpause(u) for u in units])
+
+
+@app.command("info")
+def info_cmd(scenario: str = SCEN, json_out: Optional[Path] = JSON, csv_out: Optional[Path] = CSV,
+             host: Optional[Path] = HOST):
+    """xl info: the host's pCPUs, memory, xen_caps and scheduler (no run needed: the view is at time 0)."""
+    try:
+        _check_outputs(json_out, csv_out)
+        system, r, _mem = _build(scenario, None, None, host)
+        rows = V.info_rows(system)
+        _finish(system, r, lambda: V.info_text(rows), False, lambda: rows, json_out, csv_out, run=False,
+                where="before the run")
+    except ScenarioError as e:
+        _fail(e)
+
+
+@app.command("top")
+def top_cmd(scenario: str = SCEN, delay_s: float = typer.Option(0.1, "-d", "--delay", help="interval (simulated "
+                                                                  "seconds)"),
+            duration_ms: float = DUR, seed: int = SEED, json_out: Optional[Path] = JSON,
+            csv_out: Optional[Path] = CSV, host: Optional[Path] = HOST):
+    """xentop -b: a table per interval of the run (CPU seconds and CPU % per domain)."""
+    try:
+        _check_outputs(json_out, csv_out)
+        if not delay_s > 0:
+            raise ScenarioError("--delay", f"must be > 0 s, got {delay_s}")
+        system, r, _mem = _build(scenario, duration_ms, seed, host)
+        run = system.scenario.run
+        if run.duration_ms is None:
+            raise ScenarioError("run", "xl top needs a run of fixed length (--duration-ms)")
+        step = max(1, int(round(delay_s * 1e9)))
+        end = int(round(run.duration_ms * 1e6))
+        top = V.Top(r, step)
+        system.start()
+        t = 0
+        while t < end:
+            t = min(end, t + step)
+            system.advance(t)
+            top.sample()
+        _finish(system, r, top.text, False, lambda: top.rows, json_out, csv_out, run=False)
+    except ScenarioError as e:
+        _fail(e)
 
 
 def main():  # pragma: no cover - for `python -m pvsim.sched.cli`

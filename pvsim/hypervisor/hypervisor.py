@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from hypercalls import errno as xen_errno
 from hypercalls import table as hc_table
 from hypercalls.ops import DOMID_SELF, RUNSTATE_offline, RUNSTATE_runnable
+from hypercalls.trace import TRC_PV_HYPERCALL_V2, TRC_PV_HYPERCALL_V2_ARG_32
 from pvsim.core.meter import Meter
 from pvsim.hypervisor import handlers as _handlers  # noqa: F401  (registers every handler)
 from pvsim.hypervisor.dispatch import ENTRY_PRICE, HVM_GUEST_TYPES, REGISTERED, HandlerFn, dispatch_table
@@ -152,10 +153,39 @@ class Hypervisor:
         nargs = max(1, hc_table.hypercall_nargs(name, guest_type)) if fn is not None else 0
         return (name, label, cause, ENTRY_PRICE.get(guest_type, ()), fn, nargs, guest_type in HVM_GUEST_TYPES)
 
+    def _pcpu_of(self, match) -> int:
+        """The pCPU whose current vCPU satisfies ``match`` (asked of the dispatcher, which alone knows
+        it under the compiled dispatcher), else pCPU 0."""
+        curr = getattr(self.sched, "curr", None)
+        if curr is not None:
+            for c in range(self.nr_pcpus or getattr(self.sched, "n_pcpus", 0) or 0):
+                u = curr(c)
+                if u is not None and match(u):
+                    return c
+        return 0
+
+    def trace(self, vcpu, event: int, *words: int) -> None:
+        """A record on the trace bus from the pCPU ``vcpu`` runs on (nothing is built unless someone
+        listens)."""
+        eng = self.engine
+        if getattr(eng, "_subscribers", None):
+            eng.trace(self._pcpu_of(lambda u: u is vcpu), event, *words)
+
+    def trace_dom(self, dom, event: int, *words: int) -> None:
+        """A record about ``dom`` on the pCPU running one of its vCPUs (else pCPU 0)."""
+        eng = self.engine
+        if getattr(eng, "_subscribers", None):
+            eng.trace(self._pcpu_of(lambda u: getattr(u, "domain", None) is dom), event, *words)
+
     def hypercall(self, vcpu: VCPU, nr: int, *args) -> int:
         dom = vcpu.domain
         if type(nr) is not int:  # a register holds some number; anything else is no hypercall
             nr = nr if isinstance(nr, int) and not isinstance(nr, bool) else -1
+        eng = self.engine
+        if getattr(eng, "_subscribers", None):
+            ints = [a & 0xFFFFFFFF for a in args[:6] if type(a) is int]
+            eng.trace(self._pcpu_of(lambda u: u is vcpu), TRC_PV_HYPERCALL_V2,
+                      (nr & 0xFFFFF) | sum(TRC_PV_HYPERCALL_V2_ARG_32(i) for i in range(len(ints))), *ints)
         key = (nr, dom.guest_type)
         d = self._disp.get(key)
         if d is None:

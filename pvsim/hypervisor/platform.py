@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from hypercalls import table as hc_table
+from hypercalls.trace import TRC_HVM_VMEXIT, TRC_PV_TRAP
 from pvsim.core.meter import Meter
 from pvsim.hypervisor import traps
 from pvsim.hypervisor.domain import VCPU
@@ -52,9 +53,18 @@ class HvPlatform:
 
     def trap(self, kind: str) -> None:
         traps.pv_bounce(self.meter, self.hv.profile, kind, guest_type=self.guest_type)
+        self.hv.trace(self.vcpu, TRC_PV_TRAP, traps.TRAP_VECTORS.get(kind, 0xFF))
 
     def vmexit(self, reason: str, handling: str = "simple", n: float = 1) -> None:
-        traps.vmexit(self.meter, self.hv.profile, reason, handling=handling, n=n)
+        hv = self.hv
+        traps.vmexit(self.meter, hv.profile, reason, handling=handling, n=n)
+        eng = hv.engine
+        if getattr(eng, "_subscribers", None):  # TRC_HVM_VMEXIT {reason, rip lo, rip hi, + handling cycles}
+            one = Meter()
+            traps.vmexit(one, hv.profile, reason, handling=handling, n=1)
+            cyc = int(round(sum(one.price(hv.profile).values())))
+            for _ in range(max(1, int(round(n)))):
+                hv.trace(self.vcpu, TRC_HVM_VMEXIT, traps.EXIT_REASONS[reason], 0, 0, cyc)
 
     def bt(self, kind: str, n: float = 1) -> None:
         traps.bt_transfer(self.meter, self.hv.profile, kind, n)

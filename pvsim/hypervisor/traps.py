@@ -35,6 +35,10 @@ EXIT_REASONS = {
     "apic_access": 44, "ept_violation": 48, "ept_misconfig": 49, "wbinvd": 54, "xsetbv": 55,
 }
 
+# x86 exception vectors of the traps a PV guest bounces (X86_EXC_*), 0x80 for a bounced x86-64 syscall;
+# the trap word of TRC_PV_TRAP
+TRAP_VECTORS = {"exception": 13, "page_fault": 14, "syscall": 0x80, "device_not_available": 7}
+
 
 def _sw_mmu_cycles(profile: Profile) -> float:
     """One software-MMU operation (examine/propagate a guest PTE): counted memory references."""

@@ -37,6 +37,7 @@ from hypercalls import args as A
 from hypercalls import errno as E
 from hypercalls import ops as O
 from hypercalls.ops import DOMID_SELF
+from hypercalls.trace import PVSIM_TRC_EVTCHN_SEND
 
 # Internal state for port 0 (ECS_RESERVED in event_channel.c): allocated at init, never usable.
 ECS_RESERVED = -1
@@ -276,6 +277,7 @@ def send(hv, ld, lport: int) -> int:
     ch = led.channels[lport]
     if ch.state in (O.EVTCHNSTAT_interdomain, O.EVTCHNSTAT_ipi):
         led.sent += 1
+        hv.trace_dom(ld, PVSIM_TRC_EVTCHN_SEND, ld.domid, lport)
     if ch.state == O.EVTCHNSTAT_interdomain:
         rd = hv.domains.get(ch.remote_dom)
         if rd is None:

@@ -36,6 +36,7 @@ from hypercalls import args as A
 from hypercalls import errno as E
 from hypercalls import ops as O
 from hypercalls.ops import DOMID_SELF
+from hypercalls.trace import TRC_MEM_PAGE_GRANT_MAP, TRC_MEM_PAGE_GRANT_UNMAP
 
 # xen/common/grant_table.c
 GNTTAB_MAX_FRAMES_DEFAULT = 64  # gnttab_max_frames
@@ -193,6 +194,7 @@ def map_grant_ref(hv, ld, op: A.GnttabMapGrantRef) -> int:
     op.dev_bus_addr = (act.frame << 12) if op.flags & O.GNTMAP_device_map else 0
     op.status = O.GNTST_okay
     meter.count("grant.map")
+    hv.trace_dom(ld, TRC_MEM_PAGE_GRANT_MAP, rd.domid, ld.domid)  # {granting dom} + pvsim: the mapping dom
     return 0
 
 
@@ -224,6 +226,7 @@ def _unmap_one(hv, ld, op: A.GnttabUnmapGrantRef) -> int:
     lgt._free_handles.append(op.handle)
     op.status = O.GNTST_okay
     hv.meter.count("grant.unmap")
+    hv.trace_dom(ld, TRC_MEM_PAGE_GRANT_UNMAP, m.granter, ld.domid)
     return 0
 
 

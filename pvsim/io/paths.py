@@ -39,6 +39,7 @@ from hypercalls import args as A
 from hypercalls import ops as O
 from hypercalls.ops import DOMID_SELF
 from hypercalls.table import HYPERVISOR_event_channel_op, HYPERVISOR_grant_table_op
+from hypercalls.trace import PVSIM_RING_KINDS, PVSIM_TRC_RING_NOTIFY
 from pvsim.io import gnttab as gt
 from pvsim.io.devices import TCPIP_HEADER_BYTES
 from pvsim.io.ring import (
@@ -239,7 +240,12 @@ class _RingDev(_Base):
     # ------------------------------------------------------------ notifications
     def _push_and_notify(self, ring, name: str):
         """RING_PUSH_REQUESTS_AND_CHECK_NOTIFY, then EVTCHNOP_send only if the backend asked for it."""
-        if ring.push_requests_and_check_notify():
+        notify = ring.push_requests_and_check_notify()
+        hv = self.sys.hv
+        if getattr(hv.engine, "_subscribers", None):
+            hv.trace_dom(self.gdom, PVSIM_TRC_RING_NOTIFY, self.gdom.domid, PVSIM_RING_KINDS.get(name, 0xFF),
+                         ring.nr_ents - ring.free_requests())
+        if notify:
             yield self.g.flush()
             self.front_notify(name)
         else:

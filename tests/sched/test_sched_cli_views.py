@@ -89,7 +89,7 @@ def test_xl_sched_credit_sets_weight_and_prints_table(scen):
     res = CliRunner().invoke(app, ["sched-credit", "--scenario", scen(), "-d", "hog1", "-w", "1024", "-c", "40",
                                    "--at-ms", "100", "--shares"])
     assert res.exit_code == 0, res.output
-    lines = res.output.splitlines()
+    lines = [ln for ln in res.output.splitlines() if not ln.startswith("# ")]  # after the view note
     assert lines[0].startswith("Cpupool Pool-0: tslice=30ms")
     assert re.match(r"hog1\s+\d+\s+1024\s+40", lines[2])
     assert "CPU%" in res.output
@@ -98,7 +98,7 @@ def test_xl_sched_credit_sets_weight_and_prints_table(scen):
 def test_xl_sched_credit_global_params(scen):
     res = CliRunner().invoke(app, ["sched-credit", "--scenario", scen(), "-s", "-t", "10", "-r", "500"])
     assert res.exit_code == 0, res.output
-    assert res.output.splitlines()[0] == "Cpupool Pool-0: tslice=10ms ratelimit=500us migration-delay=0us"
+    assert res.output.splitlines()[1] == "Cpupool Pool-0: tslice=10ms ratelimit=500us migration-delay=0us"
 
 
 def test_xl_errors_exit_2_with_field(scen):

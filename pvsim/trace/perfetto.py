@@ -1,0 +1,174 @@
+"""A Perfetto timeline of a run: the Chrome JSON trace format, streamed from the trace bus.
+
+Design note
+-----------
+Writes the Trace Event Format of Chromium (``docs/trace_event_format`` of the catapult project),
+which the Perfetto UI (ui.perfetto.dev) and ``chrome://tracing`` open as they are: one JSON
+object ``{"displayTimeUnit": "ns", "traceEvents": [...]}``, written event by event with the
+standard ``json`` module so that a long run never holds its timeline in memory. Tracks:
+
+* process ``Xen (pCPUs)``: a thread per pCPU whose slices name the vCPU that ran
+  (``TRC_SCHED_SWITCH``);
+* a process per domain: a thread per vCPU whose slices are its runstates
+  (``TRC_SCHED_RUNSTATE_CHANGE``), with hypercalls, traps, grant operations and event-channel
+  sends as instants on the vCPU the pCPU ran, and VM exits as slices of their handling time;
+* counters: requests in flight on each ring (pvsim's ring-notify record), the active vCPUs of each
+  domain in the credit scheduler's accounting (``TRC_CSCHED_ACCOUNT_START/STOP``).
+
+Timestamps are microseconds (the format's unit) with nanosecond decimals. Simplifications: no
+credit value counter (the schedulers' records do not carry it) and no dirty-page counter (pvsim
+has no live migration yet).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TextIO
+
+from hypercalls import table as hc_table
+from hypercalls.ops import DOMID_IDLE, RUNSTATE_NAMES
+from hypercalls.trace import (
+    TRC_CSCHED_ACCOUNT_START,
+    TRC_CSCHED_ACCOUNT_STOP,
+    TRC_HVM_VMEXIT,
+    TRC_MEM_PAGE_GRANT_MAP,
+    TRC_MEM_PAGE_GRANT_UNMAP,
+    TRC_PV_HYPERCALL_V2,
+    TRC_PV_TRAP,
+    TRC_SCHED_RUNSTATE_CHANGE,
+    TRC_SCHED_SWITCH,
+)
+from pvsim.core.engine import TraceRecord
+from pvsim.trace.events import (
+    EXIT_REASON_NAMES,
+    PVSIM_TRC_EVTCHN_SEND,
+    PVSIM_TRC_RING_NOTIFY,
+    RING_KINDS,
+    TRAP_NAMES,
+)
+
+PCPU_PID = 0
+_RS_MASK = ~0xFF0 & 0x0FFFFFFF
+_RING_NAMES = {v: k for k, v in RING_KINDS.items()}
+
+
+def _us(ns: int) -> float:
+    return ns / 1000.0
+
+
+class ChromeTraceWriter:
+    """A trace-bus subscriber writing a Chrome JSON trace to ``fh`` (a text file the caller owns).
+
+    ``pcpus`` is the host's pCPU count, ``domains`` ``{domid: (name, n_vcpus)}``; ``cycles_per_ns``
+    converts a VM exit's handling cycles to time."""
+
+    def __init__(self, fh: TextIO, pcpus: int, domains: dict[int, tuple[str, int]], cycles_per_ns: float):
+        self.fh = fh
+        self.ghz = float(cycles_per_ns)
+        self.domains = dict(domains)
+        self.n = 0
+        self._pcpu_open: dict[int, tuple[int, str]] = {}  # cpu -> (start ns, label)
+        self._vcpu_open: dict[tuple[int, int], tuple[int, str]] = {}
+        self._current: dict[int, tuple[int, int]] = {}
+        fh.write('{"displayTimeUnit": "ns", "otherData": {"generator": "pvsim"}, "traceEvents": [\n')
+        self._ev({"ph": "M", "name": "process_name", "pid": PCPU_PID, "args": {"name": "Xen (pCPUs)"}})
+        self._ev({"ph": "M", "name": "process_sort_index", "pid": PCPU_PID, "args": {"sort_index": 0}})
+        for c in range(pcpus):
+            self._ev({"ph": "M", "name": "thread_name", "pid": PCPU_PID, "tid": c, "args": {"name": f"pCPU {c}"}})
+        for domid, (name, nv) in sorted(self.domains.items()):
+            pid = self._pid(domid)
+            self._ev({"ph": "M", "name": "process_name", "pid": pid, "args": {"name": f"{name} (d{domid})"}})
+            self._ev({"ph": "M", "name": "process_sort_index", "pid": pid, "args": {"sort_index": pid}})
+            for u in range(nv):
+                self._ev({"ph": "M", "name": "thread_name", "pid": pid, "tid": u, "args": {"name": f"vCPU {u}"}})
+
+    @staticmethod
+    def _pid(domid: int) -> int:
+        return 1 + domid
+
+    def _label(self, dom: int, vcpu: int) -> str:
+        name = self.domains.get(dom, (f"d{dom}", 0))[0]
+        return f"{name} v{vcpu}"
+
+    def _ev(self, e: dict) -> None:
+        self.fh.write((",\n" if self.n else "") + json.dumps(e, separators=(",", ":")))
+        self.n += 1
+
+    def _slice(self, pid: int, tid: int, start: int, end: int, name: str, cat: str, args=None) -> None:
+        e = {"ph": "X", "name": name, "cat": cat, "pid": pid, "tid": tid, "ts": _us(start), "dur": _us(end - start)}
+        if args:
+            e["args"] = args
+        self._ev(e)
+
+    def _instant(self, t: int, cpu: int, name: str, cat: str, args=None) -> None:
+        key = self._current.get(cpu)
+        pid, tid = (self._pid(key[0]), key[1]) if key is not None else (PCPU_PID, cpu)
+        e = {"ph": "i", "s": "t", "name": name, "cat": cat, "pid": pid, "tid": tid, "ts": _us(t)}
+        if args:
+            e["args"] = args
+        self._ev(e)
+
+    def __call__(self, rec: TraceRecord) -> None:
+        ev, t, cpu, w = rec.event, rec.time_ns, rec.pcpu, rec.words
+        if (ev & _RS_MASK) == TRC_SCHED_RUNSTATE_CHANGE:
+            key = (w[0] >> 16, w[0] & 0xFFFF)
+            new = (ev >> 4) & 0xF
+            op = self._vcpu_open.pop(key, None)
+            if op is not None and t > op[0]:
+                self._slice(self._pid(key[0]), key[1], op[0], t, op[1], "runstate")
+            self._vcpu_open[key] = (t, RUNSTATE_NAMES[new])
+            if new == 0:
+                self._current[cpu] = key
+            elif self._current.get(cpu) == key:
+                del self._current[cpu]
+        elif ev == TRC_SCHED_SWITCH:
+            op = self._pcpu_open.pop(cpu, None)
+            if op is not None and t > op[0]:
+                self._slice(PCPU_PID, cpu, op[0], t, op[1], "sched")
+            nd, nu = w[2], w[3]
+            if nd != DOMID_IDLE:
+                self._pcpu_open[cpu] = (t, self._label(nd, nu))
+                self._current[cpu] = (nd, nu)
+            else:
+                self._current.pop(cpu, None)
+        elif ev == TRC_PV_HYPERCALL_V2:
+            nr = w[0] & 0x000FFFFF
+            self._instant(t, cpu, f"hypercall {hc_table.name(nr) or nr}", "hypercall", {"nr": nr})
+        elif ev == TRC_PV_TRAP:
+            self._instant(t, cpu, f"trap {TRAP_NAMES.get(w[0] & 0xFF, w[0] & 0xFF)}", "trap")
+        elif ev == TRC_HVM_VMEXIT:
+            key = self._current.get(cpu)
+            name = f"exit {EXIT_REASON_NAMES.get(w[0], w[0])}"
+            cyc = w[3] if len(w) > 3 else 0
+            if key is not None and cyc:
+                self._slice(self._pid(key[0]), key[1], t, t + max(1, int(round(cyc / self.ghz))), name, "vmexit",
+                            {"reason": w[0], "cycles": cyc})
+            else:
+                self._instant(t, cpu, name, "vmexit", {"reason": w[0]})
+        elif ev in (TRC_MEM_PAGE_GRANT_MAP, TRC_MEM_PAGE_GRANT_UNMAP):
+            op = "map" if ev == TRC_MEM_PAGE_GRANT_MAP else "unmap"
+            self._instant(t, cpu, f"grant {op}", "grant", {"granting domain": w[0]})
+        elif ev == PVSIM_TRC_EVTCHN_SEND:
+            self._instant(t, cpu, "evtchn send", "evtchn", {"dom": w[0], "port": w[1]})
+        elif ev == PVSIM_TRC_RING_NOTIFY:
+            dom, ring, inflight = w[0], w[1], w[2]
+            rn = _RING_NAMES.get(ring, str(ring))
+            self._instant(t, cpu, f"{rn} ring notify", "io", {"dom": dom, "in flight": inflight})
+            self._ev({"ph": "C", "name": f"{rn} ring requests in flight", "pid": self._pid(dom), "ts": _us(t),
+                      "args": {rn: inflight}})
+        elif ev in (TRC_CSCHED_ACCOUNT_START, TRC_CSCHED_ACCOUNT_STOP) and len(w) >= 3:
+            self._ev({"ph": "C", "name": "credit: active vCPUs", "pid": self._pid(w[0]), "ts": _us(t),
+                      "args": {"active": w[2]}})
+
+    def close(self, end_ns: int) -> None:
+        """End every open slice at ``end_ns`` and close the JSON document."""
+        for cpu, (t, label) in sorted(self._pcpu_open.items()):
+            if end_ns > t:
+                self._slice(PCPU_PID, cpu, t, end_ns, label, "sched")
+        for key, (t, st) in sorted(self._vcpu_open.items()):
+            if end_ns > t:
+                self._slice(self._pid(key[0]), key[1], t, end_ns, st, "runstate")
+        self._pcpu_open.clear()
+        self._vcpu_open.clear()
+        self.fh.write("\n]}\n")
+        self.fh.flush()
