@@ -148,6 +148,11 @@ class CompiledRunner(HostRunner):
         else:
             V[L.F_EXTERNAL, v] = 1
             V[L.F_PROG, v] = -1
+        # the scheduler's per-unit data from Python (rtds: the vCPU's period, budget, extratime), for
+        # the units of the start and those added at run time alike
+        hook = getattr(self.kmod, "load_unit", None)
+        if hook is not None:
+            hook(self, u)
 
     def _set_affinity(self, u) -> None:
         a = self.arena
