@@ -11,10 +11,12 @@ depleted "queue", a replenishment queue served by one scheduler timer, ``burn_bu
   replenishment token (``in_replq``; 0 = not in the replenishment queue), the deadline misses and
   periods (the xl view's counters), the runqueue key it was queued with (level, deadline, queue
   sequence), its position in the replenishment heap and the deadline of its entry there;
-* the runqueue (``RQ`` row 0): the queued, non-depleted units sorted by ``(level, deadline, seq)``.
-  The Python scheduler keeps the keys unsorted and takes the minimum among the units allowed on the
-  pCPU (:func:`pvsim.sched.rtds_core.rt_pick`); the keys are unique (the sequence is), so the first
-  allowed unit of the sorted row is the same unit, found without an O(n_vcpus) scan;
+* the runqueue (``RQ`` row 0): an indexed binary min-heap of the queued, non-depleted units by
+  ``(level, deadline, seq)`` (position in ``SV``). The Python scheduler keeps the keys unsorted and
+  takes the minimum among the units allowed on the pCPU (:func:`pvsim.sched.rtds_core.rt_pick`);
+  the keys are unique (the sequence is), so the root, when it may run on the pCPU, is the same unit,
+  found in O(1) (queueing and dequeueing in O(log n)); otherwise (hard affinity) the heap is
+  scanned for the least allowed key, as the Python scan does;
 * the depleted queue is the ``depleted`` flag alone (the Python list is only appended to and
   removed from, never read in order);
 * the replenishment queue (``RQ`` row 1): an indexed binary heap with one entry per unit, keyed
@@ -72,14 +74,14 @@ US = 1_000
 
 # SV rows (per vCPU)
 (R_PERIOD, R_BUDGET, R_EXTRA, R_DL, R_CB, R_LAST, R_LEVEL, R_QUEUED, R_DEPL, R_TOK, R_MISSES, R_PERIODS,
- R_KL, R_KD, R_KS, R_HPOS, R_HDL) = range(17)
+ R_KL, R_KD, R_KS, R_HPOS, R_HDL, R_QPOS) = range(18)
 # SG (globals)
 S_SEQ, S_TOKN, S_RQN, S_HN, S_TH, S_TWHEN = range(6)
 RQ_RUN, RQ_HEAP, RQ_MOVED = 0, 1, 2
 X_TICKLED = 0
 T_REPL = 1  # timer kind
 
-SIZES = {"sv": 17, "sp": 1, "sd": 1, "sg": 8, "rq_rows": 3, "sx": 1, "timers": 4096}
+SIZES = {"sv": 18, "sp": 1, "sd": 1, "sg": 8, "rq_rows": 3, "sx": 1, "timers": 4096}
 
 
 # ============================================================================== Python side
@@ -142,6 +144,7 @@ def load_unit(runner, unit) -> None:
     col[R_BUDGET] = p["budget_us"] * US
     col[R_EXTRA] = int(bool(p["extratime"]))
     col[R_HPOS] = -1
+    col[R_QPOS] = -1
     unit.priv = ArenaRtu(runner, unit.uid)
 
 
@@ -176,65 +179,99 @@ def _rq_less(SV, a, b):
 
 
 @njit(cache=True)
-def _rq_insert(A, v):
+def _q_up(A, i):
     SV = A.SV
-    SG = A.SG
-    rq = A.RQ[RQ_RUN]
-    n = SG[S_RQN]
-    lo = 0
-    hi = n
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if _rq_less(SV, rq[mid], v):
-            lo = mid + 1
+    q = A.RQ[RQ_RUN]
+    v = q[i]
+    while i > 0:
+        p = (i - 1) >> 1
+        u = q[p]
+        if _rq_less(SV, v, u):
+            q[i] = u
+            SV[R_QPOS, u] = i
+            i = p
         else:
-            hi = mid
-    for j in range(n, lo, -1):
-        rq[j] = rq[j - 1]
-    rq[lo] = v
+            break
+    q[i] = v
+    SV[R_QPOS, v] = i
+
+
+@njit(cache=True)
+def _q_down(A, i):
+    SV = A.SV
+    q = A.RQ[RQ_RUN]
+    n = A.SG[S_RQN]
+    v = q[i]
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            break
+        if c + 1 < n and _rq_less(SV, q[c + 1], q[c]):
+            c += 1
+        u = q[c]
+        if _rq_less(SV, u, v):
+            q[i] = u
+            SV[R_QPOS, u] = i
+            i = c
+        else:
+            break
+    q[i] = v
+    SV[R_QPOS, v] = i
+
+
+@njit(cache=True)
+def _rq_insert(A, v):
+    SG = A.SG
+    n = SG[S_RQN]
+    A.RQ[RQ_RUN, n] = v
     SG[S_RQN] = n + 1
+    _q_up(A, n)
 
 
 @njit(cache=True)
 def _rq_remove(A, v):
     SV = A.SV
     SG = A.SG
-    rq = A.RQ[RQ_RUN]
-    n = SG[S_RQN]
-    lo = 0
-    hi = n
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if _rq_less(SV, rq[mid], v):
-            lo = mid + 1
-        else:
-            hi = mid
-    if lo >= n or rq[lo] != v:  # not where its key says (cannot happen): look for it
-        lo = -1
-        for j in range(n):
-            if rq[j] == v:
-                lo = j
-                break
-        if lo < 0:
-            return
-    for j in range(lo, n - 1):
-        rq[j] = rq[j + 1]
-    SG[S_RQN] = n - 1
+    i = SV[R_QPOS, v]
+    if i < 0:
+        return
+    SV[R_QPOS, v] = -1
+    n = SG[S_RQN] - 1
+    SG[S_RQN] = n
+    if i == n:
+        return
+    q = A.RQ[RQ_RUN]
+    x = q[n]
+    q[i] = x
+    SV[R_QPOS, x] = i
+    _q_up(A, i)
+    if SV[R_QPOS, x] == i:
+        _q_down(A, i)
 
 
 @njit(cache=True)
 def _pick(A, cpu):
-    """``_pick``: the highest-priority queued unit allowed on ``cpu``, or -1."""
-    rq = A.RQ[RQ_RUN]
+    """``_pick``: the highest-priority queued unit allowed on ``cpu``, or -1 (the heap's root when it
+    may run there, else the least key among the allowed ones, as the Python scan)."""
+    n = A.SG[S_RQN]
+    if n == 0:
+        return -1
+    q = A.RQ[RQ_RUN]
     V = A.V
     HARD = A.HARD
     w = cpu >> 6
     b = cpu & 63
-    for i in range(A.SG[S_RQN]):
-        u = rq[i]
+    u = q[0]
+    if V[F_HARD_ALL, u] or (HARD[u, w] >> b) & 1 == 1:
+        return u
+    SV = A.SV
+    best = -1
+    for i in range(1, n):
+        u = q[i]
         if V[F_HARD_ALL, u] or (HARD[u, w] >> b) & 1 == 1:
-            return u
-    return -1
+            if best < 0 or _rq_less(SV, u, best):
+                best = u
+    return best
 
 
 # ============================================================================== the replenishment heap
