@@ -44,7 +44,6 @@ from hypercalls.trace import TRC_RTDS_BUDGET_REPLENISH, TRC_RTDS_TICKLE
 from pvsim.core.errors import ScenarioError
 from pvsim.sched.hk.base import (
     allowed,
-    bit,
     bit_clear,
     bit_set,
     hard_min,
@@ -474,31 +473,37 @@ def _tickle(A, v):
     SV = A.SV
     if SV[R_QUEUED, v] == 0 or SV[R_DEPL, v]:
         return
-    P = A.P
     V = A.V
     tick = A.SX[X_TICKLED]
+    tick_any = False
+    for w in range(tick.shape[0]):
+        if tick[w] != 0:
+            tick_any = True
+            break
     hard_all = V[F_HARD_ALL, v]
     hrow = A.HARD[v]
+    curr = A.P[P_CURR]
+    lv = SV[R_LEVEL]
+    dl = SV[R_DL]
     latest = -1
     ll = -1
     ld = -1
     idle = False
-    for c in range(A.G[G_NP]):
+    for c in range(A.G[G_NP]):  # range(n) or sorted(hard): ascending
         if not hard_all and (hrow[c >> 6] >> (c & 63)) & 1 == 0:
             continue
-        if bit(tick, c):
+        if tick_any and (tick[c >> 6] >> (c & 63)) & 1 == 1:
             continue
-        cur = P[P_CURR, c]
+        cur = curr[c]
         if cur < 0:
             latest = c
             idle = True
             break
-        cl = SV[R_LEVEL, cur]
-        cd = SV[R_DL, cur]
-        if cl > ll or (cl == ll and cd > ld):
+        cl = lv[cur]
+        if cl > ll or (cl == ll and dl[cur] > ld):
             latest = c
             ll = cl
-            ld = cd
+            ld = dl[cur]
     if not idle:
         nl = SV[R_LEVEL, v]
         if latest < 0 or not (nl < ll or (nl == ll and SV[R_DL, v] < ld)):
