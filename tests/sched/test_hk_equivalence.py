@@ -22,8 +22,9 @@ WORKLOADS = ["sched.io-bound", "sched.periodic", "sched.cpu-hog", "cpu-int", "fi
 
 def scenario(sched: str, dispatcher: str, seed: int, variant: int) -> Scenario:
     """Variant 0: 8 domains on 2 pCPUs; 1: pinning and soft affinity on 4 pCPUs, a timeline change of
-    weight and cap; 2: many small domains, caps, ratelimit (credit) or other global parameters; 3 (null
-    and bvt): :func:`_scenario_extra`."""
+    weight and cap (rtds: of period, budget, extratime, and a re-pin); 2: many small domains, caps,
+    ratelimit (credit) or other global parameters (rtds: a short period); 3 (null and bvt):
+    :func:`_scenario_extra`. rtds runs some domains without extratime."""
     if variant == 3:
         return Scenario.from_dict(_scenario_extra(sched, dispatcher, seed))
     pcpus = (2, 4, 3)[variant]
@@ -40,6 +41,8 @@ def scenario(sched: str, dispatcher: str, seed: int, variant: int) -> Scenario:
             d["cpus"] = "0-1" if i == 1 else "2"
         if sched == "rtds":
             d["sched"] = {"period_us": 10_000 + 1000 * (i % 3), "budget_us": 2000 + 500 * (i % 4)}
+            if i % 3 == 2:  # no extratime: depleted until the next period
+                d["sched"]["extratime"] = False
         doms.append(d)
     if sched == "null":  # one vCPU per pCPU at most (variant 2: the rest wait in the waitqueue)
         doms = doms[:pcpus - 1] if variant < 2 else doms
@@ -58,6 +61,12 @@ def scenario(sched: str, dispatcher: str, seed: int, variant: int) -> Scenario:
         data["timeline"] = [{"at_ms": 120.0, "domain": "g0", "weight": 1024}]
         if sched != "bvt":
             data["timeline"].append({"at_ms": 150.0, "domain": "g3", "cap": 0})
+    if sched == "rtds" and variant == 1:  # xl sched-rtds -d: new period, budget, extratime; a re-pin
+        data["timeline"] = [{"at_ms": 120.0, "domain": "g0", "period_us": 5000, "budget_us": 1500, "extratime": False},
+                            {"at_ms": 150.0, "domain": "g3", "cpus": "1-3"},
+                            {"at_ms": 170.0, "domain": "g2", "extratime": True, "budget_us": 6000}]
+    if sched == "rtds" and variant == 2:
+        data["timeline"] = [{"at_ms": 100.0, "domain": "g1", "budget_us": 500, "period_us": 2000}]
     if variant == 1 and sched == "rr":
         data["timeline"] = [{"at_ms": 120.0, "domain": "g0", "cpus": "3"}]
     if variant == 2 and sched == "null":  # g0 leaves its pCPU to the first waiter and waits itself

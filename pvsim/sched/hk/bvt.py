@@ -79,10 +79,10 @@ def init(arena, sched) -> None:
     sched.unit_info = lambda unit, runner=runner: _unit_info(runner, unit)
 
 
-def load_unit(arena, sched, unit) -> None:
-    """A vCPU added at run time (the runner regrew the arena): its domain's parameters."""
-    runner = sched.runner
-    load_dom(arena, unit.dom, runner._dom_index[unit.domid])
+def load_unit(runner, unit) -> None:
+    """A vCPU loaded into the arena (at the start, or added at run time into a regrown arena): its
+    domain's parameters."""
+    load_dom(runner.arena, unit.dom, runner._dom_index[unit.domid])
 
 
 def _unit_info(runner, unit) -> dict:

@@ -21,7 +21,7 @@ it, so SimPy events and kernel events stay in one order. Trace records the kerne
 to the engine's subscribers at every return, in order.
 
 A vCPU added at run time regrows the arena (its new columns are zero); a scheduler module whose
-per-vCPU or per-domain fields come from Python parameters defines ``load_unit(arena, sched, unit)``,
+per-vCPU or per-domain fields come from Python parameters defines ``load_unit(runner, unit)``,
 called then (``init`` is called once, at :meth:`start`).
 """
 
@@ -152,6 +152,11 @@ class CompiledRunner(HostRunner):
         else:
             V[L.F_EXTERNAL, v] = 1
             V[L.F_PROG, v] = -1
+        # the scheduler's per-unit data from Python (rtds: the vCPU's period, budget, extratime), for
+        # the units of the start and those added at run time alike
+        hook = getattr(self.kmod, "load_unit", None)
+        if hook is not None:
+            hook(self, u)
 
     def _set_affinity(self, u) -> None:
         a = self.arena
@@ -434,10 +439,7 @@ class CompiledRunner(HostRunner):
             return
         if unit.uid >= self.arena.dims[L.V][1] or unit.domid not in self._dom_index:  # added at run time
             self._new_arena()
-            self._load_unit(unit, self.arena.region(L.V))
-            hook = getattr(self.kmod, "load_unit", None)  # the scheduler's own per-vCPU/domain fields
-            if hook is not None:
-                hook(self.arena, self.sched, unit)
+            self._load_unit(unit, self.arena.region(L.V))  # with the scheduler's own load_unit hook
         V = self.arena.region(L.V)
         if V[L.F_EXTERNAL, unit.uid]:
             self.env._now = now
