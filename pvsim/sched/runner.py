@@ -381,7 +381,7 @@ class HostRunner:
         zero-delay decision for a running one (the interrupted behaviour may be the caller's
         caller). Runs with at most :data:`INTERRUPT_MIN_NS` left, a Run ending in a blocking
         hypercall, and a behaviour without ``preempt`` are left alone."""
-        if vcpu.irq_pending or vcpu.block_after or vcpu.blocked or not self.started:
+        if vcpu.irq_pending or vcpu.block_after or vcpu.blocked or vcpu.done or not self.started:
             return
         if vcpu.is_running:
             if self.remaining_now(vcpu) <= INTERRUPT_MIN_NS:
@@ -424,6 +424,24 @@ class HostRunner:
             self._schedule(pc.cpu)
             return
         self._arm(pc, now)
+
+    def destroy_vcpu(self, unit: VCPU) -> None:
+        """``sched_destroy_vcpu`` (the domain is destroyed or has left the host): the vCPU goes offline
+        for good and leaves the scheduler -- at once if it is not running, when its pCPU reschedules if
+        it is (a wake-up still pending for it finds it gone)."""
+        if unit.done:
+            return
+        was = unit.runnable
+        unit.done = True
+        unit.blocked = False
+        unit.block_gen += 1
+        if unit.is_running:
+            self.raise_softirq(unit.cpu)
+            return
+        if was:
+            self.sched.sleep(unit)
+        self._set_runstate(unit, RUNSTATE_offline, self.now)
+        self.sched.remove_unit(unit)
 
     def at(self, time_ns: int, fn: Callable) -> Timer:
         """Scenario timeline: call ``fn(runner)`` at simulated time ``time_ns`` (absolute)."""

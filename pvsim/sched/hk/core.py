@@ -966,6 +966,26 @@ def k_request_migrate(M, v):
 
 
 @njit(cache=True)
+def k_destroy(M, v):
+    """``HostRunner.destroy_vcpu``."""
+    A = views(M)
+    V = A.V
+    if V[F_DONE, v]:
+        return
+    was = runnable(A, v)
+    V[F_DONE, v] = 1
+    V[F_BLOCKED, v] = 0
+    V[F_BLOCK_GEN, v] += 1
+    if V[F_IS_RUNNING, v]:
+        raise_softirq(A, V[F_CPU, v])
+        return
+    if was:
+        s_sleep(A, v)
+    set_runstate(A, v, RUNSTATE_offline, A.G[G_NOW])
+    s_remove(A, v)
+
+
+@njit(cache=True)
 def k_affinity_changed(M, v):
     s_affinity_changed(views(M), v)
 

@@ -66,23 +66,47 @@ class CompiledRunner(HostRunner):
 
     # ------------------------------------------------------------------ the arena
     def _build_arena(self) -> None:
-        nv = len(self.units)
-        doms = list(self.domains.values())
-        progs = []
+        self._programs = []
+        self._new_arena()
+        self.kmod.init(self.arena, self.sched)
+        V = self.arena.region(L.V)
+        for u in self.units:
+            self._load_unit(u, V)
+
+    def _new_arena(self) -> None:
+        """An arena for the units and domains the runner has now (copying the old one's regions when
+        it grows: a vCPU or a domain added at run time)."""
         for u in self.units:
             b = u.behaviour
-            if isinstance(b, ProgramVcpu) and b.prog not in progs:
-                progs.append(b.prog)
+            if isinstance(b, ProgramVcpu) and b.prog not in self._programs:
+                self._programs.append(b.prog)
+        progs = self._programs
+        nv = len(self.units)
+        doms = list(self.domains.values())
         maxops = max([len(p.ops) for p in progs] or [1])
+        old = self.arena
         a = L.Arena(max(nv, 1), self.n_pcpus, max(len(doms), 1), self.kmod.SIZES, nprogs=len(progs),
-                    maxops=maxops)
+                    maxops=maxops, q_cap=old.dims[L.Q][1] if old is not None else None)
+        if old is not None:
+            for r in range(L.N_REGIONS):
+                if r == L.PC:  # rows: op executions [0, maxops), then amounts drawn [maxops, 2 maxops)
+                    om, nm = old.dims[L.PC][0] // 2, a.dims[L.PC][0] // 2
+                    c = min(old.dims[r][1], a.dims[r][1])
+                    a.region(r)[:om, :c] = old.region(r)[:om, :c]
+                    a.region(r)[nm:nm + om, :c] = old.region(r)[om:2 * om, :c]
+                    continue
+                ro, co = old.dims[r]
+                rn, cn = a.dims[r]
+                a.region(r)[:min(ro, rn), :min(co, cn)] = old.region(r)[:min(ro, rn), :min(co, cn)]
+            a.g[L.G_MAXOPS] = maxops
         self.arena = a
         self.M = a.M
         g = a.g
         g[L.G_SCHED] = K.KINDS[self.sched.name]
         g[L.G_NV], g[L.G_ND] = nv, len(doms)
         g[L.G_SCHED_NS], g[L.G_SWITCH_NS] = self.switch_costs
-        g[L.G_TRACE] = 1 if self.engine._subscribers else 0
+        if old is None:
+            g[L.G_TRACE] = 1 if self.engine._subscribers else 0
         D = a.region(L.D)
         for i, d in enumerate(doms):
             self._dom_index[d.domid] = i
@@ -97,11 +121,6 @@ class CompiledRunner(HostRunner):
                 int(p.records_latency)
             for k, (op, x, y) in enumerate(p.ops):
                 PR[i, L.PR_OPS + 3 * k: L.PR_OPS + 3 * k + 3] = (op, x, y)
-        self._programs = progs
-        V = a.region(L.V)
-        for u in self.units:
-            self._load_unit(u, V)
-        self.kmod.init(a, self.sched)
 
     def _load_unit(self, u, V) -> None:
         v = u.uid
@@ -409,6 +428,9 @@ class CompiledRunner(HostRunner):
     def _bring_online(self, unit, now: int) -> None:
         if self.arena is None:
             return
+        if unit.uid >= self.arena.dims[L.V][1] or unit.domid not in self._dom_index:  # added at run time
+            self._new_arena()
+            self._load_unit(unit, self.arena.region(L.V))
         V = self.arena.region(L.V)
         if V[L.F_EXTERNAL, unit.uid]:
             self.env._now = now
@@ -419,10 +441,10 @@ class CompiledRunner(HostRunner):
         if st == L.ST_ERROR:
             raise RuntimeError(self._error_text())
 
-    def add_vcpu(self, *args, **kw):
-        if self.started:
-            raise NotImplementedError("the compiled dispatcher takes its vCPUs before start()")
-        return super().add_vcpu(*args, **kw)
+    def destroy_vcpu(self, unit) -> None:
+        if self.arena is None:
+            return super().destroy_vcpu(unit)
+        self._call(K.k_destroy, unit.uid)
 
     # ------------------------------------------------------------------ services (Python callers)
     def curr(self, cpu: int):
@@ -477,7 +499,7 @@ class CompiledRunner(HostRunner):
             return
         V = self.arena.region(L.V)
         v = vcpu.uid
-        if V[L.F_IRQ_PENDING, v] or V[L.F_BLOCK_AFTER, v] or V[L.F_BLOCKED, v]:
+        if V[L.F_IRQ_PENDING, v] or V[L.F_BLOCK_AFTER, v] or V[L.F_BLOCKED, v] or V[L.F_DONE, v]:
             return
         if V[L.F_IS_RUNNING, v]:
             if self.remaining_now(vcpu) <= INTERRUPT_MIN_NS:
