@@ -12,15 +12,17 @@ Where the Python objects went:
 * ``_Svc`` (per vCPU): ``SV[S_*, v]`` -- credit, ``start_time``, runqueue (-1 = none), ``tickled_cpu``,
   budget, parked, on_runq, yielding, and three links: the runqueue's ``svc`` list (doubly linked,
   ``S_SNEXT``/``S_SPREV``; its order is never observable: ``_reset`` and ``_update_max_weight`` only
-  fold over it) and the domain's parked list (``S_PNEXT``, FIFO: the order of ``_unpark_all`` is).
-* ``_Rqd`` (per runqueue ``r``, fewer than the pCPUs): columns of ``SP`` indexed by ``r`` -- the length
+  fold over it) and the domain's parked list (``S_PNEXT``, FIFO: the order of ``_unpark_all`` is;
+  stored as the next vCPU + 1, 0 = the end).
+* ``_Rqd`` (per runqueue ``r``, at most one per pCPU): columns of ``SP`` indexed by ``r`` -- the length
   of its runqueue ``RQ[r]`` (vCPUs, highest credit first, as the Python list), ``max_weight``, the head
   of ``svc``, its pCPUs (ascending, as a slice ``[R_OFF, R_OFF + R_NCPU)`` of row ``P2_LIST``), and the
   pCPU its reset record is traced on (``next(iter(rqd.cpus))`` of the frozenset, taken from Python).
   ``rqd.idle`` and ``rqd.tickled`` are two global bitmaps (``SX[X_IDLE]``, ``SX[X_TICKLED]``): the
   runqueues partition the pCPUs, so ``c in rqd.idle`` is ``SP[P2_RQD, c] == r and`` the bit of ``c``.
 * ``_Sdom`` (per domain): ``SD[D2_*, d]`` -- budget, ``tot_budget``, the replenishment timer's handle
-  (-1 = none), the parked list's head and tail.
+  and the parked list's head and tail, each stored + 1 (0 = none: the zeroed column of a domain
+  added at run time, when the dispatcher regrows its arena, is a valid empty ``_Sdom``).
 * The scheduler's parameters (``ratelimit``, ``migrate_resist``): ``SG``, copied by :func:`init` and by
   :func:`adjust_global`; weight and cap are the dispatcher's ``D_WEIGHT``/``D_CAP``.
 
@@ -142,10 +144,8 @@ def init(arena, sched) -> None:
     sv[S_CREDIT, :] = CSCHED2_CREDIT_INIT
     sv[S_RQD, :] = -1
     sv[S_TICKLED, :] = -1
-    sv[S_SNEXT, :] = sv[S_SPREV, :] = sv[S_PNEXT, :] = -1
-    sd = arena.region(SD)
-    sd[:, :] = 0
-    sd[D2_TIMER, :] = sd[D2_PHEAD, :] = sd[D2_PTAIL, :] = -1
+    sv[S_SNEXT, :] = sv[S_SPREV, :] = -1
+    arena.region(SD)[:, :] = 0  # no timer, empty parked lists (handles are stored + 1)
     sx = arena.region(SX)
     sx[:, :] = 0
     for rq in sched.rqds:  # rqd.idle starts as all its pCPUs
@@ -492,12 +492,12 @@ def _cap_setup(A, d, now):
     SD_ = A.SD
     cap = A.D[D_CAP, d]
     SD_[D2_TOT, d] = cap * CSCHED2_BDGT_REPL_PERIOD // 100
-    if cap and SD_[D2_TIMER, d] < 0:
+    if cap and SD_[D2_TIMER, d] == 0:
         SD_[D2_BUDGET, d] = SD_[D2_TOT, d]
-        SD_[D2_TIMER, d] = set_timer(A, CSCHED2_BDGT_REPL_PERIOD, K_REPL, d)
-    elif not cap and SD_[D2_TIMER, d] >= 0:
-        timer_cancel(A, SD_[D2_TIMER, d])
-        SD_[D2_TIMER, d] = -1
+        SD_[D2_TIMER, d] = set_timer(A, CSCHED2_BDGT_REPL_PERIOD, K_REPL, d) + 1
+    elif not cap and SD_[D2_TIMER, d] != 0:
+        timer_cancel(A, SD_[D2_TIMER, d] - 1)
+        SD_[D2_TIMER, d] = 0
         _unpark_all(A, d)
 
 
@@ -507,7 +507,7 @@ def _replenish(A, d, now):
     SD_ = A.SD
     b = SD_[D2_BUDGET, d] + SD_[D2_TOT, d]
     SD_[D2_BUDGET, d] = b if b < SD_[D2_TOT, d] else SD_[D2_TOT, d]
-    SD_[D2_TIMER, d] = set_timer(A, CSCHED2_BDGT_REPL_PERIOD, K_REPL, d)
+    SD_[D2_TIMER, d] = set_timer(A, CSCHED2_BDGT_REPL_PERIOD, K_REPL, d) + 1
     if SD_[D2_BUDGET, d] > 0:
         _unpark_all(A, d)
 
@@ -516,12 +516,12 @@ def _replenish(A, d, now):
 def _unpark_all(A, d):
     SD_ = A.SD
     SV_ = A.SV
-    u = SD_[D2_PHEAD, d]
-    SD_[D2_PHEAD, d] = -1
-    SD_[D2_PTAIL, d] = -1
+    u = SD_[D2_PHEAD, d] - 1
+    SD_[D2_PHEAD, d] = 0
+    SD_[D2_PTAIL, d] = 0
     while u >= 0:
-        nx = SV_[S_PNEXT, u]
-        SV_[S_PNEXT, u] = -1
+        nx = SV_[S_PNEXT, u] - 1
+        SV_[S_PNEXT, u] = 0
         SV_[S_PARKED, u] = 0
         if unpause_pre(A, u):
             wake(A, u)
@@ -566,13 +566,13 @@ def _park(A, v):
         SV_[S_PARKED, v] = 1
         SD_ = A.SD
         d = A.V[F_DOM, v]
-        SV_[S_PNEXT, v] = -1
-        t = SD_[D2_PTAIL, d]
+        SV_[S_PNEXT, v] = 0
+        t = SD_[D2_PTAIL, d] - 1
         if t >= 0:
-            SV_[S_PNEXT, t] = v
+            SV_[S_PNEXT, t] = v + 1
         else:
-            SD_[D2_PHEAD, d] = v
-        SD_[D2_PTAIL, d] = v
+            SD_[D2_PHEAD, d] = v + 1
+        SD_[D2_PTAIL, d] = v + 1
         if pause_pre(A, v):  # runner.pause
             sleep(A, v)
 
