@@ -57,7 +57,6 @@ from pvsim.sched.credit2 import (
     CSCHED2_MIGRATE_COMPENSATION,
     CSCHED2_MIN_TIMER,
 )
-from pvsim.sched.hk.base import timer as set_timer
 from pvsim.sched.hk.base import (
     allowed,
     bit,
@@ -71,6 +70,7 @@ from pvsim.sched.hk.base import (
     trace,
     unpause_pre,
 )
+from pvsim.sched.hk.base import timer as set_timer
 from pvsim.sched.hk.layout import (
     D_CAP,
     D_NUNITS,
