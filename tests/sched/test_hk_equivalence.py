@@ -99,7 +99,7 @@ def _run(sched, dispatcher, seed, variant):
 @pytest.mark.parametrize("sched", READY)
 @pytest.mark.parametrize("seed,variant", [(1, 0), (2, 1), (3, 2)])
 def test_compiled_dispatcher_gives_the_python_ones_trace_and_rows(sched, seed, variant):
-    ra, rowa, sa, _ = _run(sched, "python", seed, variant)
+    ra, rowa, sa, sysa = _run(sched, "python", seed, variant)
     rb, rowb, sb, sysb = _run(sched, "compiled", seed, variant)
     assert type(sysb.hosts[0].runner).__name__ == "CompiledRunner"
     assert len(ra) > 200
@@ -108,6 +108,11 @@ def test_compiled_dispatcher_gives_the_python_ones_trace_and_rows(sched, seed, v
     assert len(ra) == len(rb)
     assert rowa == rowb
     assert json.dumps(sa, sort_keys=True) == json.dumps(sb, sort_keys=True)  # NaN == NaN here
+    if sched == "credit2":  # the scheduler's own per-vCPU view, read from the arena under the compiled one
+        ua, ub = (sorted((u.name, h.runner.sched.unit_info(u)) for h in s.hosts for u in h.runner.units)
+                  for s in (sysa, sysb))
+        assert ua == ub
+        assert sysa.hosts[0].runner.sched.global_info() == sysb.hosts[0].runner.sched.global_info()
 
 
 def test_the_compiled_dispatcher_is_the_default_where_a_kernel_exists():
