@@ -28,7 +28,8 @@ Where the Python objects went:
 
 Parking is ``base.pause_pre``/``unpause_pre`` followed by this module's ``sleep``/``wake`` (what
 ``runner.pause/unpause`` do); the per-domain replenishment is a scheduler timer of kind ``K_REPL``.
-Python asks for two operations through ``core.k_call``: ``OP_MAXW`` (a weight changed: every
+Python asks for two operations through :func:`k_op` (this module's own entry, as ``core.k_call``
+would be, without importing ``core``): ``OP_MAXW`` (a weight changed: every
 runqueue's ``max_weight`` again) and ``OP_CAP`` (``_cap_setup`` of a domain whose cap changed). The
 Python scheduler's ``unit_info`` reads :func:`unit_info` (the arena) under the compiled dispatcher.
 
@@ -89,6 +90,8 @@ from pvsim.sched.hk.layout import (
     SV,
     SX,
     TM,
+    D,
+    views,
 )
 
 READY = True
@@ -165,20 +168,17 @@ def adjust(runner, dom, params: dict) -> None:
     """``xl sched-credit2 -d``: ``Credit2.adjust`` on the domain object and the arena (weight: every
     runqueue's max_weight again; cap: ``_cap_setup`` in the kernel, which may arm or cancel the
     replenishment timer and unpark)."""
-    from pvsim.sched.hk import core as K
-    from pvsim.sched.hk.layout import D
-
     i = runner._dom_index[dom.domid]
     if "weight" in params:
         dom.weight = params["weight"]
         runner.arena.region(D)[D_WEIGHT, i] = dom.weight
-        runner._call(K.k_call, OP_MAXW, 0, 0)
+        runner._call(k_op, OP_MAXW, 0)
     if "cap" in params:
         dom.cap = params["cap"]
         runner.arena.region(D)[D_CAP, i] = dom.cap
         if runner.started:
             _timer_room(runner)
-            runner._call(K.k_call, OP_CAP, i, 0)
+            runner._call(k_op, OP_CAP, i)
 
 
 def adjust_global(runner, params: dict) -> None:
@@ -790,3 +790,9 @@ def call(A, op, a, b):
     elif op == OP_CAP:
         _cap_setup(A, a, A.G[G_NOW])
     return 0
+
+
+@njit(cache=True)
+def k_op(M, op, a):
+    """The entry from Python for :func:`call` (``runner._call(k_op, op, a)``)."""
+    return call(views(M), op, a, 0)
