@@ -459,6 +459,9 @@ class Credit2(Scheduler):
         self.migrate_resist = self.params["migrate_resist_us"] * US
 
     def unit_info(self, unit):
+        r = self.runner
+        if getattr(r, "arena", None) is not None:  # the compiled dispatcher: the state is in its arena
+            return r.kmod.unit_info(r, unit)
         s = unit.priv
         return {"credit": s.credit, "runqueue": s.rqd.id if s.rqd else -1, "budget": s.budget,
                 "parked": s.parked}

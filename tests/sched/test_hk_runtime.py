@@ -54,3 +54,27 @@ def test_vcpus_added_and_destroyed_at_run_time(sched):
     assert sa == sb
     names = {n: st for n, _rs, _c, st in sa}
     assert names["d1.0"] == "-" and names["d9.0"] == "-" and names["d9.1"] != "-"
+
+
+def _capped(kind):
+    e, r, log = _host(kind, "credit2")
+    for d in range(3):
+        r.add_vcpu(d + 1, 0, Loop((3 + d) * MS, (2 + d) * MS), cap=50 if d == 1 else 0)
+    r.start()
+    e.run(40 * MS)
+    r.add_vcpu(9, 0, Loop(MS, MS), cap=30)  # a capped domain created at run time: parked (no budget yet)
+    r.add_vcpu(9, 1, Loop(2 * MS, MS), cap=30)
+    e.run(70 * MS)
+    r.adjust(9, cap=40)  # its replenishment timer armed now
+    r.adjust(2, cap=0)  # another's cancelled, its vCPUs unparked
+    e.run(140 * MS)
+    st = r.stats()
+    return log, [(v.name, v.runstate_ns, v.context_switches, v.state) for v in st.vcpus]
+
+
+@pytest.mark.skipif(not has_kernel("credit2"), reason="credit2 has no kernel")
+def test_credit2_capped_domain_added_at_run_time():
+    la, sa = _capped("python")
+    lb, sb = _capped("compiled")
+    assert la == lb
+    assert sa == sb

@@ -89,7 +89,10 @@ class CompiledRunner(HostRunner):
         doms = list(self.domains.values())
         maxops = max([len(p.ops) for p in progs] or [1])
         old = self.arena
-        a = L.Arena(max(nv, 1), self.n_pcpus, max(len(doms), 1), self.kmod.SIZES, nprogs=len(progs),
+        sizes = self.kmod.SIZES
+        if old is not None and old.dims[L.TM][1] > sizes.get("timers", 16):  # timers the scheduler grew
+            sizes = dict(sizes, timers=old.dims[L.TM][1])
+        a = L.Arena(max(nv, 1), self.n_pcpus, max(len(doms), 1), sizes, nprogs=len(progs),
                     maxops=maxops, q_cap=old.dims[L.Q][1] if old is not None else None)
         if old is not None:
             for r in range(L.N_REGIONS):
