@@ -73,7 +73,10 @@ def level_shift(level: int) -> int:
 # ============================================================================ kernel
 # The work per access: most accesses hit the TLB, which is one set probe of one page size; only a
 # miss walks. How it is made fast, without changing what it computes:
-# * two compiled loops, _loop_1d and _loop_2d (the 1-D one carries no host-walk state);
+# * two compiled loops, _loop_1d and _loop_2d (the 1-D one carries no host-walk state), each with
+#   the 4 KiB TLB hit as an inner loop of its own that runs until an access misses: the register
+#   allocator then keeps that loop's few values in registers instead of spilling them around the
+#   walk code;
 # * no calls with array arguments inside the loops (numba would reference-count every array passed
 #   to an inlined helper, and not inline the others): probes, walks and fills are written out;
 # * a set is probed by comparing all its ways and keeping the first match with a select, never an
@@ -153,28 +156,37 @@ def _loop_1d(rows, slot, vas, writes, start, root, levels, tag, tlb_tag, tlb_val
     pwc_hits = 0
     dirty = 0
     ck = clock[0]
-    for i in range(start, n):
-        va = vas[i]
-        wr = writes[i]
-        # ---- TLB: 4 KiB first, then 2 MiB and 1 GiB if they hold anything
+    i = start
+    while i < n:
+        # ---- TLB: 4 KiB first (the common case, a hit, is this inner loop), then 2 MiB and 1 GiB
         found = 0  # 0 absent, 1 hit, 2 present but read-only for a write (dropped: a miss)
         if ns0 > 0:
-            vpn = va >> 12
-            key = (vpn << 12) | tag
-            base = ((vpn & mk0) if mk0 >= 0 else (vpn % ns0)) * nw0
-            w = -1
-            for j in range(nw0):
-                if (tlb_tag[0, base + j] == key) & (w < 0):
-                    w = j
+            while True:
+                va = vas[_U(i)]
+                wr = writes[_U(i)]
+                vpn = va >> 12
+                key = (vpn << 12) | tag
+                base = ((vpn & mk0) if mk0 >= 0 else (vpn % ns0)) * nw0
+                w = -1
+                for j in range(nw0 - 1, -1, -1):  # the first matching way, by selects
+                    if tlb_tag[0, _U(base + j)] == key:
+                        w = j
+                if w < 0 or (wr and (tlb_val[0, _U(base + w)] & 1) == 0):
+                    break
+                ck += 1
+                tlb_stamp[0, _U(base + w)] = ck
+                hits += 1
+                i += 1
+                if i >= n:
+                    break
+            if i >= n:
+                break
             if w >= 0:
-                if wr & ((tlb_val[0, base + w] & 1) == 0):
-                    tlb_tag[0, base + w] = -1  # read-only (or D clear) for a write: treat as a miss
-                    found = 2
-                else:
-                    ck += 1
-                    tlb_stamp[0, base + w] = ck
-                    hits += 1
-                    continue
+                tlb_tag[0, base + w] = -1  # read-only (or D clear) for a write: treat as a miss
+                found = 2
+        else:
+            va = vas[i]
+            wr = writes[i]
         if found == 0 and (live1 or live2):
             for sz in range(1, 3):
                 if (sz == 1 and not live1) or (sz == 2 and not live2):
@@ -200,6 +212,7 @@ def _loop_1d(rows, slot, vas, writes, start, root, levels, tag, tlb_tag, tlb_val
                     break
             if found == 1:
                 hits += 1
+                i += 1
                 continue
         # ---- page-walk caches: start from the longest cached prefix
         tbl = root
@@ -301,6 +314,7 @@ def _loop_1d(rows, slot, vas, writes, start, root, levels, tag, tlb_tag, tlb_val
             tlb_tag[sz, w] = (vpn << 12) | tag
             tlb_val[sz, w] = 1 if writable and (e & _U(DIRTY)) != _U(0) else 0  # D is set by now on a write
             tlb_stamp[sz, w] = ck
+        i += 1
     k = n - start if n > start else 0
     _stop(out, n, 0, FAULT_NONE, k, hits, refs, refs, 0, pwc_hits, 0, dirty, clock, ck)
 
@@ -329,28 +343,37 @@ def _loop_2d(rows, slot, vas, writes, start, root, levels, h_root, h_levels, tag
     ntlb_hits = 0
     dirty = 0
     ck = clock[0]
-    for i in range(start, n):
-        va = vas[i]
-        wr = writes[i]
+    i = start
+    while i < n:
         # ---- TLB (as in _loop_1d)
         found = 0
         if ns0 > 0:
-            vpn = va >> 12
-            key = (vpn << 12) | tag
-            base = ((vpn & mk0) if mk0 >= 0 else (vpn % ns0)) * nw0
-            w = -1
-            for j in range(nw0):
-                if (tlb_tag[0, base + j] == key) & (w < 0):
-                    w = j
+            while True:
+                va = vas[i]
+                wr = writes[i]
+                vpn = va >> 12
+                key = (vpn << 12) | tag
+                base = ((vpn & mk0) if mk0 >= 0 else (vpn % ns0)) * nw0
+                w = -1
+                for j in range(nw0 - 1, -1, -1):
+                    if tlb_tag[0, base + j] == key:
+                        w = j
+                if w < 0 or (wr and (tlb_val[0, base + w] & 1) == 0):
+                    break
+                ck += 1
+                tlb_stamp[0, base + w] = ck
+                hits += 1
+                i += 1
+                if i >= n:
+                    break
+            if i >= n:
+                break
             if w >= 0:
-                if wr & ((tlb_val[0, base + w] & 1) == 0):
-                    tlb_tag[0, base + w] = -1
-                    found = 2
-                else:
-                    ck += 1
-                    tlb_stamp[0, base + w] = ck
-                    hits += 1
-                    continue
+                tlb_tag[0, base + w] = -1
+                found = 2
+        else:
+            va = vas[i]
+            wr = writes[i]
         if found == 0 and (live1 or live2):
             for sz in range(1, 3):
                 if (sz == 1 and not live1) or (sz == 2 and not live2):
@@ -376,6 +399,7 @@ def _loop_2d(rows, slot, vas, writes, start, root, levels, h_root, h_levels, tag
                     break
             if found == 1:
                 hits += 1
+                i += 1
                 continue
         # ---- page-walk caches (guest dimension; the cached values are guest frames)
         gfn = root
@@ -553,6 +577,7 @@ def _loop_2d(rows, slot, vas, writes, start, root, levels, h_root, h_levels, tag
             tlb_tag[sz, w] = (vpn << 12) | tag
             tlb_val[sz, w] = 1 if writable and (e & _U(DIRTY)) != _U(0) else 0
             tlb_stamp[sz, w] = ck
+        i += 1
     k = n - start if n > start else 0
     _stop(out, n, 0, FAULT_NONE, k, hits, grefs + hrefs, grefs, hrefs, pwc_hits, ntlb_hits, dirty, clock, ck)
 
