@@ -4,8 +4,8 @@
 
 * ASPLOS'06 nanobenchmarks (p4-2006 profile): published cycles (S3, [V]) vs predicted; the calibration
   point (nano.pgfault) is marked and is not a validation.
-* SOSP'03 lmbench (xeon-2003 profile): published Xen and VMware Workstation latencies (calibration.md
-  §1.3-1.5, [MEM]) vs pv32 and bt predictions, as ratios to native. Only the native (L-UP) column is
+* SOSP'03 lmbench (xeon-2003 profile): published Xen and VMware Workstation latencies (Barham et al.
+  SOSP'03, Table 3 / Figure 3; docs/calibration.md lists them) vs pv32 and bt predictions, as ratios to native. Only the native (L-UP) column is
   an input.
 """
 
@@ -16,7 +16,7 @@ import argparse
 from pvsim.compare import compare
 from pvsim.workloads import CALIBRATION_SET, PUBLISHED
 
-# SOSP'03 (calibration.md §1.3-1.5, [MEM]): L-UP, Xen, VMW
+# SOSP'03 (Barham et al., lmbench table): L-UP, Xen, VMW
 SOSP03 = {
     "null_call": (0.45, 0.46, 0.73), "null_io": (0.50, 0.50, 0.83), "stat": (1.28, 1.22, 1.88),
     "open_close": (1.92, 1.88, 2.99), "slct_tcp": (5.70, 5.69, 11.1), "sig_inst": (0.68, 0.69, 1.02),

@@ -100,6 +100,22 @@ class PVKernel(GuestKernel):
         self._add("mmu.validate", "xen.pte_validate_cycles", (pages + tables) / 2)
         self.meter.count("mmu.devalidate", pages + tables)
 
+    # -------------------------------------------------------------- I/O-facing primitives
+    def irq(self, source: str = "device") -> None:
+        """A PV kernel takes every interrupt as an event-channel upcall: Xen builds a bounce frame
+        into the registered event callback, the handler scans the 2-level pending bitmap, and the
+        return is ``HYPERVISOR_iret``. A physical device interrupt (a control domain's driver
+        domain role) first runs Xen's ``do_IRQ`` (the native delivery) and becomes a pirq event."""
+        if source == "physical":
+            self._add("kernel.interrupt", "native.interrupt_cycles")
+        self._add("io.evtchn", "xen.event_upcall_cycles")
+        self._add("io.evtchn", "io.evtchn_scan_cycles")
+        self._add("hypercall.iret", "xen.iret_cycles")
+
+    def idle(self) -> None:
+        """The idle loop blocks the vCPU with ``SCHEDOP_block`` (events are unmasked first)."""
+        self.p.hypercall("sched_op", Schedop.SCHEDOP_block, None)
+
     # -------------------------------------------------------------- timer
     def timer_tick(self) -> None:
         """VIRQ_TIMER arrives as an event-channel upcall; the one-shot timer is re-armed."""
@@ -139,18 +155,3 @@ class PV32Kernel(PVKernel):
     mode = "pv32"
     paging = "2level"
 
-    # -------------------------------------------------------------- I/O-facing primitives
-    def irq(self, source: str = "device") -> None:
-        """A PV kernel takes every interrupt as an event-channel upcall: Xen builds a bounce frame
-        into the registered event callback, the handler scans the 2-level pending bitmap, and the
-        return is ``HYPERVISOR_iret``. A physical device interrupt (a control domain's driver
-        domain role) first runs Xen's ``do_IRQ`` (the native delivery) and becomes a pirq event."""
-        if source == "physical":
-            self._add("kernel.interrupt", "native.interrupt_cycles")
-        self._add("io.evtchn", "xen.event_upcall_cycles")
-        self._add("io.evtchn", "io.evtchn_scan_cycles")
-        self._add("hypercall.iret", "xen.iret_cycles")
-
-    def idle(self) -> None:
-        """The idle loop blocks the vCPU with ``SCHEDOP_block`` (events are unmasked first)."""
-        self.p.hypercall("sched_op", Schedop.SCHEDOP_block, None)

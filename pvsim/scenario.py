@@ -107,6 +107,9 @@ def parse_cpulist(spec: str, n_pcpus: int, where: str) -> frozenset[int]:
 class SchedulerSpec(_M):
     name: str = "credit"
     params: dict[str, Any] = {}
+    # the pCPU dispatcher: "compiled" (pvsim.sched.hk, where the scheduler has a kernel) or "python"
+    # (pvsim.sched.runner); both give identical results
+    dispatcher: Literal["compiled", "python"] = "compiled"
 
 
 class DiskSpec(_M):

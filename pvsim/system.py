@@ -39,6 +39,7 @@ import numpy as np
 
 from guest_kernels.modes import CONTROL_DOMAIN, MODES
 from guest_kernels.os import DomainOS
+from guest_kernels.program import ProgramOS
 from pvsim.core.engine import Engine
 from pvsim.core.errors import ScenarioError
 from pvsim.core.meter import Meter, Pricer
@@ -53,10 +54,13 @@ from pvsim.io.xenstore import XenStore
 from pvsim.mm import workloads as mmw
 from pvsim.mm.host import attach_machine_memory
 from pvsim.pricing import price_step
+from pvsim.programs import eligible as program_eligible
+from pvsim.programs import make_program
 from pvsim.results import Results, round_breakdown
 from pvsim.scenario import OUTSIDE, DomainSpec, HostSpec, Scenario, parse_cpulist
 from pvsim.sched import HostRunner, make_scheduler
 from pvsim.sched.costs import switch_cost_from_profile
+from pvsim.sched.hk.runner import CompiledRunner, has_kernel
 from pvsim.wiring import MAX_STRUCTURAL_PAGES, attach_guest
 from pvsim.workloads.spec import RATE_METRICS
 from pvsim.workloads.threads import thread
@@ -383,13 +387,20 @@ class DomainRuntime:
                                  mmu_options=opts.mmu_options())
             kernels.append(k)
         dom = self.domain
-        self.os = DomainOS(spec.name, dom, host.engine, hv, kernels, host.pricer,
-                           scan_ports=lambda v, dom=dom: ev.guest_upcall(dom, v))
-        self.os.mmu = kernels[0].p.mmu if structural else None
-        ev.evtchn_for(dom).on_kick = self.os.on_kick
         sc_ops = sc.run.ops
         self.budget = math.inf if (sc_ops is None or control or spec.workload == "idle") else float(sc_ops)
         self.claimed = 0.0
+        for st in self.workload.action_steps():  # price the op mix now: building, not running
+            self.price(st)
+        self.program = make_program(self, kernels[0]) if not structural and program_eligible(self) else None
+        if self.program is not None:  # one thread of CPU and sleeps per vCPU: the OS reduced to its loop
+            self.os = ProgramOS(spec.name, self.program,
+                                [host.engine.rng(f"workload/{spec.name}/{t}") for t in range(spec.vcpus)], kernels)
+        else:
+            self.os = DomainOS(spec.name, dom, host.engine, hv, kernels, host.pricer,
+                               scan_ports=lambda v, dom=dom: ev.guest_upcall(dom, v))
+            self.os.mmu = kernels[0].p.mmu if structural else None
+        ev.evtchn_for(dom).on_kick = self.os.on_kick
 
     # ------------------------------------------------------------------ workload
     def claim(self, n: float) -> float:
@@ -428,6 +439,8 @@ class DomainRuntime:
         return self.workload.threads if self.workload.threads is not None else self.spec.vcpus
 
     def start_threads(self) -> None:
+        if self.program is not None:
+            return  # the program is the vCPUs' behaviour itself
         w = self.workload
         self._threads_left = self.n_threads
         for t in range(self.n_threads):
@@ -478,8 +491,13 @@ class HostRuntime:
             self.switch_ns[nxt.dom.domid] += c
             return c
 
-        self.runner = HostRunner(self.engine, make_scheduler(spec.scheduler.name, spec.scheduler.params),
-                                 spec.pcpus, switch_cost_ns=switch_cost)
+        sched = make_scheduler(spec.scheduler.name, spec.scheduler.params)
+        if spec.scheduler.dispatcher == "compiled" and has_kernel(sched.name):
+            lazy = int(round(self.profile.ns("sched.schedule_cycles")))
+            full = int(round(self.profile.ns("sched.schedule_cycles") + self.profile.ns("sched.vcpu_switch_cycles")))
+            self.runner = CompiledRunner(self.engine, sched, spec.pcpus, switch_costs=(lazy, full))
+        else:
+            self.runner = HostRunner(self.engine, sched, spec.pcpus, switch_cost_ns=switch_cost)
         self.hv.sched = self.runner  # SCHEDOP_*, set_timer_op and VCPUOP_* act on the dispatcher
         self.runner.switch_refund = lambda unit, c: self.switch_ns.__setitem__(unit.dom.domid,
                                                                                self.switch_ns[unit.dom.domid] - c)
@@ -522,6 +540,12 @@ class HostRuntime:
                 self.runner.add_vcpu(dr.domid, v, vos, weight=dr.spec.weight, cap=dr.spec.cap, affinity=aff,
                                      name=f"{dr.spec.name}.{v}", params=dr.spec.sched_params or None,
                                      vcpu=dr.domain.vcpus[v])
+
+    def switch_ns_of(self, domid: int) -> int:
+        """The hypervisor's vCPU-switch time charged to domain ``domid`` so far."""
+        if isinstance(self.runner, CompiledRunner):
+            return self.runner.switch_ns_of(domid)
+        return int(self.switch_ns.get(domid, 0))
 
     def _plan_memory(self, specs) -> dict:
         """Frames modelled as data for each domain with memory steps, and the host frame table."""
@@ -639,6 +663,7 @@ class System:
 
     def domain_finished(self, dr: DomainRuntime) -> None:
         if math.isfinite(dr.budget) and dr not in self._end_snaps:
+            dr.host.runner.sync()
             self._end_snaps[dr] = _snapshot(dr)
             self._finite_left -= 1
             if self._finite_left == 0 and not self._all_done.triggered:
@@ -656,19 +681,24 @@ class System:
         self.start()
         self.engine.run(until_ns=until_ns)
 
+    def _snapshots(self) -> dict:
+        for h in self.hosts:
+            h.runner.sync()
+        return {d: _snapshot(d) for d in self.domains}
+
     def run(self, progress=None) -> Results:
         if self._ran:
             raise RuntimeError("a System runs once; build() again for another run")
         self._ran = True
         self.start()
         run = self.scenario.run
-        start = {d: _snapshot(d) for d in self.domains}
+        start = self._snapshots()
         if run.duration_ms is not None:
             until = int(run.duration_ms * 1_000_000)
             warm = int(run.warmup_ms * 1_000_000)
             if warm:
                 self.engine.run(until_ns=warm)
-                start = {d: _snapshot(d) for d in self.domains}
+                start = self._snapshots()
             step = max(1, (until - warm) // 50)
             t = warm
             while t < until:
@@ -676,10 +706,12 @@ class System:
                 self.engine.run(until_ns=t)
                 if progress:
                     progress((t - warm) / max(1, until - warm))
-            end = {d: _snapshot(d) for d in self.domains}
+            end = self._snapshots()
         else:
             if self._finite_left:
-                self.engine.env.run(until=self._all_done)
+                self.engine.run_until(self._all_done)
+            for h in self.hosts:
+                h.runner.sync()
             end = {d: self._end_snaps.get(d) or _snapshot(d) for d in self.domains}
             if progress:
                 progress(1.0)
@@ -710,7 +742,7 @@ def _snapshot(dr: DomainRuntime) -> dict:
     return {
         "t": now,
         "rs": [h.runner.runstate_ns(u, now) for u in units],
-        "switch": int(h.switch_ns.get(dr.domid, 0)),
+        "switch": h.switch_ns_of(dr.domid),
         "ns": [dict(v.meter.ns) for v in dr.os.vcpus],
         "counts": [dict(v.meter.counts) for v in dr.os.vcpus],
         "iowait": [v.iowait_until(now) for v in dr.os.vcpus],

@@ -5,7 +5,7 @@ Design note
 :func:`attach_guest` is the one place where a domain's OS is assembled from the mode table
 (:mod:`guest_kernels.modes`): the platform (:class:`~pvsim.hypervisor.platform.HvPlatform`, the
 kernel's only door into the hypervisor), the machine-side MMU of the mode's paging kind
-(:data:`pvsim.mm.machine.PAGING`: direct, PV direct paging, shadow, HAP) over the host's frame
+(:data:`pvsim.mm.machine.PAGING`: hardware, PV direct paging, shadow, HAP) over the host's frame
 table, the guest-side MMU of real page tables (:func:`guest_kernels.mmu.make_guest_mmu`), and the
 mode's :class:`~guest_kernels.base.GuestKernel`. The builder (:mod:`pvsim.system`) calls it for every
 vCPU of every domain; :mod:`pvsim.pricing` calls it on a scratch hypervisor to price an op mix.

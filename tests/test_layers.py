@@ -27,7 +27,7 @@ RANKS = [  # (module prefix, rank); the longest matching prefix wins
     ("pvsim.hypervisor", 3), ("pvsim.sched", 3), ("pvsim.io", 3), ("guest_kernels", 3),
     ("pvsim.workloads", 4),
     ("pvsim.scenario", 5), ("pvsim.results", 5),
-    ("pvsim.wiring", 6), ("pvsim.pricing", 6), ("pvsim.system", 6),
+    ("pvsim.wiring", 6), ("pvsim.pricing", 6), ("pvsim.programs", 6), ("pvsim.system", 6),
     ("pvsim.compare", 7), ("pvsim.sweep", 7), ("pvsim.xl", 7), ("pvsim.plots", 7), ("pvsim.cli", 7),
     ("pvsim", 7),
 ]

@@ -7,9 +7,9 @@ copy-on-write, ``exec.c``, ``mmap.c`` ``exit_mmap``/``unmap_region``, ``memory.c
 ``handle_mm_fault``), on 4-level x86-64 tables that exist as data in :mod:`pvsim.mm`. Each
 process owns an :class:`AddressSpace`: its root, its table pages (by level and address prefix) and
 its present pages. How a page-table write, a new address space, a CR3 switch or a TLB flush
-reaches the machine is the *backend*'s business (:mod:`guest_kernels.mmu.pv` batches validated
-updates through ``mmu_update``/``mmuext_op``/``update_va_mapping``; :mod:`guest_kernels.mmu.direct`
-stores directly, as an unmodified kernel does, into what the machine side makes of it: plain
+reaches the machine is the *backend*'s business (:class:`guest_kernels.mmu.backends.PVBackend` batches
+validated updates through ``mmu_update``/``mmuext_op``/``update_va_mapping``;
+:class:`guest_kernels.mmu.backends.DirectBackend` stores directly, as an unmodified kernel does, into what the machine side makes of it: plain
 memory natively and under HAP, write-protected shadowed tables under shadow paging).
 
 Work reported here is the guest's own (``kernel.*``); the machine side and the hypercall handlers

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 # Modules that define kernels; imported by load_all(). Add yours here.
-KERNEL_MODULES: list[str] = ["pvsim.mm.walk", "pvsim.sched.credit_core", "pvsim.io.devices", "pvsim.mm.pvkern", "pvsim.sched.rtds_core"]
+KERNEL_MODULES: list[str] = ["pvsim.mm.walk", "pvsim.sched.credit_core", "pvsim.io.devices", "pvsim.mm.pvkern",
+                             "pvsim.sched.rtds_core", "pvsim.sched.hk.core"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,29 @@ def register(name: str, *, kernel: Callable, reference: Callable, cases: Callabl
     if name in _REGISTRY and _REGISTRY[name].kernel is not kernel:
         raise ValueError(f"kernel {name!r} registered twice")
     _REGISTRY[name] = KernelEntry(name, kernel, reference, cases, compare)
+
+
+@dataclass(frozen=True)
+class SystemEntry:
+    """A compiled *system*: a package of kernels that together replace a Python implementation of a
+    whole (the dispatcher and its schedulers), checked as a whole -- same inputs, identical decision
+    traces and results -- by ``test`` rather than function by function."""
+
+    package: str  # e.g. "pvsim.sched.hk"
+    reference: str  # the Python implementation, e.g. "pvsim.sched.runner.HostRunner"
+    test: str  # the equivalence test file, relative to the repository
+
+
+_SYSTEMS: dict[str, SystemEntry] = {}
+
+
+def register_system(package: str, *, reference: str, test: str) -> None:
+    _SYSTEMS[package] = SystemEntry(package, reference, test)
+
+
+def systems() -> dict[str, SystemEntry]:
+    load_all()
+    return dict(_SYSTEMS)
 
 
 def load_all() -> dict[str, KernelEntry]:

@@ -126,7 +126,14 @@ class HostRunner:
         self.started = False
         self.t0 = self.now
         self._vcpu_timers: dict = {}
+        self.n_schedule = 0  # schedule() passes (do_schedule calls)
+        self.n_demands = 0  # behaviour.next() calls
         scheduler.attach(self)
+
+    @property
+    def decisions(self) -> int:
+        """Host decisions so far: scheduling passes plus demands asked of behaviours."""
+        return self.n_schedule + self.n_demands
 
     # ------------------------------------------------------------------ services for schedulers
     @property
@@ -374,7 +381,7 @@ class HostRunner:
         zero-delay decision for a running one (the interrupted behaviour may be the caller's
         caller). Runs with at most :data:`INTERRUPT_MIN_NS` left, a Run ending in a blocking
         hypercall, and a behaviour without ``preempt`` are left alone."""
-        if vcpu.irq_pending or vcpu.block_after or vcpu.blocked or not self.started:
+        if vcpu.irq_pending or vcpu.block_after or vcpu.blocked or vcpu.done or not self.started:
             return
         if vcpu.is_running:
             if self.remaining_now(vcpu) <= INTERRUPT_MIN_NS:
@@ -417,6 +424,24 @@ class HostRunner:
             self._schedule(pc.cpu)
             return
         self._arm(pc, now)
+
+    def destroy_vcpu(self, unit: VCPU) -> None:
+        """``sched_destroy_vcpu`` (the domain is destroyed or has left the host): the vCPU goes offline
+        for good and leaves the scheduler -- at once if it is not running, when its pCPU reschedules if
+        it is (a wake-up still pending for it finds it gone)."""
+        if unit.done:
+            return
+        was = unit.runnable
+        unit.done = True
+        unit.blocked = False
+        unit.block_gen += 1
+        if unit.is_running:
+            self.raise_softirq(unit.cpu)
+            return
+        if was:
+            self.sched.sleep(unit)
+        self._set_runstate(unit, RUNSTATE_offline, self.now)
+        self.sched.remove_unit(unit)
 
     def at(self, time_ns: int, fn: Callable) -> Timer:
         """Scenario timeline: call ``fn(runner)`` at simulated time ``time_ns`` (absolute)."""
@@ -465,6 +490,7 @@ class HostRunner:
                 self._trace(unit.cpu, TRC_SCHED_BLOCK, unit.dom.domid, unit.vcpu_id)
                 return False
             d = unit.behaviour.next(now)
+            self.n_demands += 1
             t = type(d)
             if t is Run and not unit.block_requested and d.ns > 0:  # the common case
                 unit.remaining = d.ns
@@ -546,6 +572,7 @@ class HostRunner:
             if prev is not None:
                 self._progress(pc, prev, now)
             nxt, slice_ns = self.sched.do_schedule(cpu, now, prev)
+            self.n_schedule += 1
             if nxt is not prev:
                 self._switch(pc, prev, nxt, now)
             elif prev is not None:
@@ -646,6 +673,12 @@ class HostRunner:
         self._arm(pc, now)
 
     # ------------------------------------------------------------------ results
+    def sync(self) -> None:
+        """The vCPU objects are this dispatcher's own state: nothing to bring up to date."""
+
+    def runstate(self, vcpu: VCPU) -> int:
+        return vcpu.runstate
+
     def runstate_ns(self, unit: VCPU, now: int | None = None) -> list[int]:
         """The unit's four runstate accumulators, including the state it is in now."""
         now = self.now if now is None else now

@@ -11,8 +11,8 @@ event)``, ``("sleep", ns)``). This module imports no subsystem: everything a ste
 moment its client sent the request.
 
 Work is reported as it happens and handed to the dispatcher only where the outside can see it: when
-the thread notifies a device, waits, sleeps or ends its unit (in chunks of at most ``CHUNK_NS``, so an
-interrupt never waits long for a Run to end). Batching: a workload whose unit is nothing but priced CPU (an op mix without device actions, or
+the thread notifies a device, waits, sleeps or ends its unit, or has at least ``CHUNK_NS`` pending (an
+interrupt cuts a long Run short, so nothing waits behind it). Batching: a workload whose unit is nothing but priced CPU (an op mix without device actions, or
 fixed CPU) is run in bursts of about ``BURST_NS`` of CPU -- several short units in one ``Run``, or a
 long unit split over several -- so the dispatcher sees one decision per burst, never one per guest
 operation. Fractional ``times`` accumulate per thread (0.2 means one unit in five); ``p`` draws per
@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 
 BURST_NS = 10_000_000  # about 10 ms of CPU per burst of a CPU-only unit (interrupts cut it short)
-CHUNK_NS = 100_000  # longest Run of application CPU among I/O (interrupts wait at most this)
+CHUNK_NS = 100_000  # pending CPU work that is handed to the dispatcher without waiting for the next action
 
 
 def _count(step, carry: dict) -> int:
@@ -172,10 +172,11 @@ def _count_action(a, s, carry: dict) -> int:
 
 
 def _spill(env):
-    """Run the reported work in chunks of ``CHUNK_NS`` while more than a chunk is pending; the rest
-    stays pending and runs with the thread's next work (one dispatcher decision, not one per step)."""
-    while env.pending() >= CHUNK_NS:
-        yield ("run", env.take_upto(CHUNK_NS))
+    """Run the reported work in one ``Run`` once at least ``CHUNK_NS`` is pending (an interrupt cuts
+    it short if it must); less stays pending and runs with the thread's next work (one dispatcher
+    decision, not one per step)."""
+    if env.pending() >= CHUNK_NS:
+        yield ("run", env.take())
 
 
 def _cpu_chunks(env, chunk: int = CHUNK_NS):

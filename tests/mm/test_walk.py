@@ -150,8 +150,14 @@ def test_every_njit_function_is_registered():
     root = pathlib.Path(__file__).resolve().parents[2]
     kernels.load_all()
     registered = kernels.kernel_names()
+    systems = kernels.systems()
+    for e in systems.values():  # a compiled system is checked as a whole by its equivalence test
+        assert (root / e.test).is_file(), e
     missing = []
     for path in list((root / "pvsim").rglob("*.py")) + list((root / "guest_kernels").rglob("*.py")):
+        mod = ".".join(path.relative_to(root).with_suffix("").parts)
+        if any(mod == p or mod.startswith(p + ".") for p in systems):
+            continue
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef):

@@ -1,6 +1,8 @@
 """One vCPU: the hypervisor's vCPU is the dispatcher's unit, so SCHEDOP_block, SCHEDOP_yield,
 SCHEDOP_poll, set_timer_op and VCPUOP_down/up change a run, not a flag nobody reads."""
 
+import pytest
+
 from hypercalls import args as A
 from hypercalls import ops as O
 from hypercalls.table import (
@@ -9,12 +11,14 @@ from hypercalls.table import (
     HYPERVISOR_set_timer_op,
     HYPERVISOR_vcpu_op,
 )
+from pvsim.compare import single_scenario
 from pvsim.core.engine import Engine, Run
 from pvsim.core.profile import load_profile
 from pvsim.hypervisor.domain import Domain
 from pvsim.hypervisor.hypervisor import Hypervisor
 from pvsim.io import evtchn as ev
 from pvsim.sched import HostRunner, make_scheduler
+from pvsim.system import build
 
 MS = 1_000_000
 
@@ -174,3 +178,13 @@ def test_event_channel_hypercall_wakes_a_blocked_peer():
     # at once on the other pCPU
     assert b.times[1] == 4 * MS
     assert runner.runstate_ns(dom.vcpus[0])[O.RUNSTATE_blocked] == 3 * MS
+
+
+@pytest.mark.parametrize("mode,count", [("pv", "hypercall.sched_op"), ("pv32", "hypercall.sched_op"),
+                                        ("hvm", "exit.hlt"), ("pvh", "exit.hlt")])
+def test_every_guest_kernel_idles_its_own_way(mode, count):
+    """An idle vCPU blocks the way its kernel does: SCHEDOP_block for PV (32- and 64-bit), a HLT
+    exit under VT-x; once per idle period."""
+    res = build(single_scenario("sched.io-bound", mode, "modern", duration_ms=100.0)).run()
+    row = next(r for r in res.rows if r["domain"] == "guest")
+    assert row["counts"].get(count, 0) >= row["units"] - 1 > 0
