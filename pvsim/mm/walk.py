@@ -58,6 +58,7 @@ FAULT_NONE, FAULT_GUEST, FAULT_HOST, FAULT_WRITE, FAULT_HOST_WRITE = 0, 1, 2, 3,
 
 SIZE_SHIFTS = np.array([12, 21, 30], dtype=np.int64)
 ASSOC = 4  # ways of a page-walk cache / nested TLB (sets = entries // ways)
+HINT_WAYS = 4  # 4 KiB TLBs of more ways probe the set's last-used way first
 MFN_MASK = np.uint64(0x000FFFFFFFFFF000)
 PSE = 0x80
 RW = 0x2
@@ -82,6 +83,11 @@ def level_shift(level: int) -> int:
 # * a set is probed by comparing all its ways and keeping the first match with a select, never an
 #   early exit (which way hits is random: a mispredicted branch costs more than the compares); the
 #   LRU victim (first empty way, else the first oldest stamp) is chosen the same way;
+# * a 4 KiB TLB of more than HINT_WAYS ways (the modern profile's 12) first compares the way of the
+#   set that hit or was filled last (a per-call array, ``mru``), and compares all ways only when
+#   that one does not match: a key is in at most one way of its set, so the hint changes no result,
+#   and a hot page alone in its set costs one compare instead of twelve (narrow sets, where hot
+#   pages share a set and the hint would mispredict, compare all ways at once as before);
 # * cache geometry (ways, sets, a mask when the set count is a power of two) is computed once per
 #   call, so an access divides only for a non-power-of-two set count; the TLB of a page size that
 #   holds nothing is not probed (it cannot hit);
@@ -147,8 +153,10 @@ def _loop_1d(rows, slot, vas, writes, start, root, levels, tag, tlb_tag, tlb_val
     out[O_STOP] = n
     live1, live2, geo = _setup(levels, tlb_tag, tlb_sets, tlb_ways, pwc_n)
     any_pwc = geo[0].sum() > 0
-    ns0 = tlb_sets[0]
     nw0 = tlb_ways[0]
+    ns0 = tlb_sets[0] if nw0 > 0 else 0
+    mru = np.zeros(max(ns0, 1), dtype=np.int64)  # per 4 KiB set: the way that hit or was filled last
+    hint = nw0 > HINT_WAYS  # probe that way first (wide sets only)
     mk0 = _set_mask(ns0)
     masks = (mk0, _set_mask(tlb_sets[1]), _set_mask(tlb_sets[2]))
     hits = 0
@@ -166,12 +174,18 @@ def _loop_1d(rows, slot, vas, writes, start, root, levels, tag, tlb_tag, tlb_val
                 wr = writes[_U(i)]
                 vpn = va >> 12
                 key = (vpn << 12) | tag
-                base = ((vpn & mk0) if mk0 >= 0 else (vpn % ns0)) * nw0
-                w = -1
-                for j in range(nw0 - 1, -1, -1):  # the first matching way, by selects
-                    if tlb_tag[0, _U(base + j)] == key:
-                        w = j
-                if w < 0 or (wr and (tlb_val[0, _U(base + w)] & 1) == 0):
+                si = (vpn & mk0) if mk0 >= 0 else (vpn % ns0)
+                base = si * nw0
+                w = mru[_U(si)] if hint else 0
+                if not hint or tlb_tag[0, _U(base + w)] != key:
+                    w = -1
+                    for j in range(nw0 - 1, -1, -1):  # the matching way, by selects
+                        if tlb_tag[0, _U(base + j)] == key:
+                            w = j
+                    if w < 0:
+                        break
+                    mru[_U(si)] = w
+                if wr and (tlb_val[0, _U(base + w)] & 1) == 0:
                     break
                 ck += 1
                 tlb_stamp[0, _U(base + w)] = ck
@@ -290,7 +304,7 @@ def _loop_1d(rows, slot, vas, writes, start, root, levels, tag, tlb_tag, tlb_val
         # ---- fill the TLB of the leaf's size, in the LRU way of its set
         sz = level - 1
         ns = tlb_sets[sz]
-        if ns > 0:
+        if ns > 0 and tlb_ways[sz] > 0:
             if sz == 1:
                 live1 = True
             elif sz == 2:
@@ -309,6 +323,8 @@ def _loop_1d(rows, slot, vas, writes, start, root, levels, tag, tlb_tag, tlb_val
                 if st < bs:
                     bs = st
                     w = j
+            if sz == 0:
+                mru[(vpn & mk) if mk >= 0 else (vpn % ns)] = v if v >= 0 else w
             w = base + (v if v >= 0 else w)
             ck += 1
             tlb_tag[sz, w] = (vpn << 12) | tag
@@ -329,8 +345,10 @@ def _loop_2d(rows, slot, vas, writes, start, root, levels, h_root, h_levels, tag
     out[O_STOP] = n
     live1, live2, geo = _setup(levels, tlb_tag, tlb_sets, tlb_ways, pwc_n)
     any_pwc = geo[0].sum() > 0
-    ns0 = tlb_sets[0]
     nw0 = tlb_ways[0]
+    ns0 = tlb_sets[0] if nw0 > 0 else 0
+    mru = np.zeros(max(ns0, 1), dtype=np.int64)  # per 4 KiB set: the way that hit or was filled last
+    hint = nw0 > HINT_WAYS  # probe that way first (wide sets only)
     mk0 = _set_mask(ns0)
     masks = (mk0, _set_mask(tlb_sets[1]), _set_mask(tlb_sets[2]))
     nt_ways = min(ASSOC, n_ntlb) if n_ntlb > 0 else 0
@@ -353,12 +371,18 @@ def _loop_2d(rows, slot, vas, writes, start, root, levels, h_root, h_levels, tag
                 wr = writes[i]
                 vpn = va >> 12
                 key = (vpn << 12) | tag
-                base = ((vpn & mk0) if mk0 >= 0 else (vpn % ns0)) * nw0
-                w = -1
-                for j in range(nw0 - 1, -1, -1):
-                    if tlb_tag[0, base + j] == key:
-                        w = j
-                if w < 0 or (wr and (tlb_val[0, base + w] & 1) == 0):
+                si = (vpn & mk0) if mk0 >= 0 else (vpn % ns0)
+                base = si * nw0
+                w = mru[_U(si)] if hint else 0
+                if not hint or tlb_tag[0, _U(base + w)] != key:
+                    w = -1
+                    for j in range(nw0 - 1, -1, -1):
+                        if tlb_tag[0, _U(base + j)] == key:
+                            w = j
+                    if w < 0:
+                        break
+                    mru[_U(si)] = w
+                if wr and (tlb_val[0, _U(base + w)] & 1) == 0:
                     break
                 ck += 1
                 tlb_stamp[0, base + w] = ck
@@ -553,7 +577,7 @@ def _loop_2d(rows, slot, vas, writes, start, root, levels, h_root, h_levels, tag
         # ---- fill the TLB of the smaller of the guest and host page sizes
         sz = leaf_level - 1
         ns = tlb_sets[sz]
-        if ns > 0:
+        if ns > 0 and tlb_ways[sz] > 0:
             if sz == 1:
                 live1 = True
             elif sz == 2:
@@ -572,6 +596,8 @@ def _loop_2d(rows, slot, vas, writes, start, root, levels, h_root, h_levels, tag
                 if st < bs:
                     bs = st
                     w = j
+            if sz == 0:
+                mru[(vpn & mk) if mk >= 0 else (vpn % ns)] = v if v >= 0 else w
             w = base + (v if v >= 0 else w)
             ck += 1
             tlb_tag[sz, w] = (vpn << 12) | tag
@@ -910,7 +936,7 @@ def _cases(rng):
         setup, vas_mapped = build_translation_setup(kind, guest_levels=gl, guest_leaf=gleaf, host_levels=hl,
                                                     host_leaf=hleaf, npages=npages, rng=rng)
         for cache in (False, True):
-            tlb = TLB(sets=(int(rng.integers(1, 8)), 2, 1), ways=(int(rng.integers(1, 5)), 2, 2),
+            tlb = TLB(sets=(int(rng.integers(1, 8)), 2, 1), ways=(int(rng.integers(1, 13)), 2, 2),
                       pwc=(4, 2, 1, 1) if cache else (0, 0, 0, 0), ntlb=8 if cache else 0)
             n = int(rng.integers(50, 600))
             vas = vas_mapped[rng.integers(0, len(vas_mapped), size=n)] + rng.integers(0, 4096, size=n)

@@ -1,8 +1,9 @@
 """The compiled translate kernel against its plain-Python reference, property-based.
 
-Each example builds a TLB (any geometry: set counts that are and are not powers of two, 1 to 5
-ways, page-walk caches and a nested TLB on or off), damages some page-table entries (not present,
-read-only, PSE set, pointed elsewhere: guest, host and write faults of both dimensions), and runs
+Each example builds a TLB (any geometry: set counts that are and are not powers of two, 1 to 12
+ways, so that 4 KiB sets wider than ``HINT_WAYS`` take the last-used-way probe; page-walk caches
+and a nested TLB on or off), damages some page-table entries (not present, read-only, PSE set,
+pointed elsewhere: guest, host and write faults of both dimensions), and runs
 a trace in chunks, the kernel carrying its TLB state from chunk to chunk, with flushes, INVLPGs and
 tag switches between chunks and a restart after every fault. At every call the reference starts
 from the kernel's state arrays (it decodes them) and must return the same counters (accesses,
@@ -39,7 +40,7 @@ walk_caches = st.sampled_from([0, 1, 2, 3, 4, 8, 12])
 @st.composite
 def tlbs(draw):
     sets = tuple(draw(st.integers(0, 9)) for _ in range(3))
-    ways = tuple(draw(st.integers(1, 5)) for _ in range(3))
+    ways = tuple(draw(st.integers(1, 12)) for _ in range(3))
     pwc = tuple(draw(walk_caches) for _ in range(4))
     return dict(sets=sets, ways=ways, pwc=pwc, ntlb=draw(walk_caches))
 
