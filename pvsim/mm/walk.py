@@ -31,7 +31,10 @@ A walk that meets a not-present entry stops the kernel and reports the index, so
 resume: the kernel itself never allocates nor draws random numbers.
 
 Three forms, per ``pvsim.core.kernels``: :func:`translate_ref` (plain Python with dictionaries and
-ordered LRU lists), :func:`_translate_kernel` (``@njit(cache=True)``) and :func:`translate`.
+ordered LRU lists: the specification), :func:`_translate_kernel` (``@njit(cache=True)``; it runs
+one of two compiled loops, :func:`_loop_1d` or :func:`_loop_2d`, over flat per-call state) and
+:func:`translate`. The kernel's counters and A/D bits equal the reference's exactly; how it is made
+fast without changing what it computes is described at the top of the kernel section.
 
 Simplifications: no TLB prefetching or page-splintering penalties; a 2-D TLB entry has the smaller
 of the guest and host page sizes; the host walk of a 2-D walk has no separate PWC (only the NTLB).
@@ -55,6 +58,7 @@ FAULT_NONE, FAULT_GUEST, FAULT_HOST, FAULT_WRITE, FAULT_HOST_WRITE = 0, 1, 2, 3,
 
 SIZE_SHIFTS = np.array([12, 21, 30], dtype=np.int64)
 ASSOC = 4  # ways of a page-walk cache / nested TLB (sets = entries // ways)
+HINT_WAYS = 4  # 4 KiB TLBs of more ways probe the set's last-used way first
 MFN_MASK = np.uint64(0x000FFFFFFFFFF000)
 PSE = 0x80
 RW = 0x2
@@ -68,70 +72,540 @@ def level_shift(level: int) -> int:
 
 
 # ============================================================================ kernel
+# The work per access: most accesses hit the TLB, which is one set probe of one page size; only a
+# miss walks. How it is made fast, without changing what it computes:
+# * two compiled loops, _loop_1d and _loop_2d (the 1-D one carries no host-walk state), each with
+#   the 4 KiB TLB hit as an inner loop of its own that runs until an access misses: the register
+#   allocator then keeps that loop's few values in registers instead of spilling them around the
+#   walk code;
+# * no calls with array arguments inside the loops (numba would reference-count every array passed
+#   to an inlined helper, and not inline the others): probes, walks and fills are written out;
+# * a set is probed by comparing all its ways and keeping the first match with a select, never an
+#   early exit (which way hits is random: a mispredicted branch costs more than the compares); the
+#   LRU victim (first empty way, else the first oldest stamp) is chosen the same way;
+# * a 4 KiB TLB of more than HINT_WAYS ways (the modern profile's 12) first compares the way of the
+#   set that hit or was filled last (a per-call array, ``mru``), and compares all ways only when
+#   that one does not match: a key is in at most one way of its set, so the hint changes no result,
+#   and a hot page alone in its set costs one compare instead of twelve (narrow sets, where hot
+#   pages share a set and the hint would mispredict, compare all ways at once as before);
+# * cache geometry (ways, sets, a mask when the set count is a power of two) is computed once per
+#   call, so an access divides only for a non-power-of-two set count; the TLB of a page size that
+#   holds nothing is not probed (it cannot hit);
+# * one int64 type throughout (page-table entries are uint64 and converted once per entry read).
 @njit(cache=True)
-def _lru_find(tags, base, n, key):
-    for i in range(n):
-        if tags[base + i] == key:
-            return i
-    return -1
+def _set_mask(nsets):
+    """``nsets - 1`` if ``nsets`` is a power of two (``x % nsets == x & mask``, also for negative
+    ``x``), else -1."""
+    return nsets - 1 if nsets > 0 and (nsets & (nsets - 1)) == 0 else -1
 
 
 @njit(cache=True)
-def _lru_victim(tags, stamps, base, n):
-    best = 0
-    bs = stamps[base]
-    for i in range(n):
-        if tags[base + i] == -1:
-            return i
-        if stamps[base + i] < bs:
-            bs = stamps[base + i]
-            best = i
-    return best
+def _setup(levels, tlb_tag, tlb_sets, tlb_ways, pwc_n):
+    """Per-call invariants: whether the 2 MiB and 1 GiB TLBs hold anything (an empty TLB never hits,
+    so it is not probed) and the page-walk caches' geometry: ``geo[0, lv]`` ways (0 = off),
+    ``geo[1, lv]`` sets, ``geo[2, lv]`` set mask (or -1), for the cache of level-``lv`` entries."""
+    live1 = False
+    live2 = False
+    for w in range(tlb_sets[1] * tlb_ways[1]):
+        if tlb_tag[1, w] != -1:
+            live1 = True
+            break
+    for w in range(tlb_sets[2] * tlb_ways[2]):
+        if tlb_tag[2, w] != -1:
+            live2 = True
+            break
+    geo = np.zeros((3, 6), dtype=np.int64)
+    for lv in range(2, levels + 1):
+        m = pwc_n[lv]
+        if m > 0:
+            pw = min(ASSOC, m)
+            geo[0, lv] = pw
+            geo[1, lv] = m // pw
+            geo[2, lv] = _set_mask(m // pw)
+    return live1, live2, geo
 
 
 @njit(cache=True)
-def _host_walk(rows, slot, h_root, h_levels, gpa, ntlb_tag, ntlb_val, ntlb_stamp, n_ntlb, ck):
-    """gpa -> (machine frame of the 4K page or -1 on a fault, host leaf level | writable << 3,
-    references made, 1 if the nested TLB hit, updated LRU clock)."""
-    gfn = gpa >> 12
-    nbase = 0
-    nways = 0
-    if n_ntlb > 0:
-        nways = min(ASSOC, n_ntlb)
-        nbase = (gfn % (n_ntlb // nways)) * nways
-        w = _lru_find(ntlb_tag, nbase, nways, gfn)
-        if w >= 0:
-            ck += 1
-            ntlb_stamp[nbase + w] = ck
-            return ntlb_val[nbase + w] >> 4, ntlb_val[nbase + w] & 15, 0, 1, ck
-    tbl = h_root
-    level = h_levels
-    hw = 1
+def _stop(out, i, va, fault, accesses, hits, refs, grefs, hrefs, pwc_hits, ntlb_hits, dirty, clock, ck):
+    """Add the counters to ``out`` (misses = accesses - hits); if ``fault`` != FAULT_NONE, the run
+    stopped at ``vas[i]`` (not counted as an access)."""
+    if fault != FAULT_NONE:
+        out[O_STOP] = i
+        out[O_FAULT_VA] = va
+        out[O_FAULT_KIND] = fault
+    out[O_ACCESSES] += accesses
+    out[O_HITS] += hits
+    out[O_MISSES] += accesses - hits
+    out[O_REFS] += refs
+    out[O_GREFS] += grefs
+    out[O_HREFS] += hrefs
+    out[O_PWC_HITS] += pwc_hits
+    out[O_NTLB_HITS] += ntlb_hits
+    out[O_DIRTY_SET] += dirty
+    clock[0] = ck
+
+
+@njit(cache=True)
+def _loop_1d(rows, slot, vas, writes, start, root, levels, tag, tlb_tag, tlb_val, tlb_stamp, tlb_sets, tlb_ways,
+             pwc_tag, pwc_val, pwc_stamp, pwc_n, clock, out):
+    """:func:`_translate_kernel` with ``two_d`` False (every reference is a guest reference)."""
+    n = vas.shape[0]
+    out[O_STOP] = n
+    live1, live2, geo = _setup(levels, tlb_tag, tlb_sets, tlb_ways, pwc_n)
+    any_pwc = geo[0].sum() > 0
+    nw0 = tlb_ways[0]
+    ns0 = tlb_sets[0] if nw0 > 0 else 0
+    mru = np.zeros(max(ns0, 1), dtype=np.int64)  # per 4 KiB set: the way that hit or was filled last
+    hint = nw0 > HINT_WAYS  # probe that way first (wide sets only)
+    mk0 = _set_mask(ns0)
+    masks = (mk0, _set_mask(tlb_sets[1]), _set_mask(tlb_sets[2]))
+    hits = 0
     refs = 0
-    while True:
-        s = slot[tbl]
-        refs += 1
-        if s < 0:
-            return -1, level, refs, 0, ck
-        idx = (gpa >> (12 + 9 * (level - 1))) & 511
-        e = rows[s, idx]
-        if (e & _U(1)) == _U(0):
-            return -1, level, refs, 0, ck
-        nxt = np.int64((e & MFN_MASK) >> _U(12))
-        if (e & _U(RW)) == _U(0):
-            hw = 0
-        if level == 1 or (level <= 3 and (e & _U(PSE)) != _U(0)):
-            mfn = nxt + ((gpa >> 12) & ((np.int64(1) << (9 * (level - 1))) - 1))
-            info = level | (hw << 3)
-            if n_ntlb > 0:
-                w = nbase + _lru_victim(ntlb_tag, ntlb_stamp, nbase, nways)
+    pwc_hits = 0
+    dirty = 0
+    ck = clock[0]
+    i = start
+    while i < n:
+        # ---- TLB: 4 KiB first (the common case, a hit, is this inner loop), then 2 MiB and 1 GiB
+        found = 0  # 0 absent, 1 hit, 2 present but read-only for a write (dropped: a miss)
+        if ns0 > 0:
+            while True:
+                va = vas[_U(i)]
+                wr = writes[_U(i)]
+                vpn = va >> 12
+                key = (vpn << 12) | tag
+                si = (vpn & mk0) if mk0 >= 0 else (vpn % ns0)
+                base = si * nw0
+                w = mru[_U(si)] if hint else 0
+                if not hint or tlb_tag[0, _U(base + w)] != key:
+                    w = -1
+                    for j in range(nw0 - 1, -1, -1):  # the matching way, by selects
+                        if tlb_tag[0, _U(base + j)] == key:
+                            w = j
+                    if w < 0:
+                        break
+                    mru[_U(si)] = w
+                if wr and (tlb_val[0, _U(base + w)] & 1) == 0:
+                    break
                 ck += 1
-                ntlb_tag[w] = gfn
-                ntlb_val[w] = (mfn << 4) | info
-                ntlb_stamp[w] = ck
-            return mfn, info, refs, 0, ck
-        tbl = nxt
-        level -= 1
+                tlb_stamp[0, _U(base + w)] = ck
+                hits += 1
+                i += 1
+                if i >= n:
+                    break
+            if i >= n:
+                break
+            if w >= 0:
+                tlb_tag[0, base + w] = -1  # read-only (or D clear) for a write: treat as a miss
+                found = 2
+        else:
+            va = vas[i]
+            wr = writes[i]
+        if found == 0 and (live1 or live2):
+            for sz in range(1, 3):
+                if (sz == 1 and not live1) or (sz == 2 and not live2):
+                    continue
+                ns = tlb_sets[sz]
+                nw = tlb_ways[sz]
+                mk = masks[sz]
+                vpn = va >> (12 + 9 * sz)
+                key = (vpn << 12) | tag
+                base = ((vpn & mk) if mk >= 0 else (vpn % ns)) * nw
+                w = -1
+                for j in range(nw):
+                    if (tlb_tag[sz, base + j] == key) & (w < 0):
+                        w = j
+                if w >= 0:
+                    if wr & ((tlb_val[sz, base + w] & 1) == 0):
+                        tlb_tag[sz, base + w] = -1
+                        found = 2
+                    else:
+                        ck += 1
+                        tlb_stamp[sz, base + w] = ck
+                        found = 1
+                    break
+            if found == 1:
+                hits += 1
+                i += 1
+                continue
+        # ---- page-walk caches: start from the longest cached prefix
+        tbl = root
+        level = levels
+        if any_pwc:
+            for lv in range(2, levels + 1):
+                pw = geo[0, lv]
+                if pw == 0:
+                    continue
+                key = va >> (3 + 9 * lv)
+                mk = geo[2, lv]
+                pb = ((key & mk) if mk >= 0 else (key % geo[1, lv])) * pw
+                w = -1
+                for j in range(pw):
+                    if (pwc_tag[lv, pb + j] == key) & (w < 0):
+                        w = j
+                if w >= 0:
+                    ck += 1
+                    pwc_stamp[lv, pb + w] = ck
+                    tbl = pwc_val[lv, pb + w]
+                    level = lv - 1
+                    pwc_hits += 1
+                    break
+        # ---- the walk
+        writable = True
+        s = -1
+        idx = 0
+        e = _U(0)
+        while True:
+            s = slot[tbl]
+            refs += 1
+            if s < 0:
+                break
+            idx = (va >> (3 + 9 * level)) & 511
+            e = rows[s, idx]
+            if (e & _U(1)) == _U(0):
+                s = -1
+                break
+            writable = writable & ((e & _U(RW)) != _U(0))
+            nxt = np.int64((e & MFN_MASK) >> _U(12))
+            if level == 1 or (level <= 3 and (e & _U(PSE)) != _U(0)):
+                break
+            pw = geo[0, level]
+            if pw > 0:  # cache the entry pointing to the next table, in the LRU way of its set
+                key = va >> (3 + 9 * level)
+                mk = geo[2, level]
+                pb = ((key & mk) if mk >= 0 else (key % geo[1, level])) * pw
+                v = -1
+                w = 0
+                bs = pwc_stamp[level, pb]
+                for j in range(pw):
+                    if (pwc_tag[level, pb + j] == -1) & (v < 0):
+                        v = j
+                    st = pwc_stamp[level, pb + j]
+                    if st < bs:
+                        bs = st
+                        w = j
+                w = pb + (v if v >= 0 else w)
+                ck += 1
+                pwc_tag[level, w] = key
+                pwc_val[level, w] = nxt
+                pwc_stamp[level, w] = ck
+            tbl = nxt
+            level -= 1
+        if s < 0 or (wr and not writable):
+            k = i - start
+            _stop(out, i, va, FAULT_GUEST if s < 0 else FAULT_WRITE, k, hits, refs, refs, 0, pwc_hits, 0, dirty,
+                  clock, ck)
+            return
+        # ---- accessed / dirty bits in the leaf (entry idx of row s, at level ``level``)
+        if wr and (e & _U(DIRTY)) == _U(0):
+            dirty += 1
+            e = e | _U(DIRTY)
+        rows[s, idx] = e | _U(ACC)
+        # ---- fill the TLB of the leaf's size, in the LRU way of its set
+        sz = level - 1
+        ns = tlb_sets[sz]
+        if ns > 0 and tlb_ways[sz] > 0:
+            if sz == 1:
+                live1 = True
+            elif sz == 2:
+                live2 = True
+            nw = tlb_ways[sz]
+            mk = masks[sz]
+            vpn = va >> (12 + 9 * sz)
+            base = ((vpn & mk) if mk >= 0 else (vpn % ns)) * nw
+            v = -1
+            w = 0
+            bs = tlb_stamp[sz, base]
+            for j in range(nw):
+                if (tlb_tag[sz, base + j] == -1) & (v < 0):
+                    v = j
+                st = tlb_stamp[sz, base + j]
+                if st < bs:
+                    bs = st
+                    w = j
+            if sz == 0:
+                mru[(vpn & mk) if mk >= 0 else (vpn % ns)] = v if v >= 0 else w
+            w = base + (v if v >= 0 else w)
+            ck += 1
+            tlb_tag[sz, w] = (vpn << 12) | tag
+            tlb_val[sz, w] = 1 if writable and (e & _U(DIRTY)) != _U(0) else 0  # D is set by now on a write
+            tlb_stamp[sz, w] = ck
+        i += 1
+    k = n - start if n > start else 0
+    _stop(out, n, 0, FAULT_NONE, k, hits, refs, refs, 0, pwc_hits, 0, dirty, clock, ck)
+
+
+@njit(cache=True)
+def _loop_2d(rows, slot, vas, writes, start, root, levels, h_root, h_levels, tag,
+             tlb_tag, tlb_val, tlb_stamp, tlb_sets, tlb_ways, pwc_tag, pwc_val, pwc_stamp, pwc_n,
+             ntlb_tag, ntlb_val, ntlb_stamp, n_ntlb, clock, out):
+    """:func:`_translate_kernel` with ``two_d`` True: each guest table frame and the final data
+    frame are translated through the host table (the nested TLB first), at one place in the loop."""
+    n = vas.shape[0]
+    out[O_STOP] = n
+    live1, live2, geo = _setup(levels, tlb_tag, tlb_sets, tlb_ways, pwc_n)
+    any_pwc = geo[0].sum() > 0
+    nw0 = tlb_ways[0]
+    ns0 = tlb_sets[0] if nw0 > 0 else 0
+    mru = np.zeros(max(ns0, 1), dtype=np.int64)  # per 4 KiB set: the way that hit or was filled last
+    hint = nw0 > HINT_WAYS  # probe that way first (wide sets only)
+    mk0 = _set_mask(ns0)
+    masks = (mk0, _set_mask(tlb_sets[1]), _set_mask(tlb_sets[2]))
+    nt_ways = min(ASSOC, n_ntlb) if n_ntlb > 0 else 0
+    nt_sets = n_ntlb // nt_ways if nt_ways > 0 else 0
+    nt_mask = _set_mask(nt_sets)
+    hits = 0
+    grefs = 0
+    hrefs = 0
+    pwc_hits = 0
+    ntlb_hits = 0
+    dirty = 0
+    ck = clock[0]
+    i = start
+    while i < n:
+        # ---- TLB (as in _loop_1d)
+        found = 0
+        if ns0 > 0:
+            while True:
+                va = vas[i]
+                wr = writes[i]
+                vpn = va >> 12
+                key = (vpn << 12) | tag
+                si = (vpn & mk0) if mk0 >= 0 else (vpn % ns0)
+                base = si * nw0
+                w = mru[_U(si)] if hint else 0
+                if not hint or tlb_tag[0, _U(base + w)] != key:
+                    w = -1
+                    for j in range(nw0 - 1, -1, -1):
+                        if tlb_tag[0, _U(base + j)] == key:
+                            w = j
+                    if w < 0:
+                        break
+                    mru[_U(si)] = w
+                if wr and (tlb_val[0, _U(base + w)] & 1) == 0:
+                    break
+                ck += 1
+                tlb_stamp[0, base + w] = ck
+                hits += 1
+                i += 1
+                if i >= n:
+                    break
+            if i >= n:
+                break
+            if w >= 0:
+                tlb_tag[0, base + w] = -1
+                found = 2
+        else:
+            va = vas[i]
+            wr = writes[i]
+        if found == 0 and (live1 or live2):
+            for sz in range(1, 3):
+                if (sz == 1 and not live1) or (sz == 2 and not live2):
+                    continue
+                ns = tlb_sets[sz]
+                nw = tlb_ways[sz]
+                mk = masks[sz]
+                vpn = va >> (12 + 9 * sz)
+                key = (vpn << 12) | tag
+                base = ((vpn & mk) if mk >= 0 else (vpn % ns)) * nw
+                w = -1
+                for j in range(nw):
+                    if (tlb_tag[sz, base + j] == key) & (w < 0):
+                        w = j
+                if w >= 0:
+                    if wr & ((tlb_val[sz, base + w] & 1) == 0):
+                        tlb_tag[sz, base + w] = -1
+                        found = 2
+                    else:
+                        ck += 1
+                        tlb_stamp[sz, base + w] = ck
+                        found = 1
+                    break
+            if found == 1:
+                hits += 1
+                i += 1
+                continue
+        # ---- page-walk caches (guest dimension; the cached values are guest frames)
+        gfn = root
+        level = levels
+        if any_pwc:
+            for lv in range(2, levels + 1):
+                pw = geo[0, lv]
+                if pw == 0:
+                    continue
+                key = va >> (3 + 9 * lv)
+                mk = geo[2, lv]
+                pb = ((key & mk) if mk >= 0 else (key % geo[1, lv])) * pw
+                w = -1
+                for j in range(pw):
+                    if (pwc_tag[lv, pb + j] == key) & (w < 0):
+                        w = j
+                if w >= 0:
+                    ck += 1
+                    pwc_stamp[lv, pb + w] = ck
+                    gfn = pwc_val[lv, pb + w]
+                    level = lv - 1
+                    pwc_hits += 1
+                    break
+        # ---- the 2-D walk: host-translate gfn, then (unless it is the data frame) read the guest entry
+        fault = FAULT_NONE
+        writable = True
+        data = False  # gfn is the final data frame (the guest walk is done)
+        s = -1
+        idx = 0
+        e = _U(0)
+        info = 0
+        while True:
+            # host: gfn -> mfn, through the nested TLB, else a walk of the host table
+            mfn = -1
+            nb = 0
+            if nt_ways > 0:
+                nb = ((gfn & nt_mask) if nt_mask >= 0 else (gfn % nt_sets)) * nt_ways
+                w = -1
+                for j in range(nt_ways):
+                    if (ntlb_tag[nb + j] == gfn) & (w < 0):
+                        w = j
+                if w >= 0:
+                    ck += 1
+                    ntlb_stamp[nb + w] = ck
+                    v = ntlb_val[nb + w]
+                    mfn = v >> 4
+                    info = v & 15
+                    ntlb_hits += 1
+            if mfn < 0:
+                htbl = h_root
+                hl = h_levels
+                hw = 1
+                while True:
+                    hs = slot[htbl]
+                    hrefs += 1
+                    if hs < 0:
+                        break
+                    he = rows[hs, (gfn >> (9 * (hl - 1))) & 511]
+                    if (he & _U(1)) == _U(0):
+                        break
+                    hnxt = np.int64((he & MFN_MASK) >> _U(12))
+                    if (he & _U(RW)) == _U(0):
+                        hw = 0
+                    if hl == 1 or (hl <= 3 and (he & _U(PSE)) != _U(0)):
+                        mfn = hnxt + (gfn & ((np.int64(1) << (9 * (hl - 1))) - 1))
+                        info = hl | (hw << 3)
+                        if nt_ways > 0:
+                            v = -1
+                            w = 0
+                            bs = ntlb_stamp[nb]
+                            for j in range(nt_ways):
+                                if (ntlb_tag[nb + j] == -1) & (v < 0):
+                                    v = j
+                                st = ntlb_stamp[nb + j]
+                                if st < bs:
+                                    bs = st
+                                    w = j
+                            w = nb + (v if v >= 0 else w)
+                            ck += 1
+                            ntlb_tag[w] = gfn
+                            ntlb_val[w] = (mfn << 4) | info
+                            ntlb_stamp[w] = ck
+                        break
+                    htbl = hnxt
+                    hl -= 1
+                if mfn < 0:
+                    fault = FAULT_HOST
+                    break
+            if data:
+                break
+            # guest: the entry of this level in the table at machine frame mfn
+            s = slot[mfn]
+            grefs += 1
+            if s < 0:
+                fault = FAULT_GUEST
+                break
+            idx = (va >> (3 + 9 * level)) & 511
+            e = rows[s, idx]
+            if (e & _U(1)) == _U(0):
+                fault = FAULT_GUEST
+                break
+            writable = writable & ((e & _U(RW)) != _U(0))
+            nxt = np.int64((e & MFN_MASK) >> _U(12))
+            if level == 1 or (level <= 3 and (e & _U(PSE)) != _U(0)):
+                if wr and not writable:
+                    fault = FAULT_WRITE
+                    break
+                gfn = nxt + ((va >> 12) & ((np.int64(1) << (9 * (level - 1))) - 1))
+                data = True
+                continue
+            pw = geo[0, level]
+            if pw > 0:
+                key = va >> (3 + 9 * level)
+                mk = geo[2, level]
+                pb = ((key & mk) if mk >= 0 else (key % geo[1, level])) * pw
+                v = -1
+                w = 0
+                bs = pwc_stamp[level, pb]
+                for j in range(pw):
+                    if (pwc_tag[level, pb + j] == -1) & (v < 0):
+                        v = j
+                    st = pwc_stamp[level, pb + j]
+                    if st < bs:
+                        bs = st
+                        w = j
+                w = pb + (v if v >= 0 else w)
+                ck += 1
+                pwc_tag[level, w] = key
+                pwc_val[level, w] = nxt
+                pwc_stamp[level, w] = ck
+            gfn = nxt
+            level -= 1
+        leaf_level = level
+        if fault == FAULT_NONE:
+            if wr and (info >> 3) == 0:
+                fault = FAULT_HOST_WRITE  # EPT violation: log-dirty write protection
+            else:
+                if (info >> 3) == 0:
+                    writable = False  # the cached translation must not allow writes
+                if (info & 7) < leaf_level:
+                    leaf_level = info & 7
+        if fault != FAULT_NONE:
+            k = i - start
+            _stop(out, i, va, fault, k, hits, grefs + hrefs, grefs, hrefs, pwc_hits, ntlb_hits, dirty, clock, ck)
+            return
+        # ---- accessed / dirty bits in the guest leaf
+        if wr and (e & _U(DIRTY)) == _U(0):
+            dirty += 1
+            e = e | _U(DIRTY)
+        rows[s, idx] = e | _U(ACC)
+        # ---- fill the TLB of the smaller of the guest and host page sizes
+        sz = leaf_level - 1
+        ns = tlb_sets[sz]
+        if ns > 0 and tlb_ways[sz] > 0:
+            if sz == 1:
+                live1 = True
+            elif sz == 2:
+                live2 = True
+            nw = tlb_ways[sz]
+            mk = masks[sz]
+            vpn = va >> (12 + 9 * sz)
+            base = ((vpn & mk) if mk >= 0 else (vpn % ns)) * nw
+            v = -1
+            w = 0
+            bs = tlb_stamp[sz, base]
+            for j in range(nw):
+                if (tlb_tag[sz, base + j] == -1) & (v < 0):
+                    v = j
+                st = tlb_stamp[sz, base + j]
+                if st < bs:
+                    bs = st
+                    w = j
+            if sz == 0:
+                mru[(vpn & mk) if mk >= 0 else (vpn % ns)] = v if v >= 0 else w
+            w = base + (v if v >= 0 else w)
+            ck += 1
+            tlb_tag[sz, w] = (vpn << 12) | tag
+            tlb_val[sz, w] = 1 if writable and (e & _U(DIRTY)) != _U(0) else 0
+            tlb_stamp[sz, w] = ck
+        i += 1
+    k = n - start if n > start else 0
+    _stop(out, n, 0, FAULT_NONE, k, hits, grefs + hrefs, grefs, hrefs, pwc_hits, ntlb_hits, dirty, clock, ck)
 
 
 @njit(cache=True)
@@ -144,229 +618,13 @@ def _translate_kernel(rows, slot, vas, writes, start, root, levels, two_d, h_roo
     tlb_*: (3, max_sets*max_ways) per page size; pwc_*: (6, max_entries) per level (index =
     level of the cached entry, 2..levels); ntlb_*: (max_entries,). out: N_OUT counters.
     """
-    n = vas.shape[0]
-    out[O_STOP] = n
-    # which TLB sizes can hold anything (an empty TLB never hits: skip probing it)
-    live0 = tlb_sets[0] > 0
-    live1 = False
-    live2 = False
-    for w in range(tlb_sets[1] * tlb_ways[1]):
-        if tlb_tag[1, w] != -1:
-            live1 = True
-            break
-    for w in range(tlb_sets[2] * tlb_ways[2]):
-        if tlb_tag[2, w] != -1:
-            live2 = True
-            break
-    any_pwc = False
-    for lv in range(2, levels + 1):
-        if pwc_n[lv] > 0:
-            any_pwc = True
-    accesses = 0
-    hits = 0
-    misses = 0
-    refs = 0
-    grefs = 0
-    hrefs = 0
-    pwc_hits = 0
-    ntlb_hits = 0
-    dirty = 0
-    ck = clock[0]
-    for i in range(start, n):
-        va = vas[i]
-        wr = writes[i]
-        accesses += 1
-        hit = False
-        for sz in range(3):
-            if sz == 0:
-                if not live0:
-                    continue
-            elif sz == 1:
-                if not live1:
-                    continue
-            elif not live2:
-                continue
-            ns = tlb_sets[sz]
-            nw = tlb_ways[sz]
-            vpn = va >> (12 + 9 * sz)
-            if (ns & (ns - 1)) == 0:
-                base = (vpn & (ns - 1)) * nw  # same as vpn % ns for a power of two
-            else:
-                base = (vpn % ns) * nw
-            key = (vpn << 12) | tag
-            w = -1
-            for j in range(nw):
-                if tlb_tag[sz, base + j] == key:
-                    w = j
-                    break
-            if w >= 0:
-                if wr and (tlb_val[sz, base + w] & 1) == 0:
-                    # cached translation is read-only (or its D bit clear): treat as a miss
-                    tlb_tag[sz, base + w] = -1
-                    break
-                ck += 1
-                tlb_stamp[sz, base + w] = ck
-                hit = True
-                break
-        if hit:
-            hits += 1
-            continue
-        misses += 1
-        # ---- page-walk caches: the longest cached prefix
-        tbl = root  # 1-D: a machine frame; 2-D: a guest frame number
-        level = levels
-        if any_pwc:
-            for lv in range(2, levels + 1):
-                m = pwc_n[lv]
-                if m == 0:
-                    continue
-                key = va >> (12 + 9 * (lv - 1))
-                pw = min(ASSOC, m)
-                pb = (key % (m // pw)) * pw
-                w = -1
-                for j in range(pb, pb + pw):
-                    if pwc_tag[lv, j] == key:
-                        w = j
-                        break
-                if w >= 0:
-                    ck += 1
-                    pwc_stamp[lv, w] = ck
-                    tbl = pwc_val[lv, w]
-                    level = lv - 1
-                    pwc_hits += 1
-                    break
-        # ---- the walk
-        fault = FAULT_NONE
-        leaf_level = 1
-        writable = True
-        entry_row = -1
-        entry_idx = 0
-        final = np.int64(0)
-        while True:
-            if two_d:
-                mfn, hl, hr, nh, ck = _host_walk(rows, slot, h_root, h_levels, tbl << 12, ntlb_tag, ntlb_val,
-                                                 ntlb_stamp, n_ntlb, ck)
-                refs += hr
-                hrefs += hr
-                ntlb_hits += nh
-                if mfn < 0:
-                    fault = FAULT_HOST
-                    break
-            else:
-                mfn = tbl
-            s = slot[mfn]
-            refs += 1
-            grefs += 1
-            if s < 0:
-                fault = FAULT_GUEST
-                break
-            idx = (va >> (12 + 9 * (level - 1))) & 511
-            e = rows[s, idx]
-            if (e & _U(1)) == _U(0):
-                fault = FAULT_GUEST
-                break
-            if (e & _U(RW)) == _U(0):
-                writable = False
-            nxt = np.int64((e & MFN_MASK) >> _U(12))
-            if level == 1 or (level <= 3 and (e & _U(PSE)) != _U(0)):
-                leaf_level = level
-                entry_row = s
-                entry_idx = idx
-                final = nxt + ((va >> 12) & ((np.int64(1) << (9 * (level - 1))) - 1))
-                break
-            m = pwc_n[level]
-            if m > 0:
-                key = va >> (12 + 9 * (level - 1))
-                pw = min(ASSOC, m)
-                pb = (key % (m // pw)) * pw
-                w = pb
-                bs = pwc_stamp[level, pb]
-                for j in range(pb, pb + pw):
-                    if pwc_tag[level, j] == -1:
-                        w = j
-                        break
-                    if pwc_stamp[level, j] < bs:
-                        bs = pwc_stamp[level, j]
-                        w = j
-                ck += 1
-                pwc_tag[level, w] = key
-                pwc_val[level, w] = nxt
-                pwc_stamp[level, w] = ck
-            tbl = nxt
-            level -= 1
-        if fault == FAULT_NONE and wr and not writable:
-            fault = FAULT_WRITE
-        if fault == FAULT_NONE and two_d:
-            hm, hl, hr, nh, ck = _host_walk(rows, slot, h_root, h_levels, final << 12, ntlb_tag, ntlb_val,
-                                            ntlb_stamp, n_ntlb, ck)
-            refs += hr
-            hrefs += hr
-            ntlb_hits += nh
-            if hm < 0:
-                fault = FAULT_HOST
-            elif wr and (hl >> 3) == 0:
-                fault = FAULT_HOST_WRITE  # EPT violation: log-dirty write protection
-            else:
-                if (hl >> 3) == 0:
-                    writable = False  # the cached translation must not allow writes
-                if (hl & 7) < leaf_level:
-                    leaf_level = hl & 7
-        if fault != FAULT_NONE:
-            out[O_STOP] = i
-            out[O_FAULT_VA] = va
-            out[O_FAULT_KIND] = fault
-            out[O_ACCESSES] += accesses - 1
-            out[O_HITS] += hits
-            out[O_MISSES] += misses - 1
-            out[O_REFS] += refs
-            out[O_GREFS] += grefs
-            out[O_HREFS] += hrefs
-            out[O_PWC_HITS] += pwc_hits
-            out[O_NTLB_HITS] += ntlb_hits
-            out[O_DIRTY_SET] += dirty
-            clock[0] = ck
-            return
-        # accessed / dirty bits in the leaf
-        e = rows[entry_row, entry_idx]
-        if wr and (e & _U(DIRTY)) == _U(0):
-            dirty += 1
-            e = e | _U(DIRTY)
-        rows[entry_row, entry_idx] = e | _U(ACC)
-        # fill the TLB of the leaf's size
-        sz = leaf_level - 1
-        ns = tlb_sets[sz]
-        nw = tlb_ways[sz]
-        if ns > 0:
-            if sz == 1:
-                live1 = True
-            elif sz == 2:
-                live2 = True
-            vpn = va >> (12 + 9 * sz)
-            base = (vpn % ns) * nw
-            w = 0
-            bs = tlb_stamp[sz, base]
-            for j in range(nw):
-                if tlb_tag[sz, base + j] == -1:
-                    w = j
-                    break
-                if tlb_stamp[sz, base + j] < bs:
-                    bs = tlb_stamp[sz, base + j]
-                    w = j
-            ck += 1
-            tlb_tag[sz, base + w] = (vpn << 12) | tag
-            tlb_val[sz, base + w] = 1 if (writable and wr) or (writable and (e & _U(DIRTY)) != _U(0)) else 0
-            tlb_stamp[sz, base + w] = ck
-    out[O_ACCESSES] += accesses
-    out[O_HITS] += hits
-    out[O_MISSES] += misses
-    out[O_REFS] += refs
-    out[O_GREFS] += grefs
-    out[O_HREFS] += hrefs
-    out[O_PWC_HITS] += pwc_hits
-    out[O_NTLB_HITS] += ntlb_hits
-    out[O_DIRTY_SET] += dirty
-    clock[0] = ck
-    return
+    if two_d:
+        _loop_2d(rows, slot, vas, writes, start, root, levels, h_root, h_levels, tag,
+                 tlb_tag, tlb_val, tlb_stamp, tlb_sets, tlb_ways, pwc_tag, pwc_val, pwc_stamp, pwc_n,
+                 ntlb_tag, ntlb_val, ntlb_stamp, n_ntlb, clock, out)
+    else:
+        _loop_1d(rows, slot, vas, writes, start, root, levels, tag, tlb_tag, tlb_val, tlb_stamp, tlb_sets,
+                 tlb_ways, pwc_tag, pwc_val, pwc_stamp, pwc_n, clock, out)
 
 
 # ============================================================================ state objects
@@ -678,7 +936,7 @@ def _cases(rng):
         setup, vas_mapped = build_translation_setup(kind, guest_levels=gl, guest_leaf=gleaf, host_levels=hl,
                                                     host_leaf=hleaf, npages=npages, rng=rng)
         for cache in (False, True):
-            tlb = TLB(sets=(int(rng.integers(1, 8)), 2, 1), ways=(int(rng.integers(1, 5)), 2, 2),
+            tlb = TLB(sets=(int(rng.integers(1, 8)), 2, 1), ways=(int(rng.integers(1, 13)), 2, 2),
                       pwc=(4, 2, 1, 1) if cache else (0, 0, 0, 0), ntlb=8 if cache else 0)
             n = int(rng.integers(50, 600))
             vas = vas_mapped[rng.integers(0, len(vas_mapped), size=n)] + rng.integers(0, 4096, size=n)
@@ -705,6 +963,6 @@ def _compare(k, r):
 
 register("translate", kernel=_translate_kernel, reference=_translate_ref_raw, cases=_cases, compare=_compare)
 # helpers called only from inside _translate_kernel: exercised through the "translate" cases
-for _helper in (_lru_find, _lru_victim, _host_walk):
+for _helper in (_set_mask, _setup, _stop, _loop_1d, _loop_2d):
     register(f"translate.{getattr(_helper, 'py_func', _helper).__name__}", kernel=_helper, reference=_translate_ref_raw,
              cases=lambda rng: (), compare=_compare)
