@@ -606,10 +606,14 @@ class DirectPaging:
         if cmd == O.MMUEXT_FLUSH_CACHE_GLOBAL:
             return -E.EACCES  # cache_flush_permitted(): no I/O resources
         if cmd == O.MMUEXT_SET_LDT:
-            ents = int(arg2)
-            if (arg1 & (C.PAGE_SIZE - 1)) or ents > 8192:
+            # xen/arch/x86/mm.c do_mmuext_op, MMUEXT_SET_LDT: nr_ents is an unsigned int,
+            # "ptr = ents ? op.arg1.linear_addr : 0", refused unless page aligned, __addr_ok(ptr)
+            # (below 1 << 47 or at or above HYPERVISOR_VIRT_END) and ents <= 8192
+            ents = int(arg2) & 0xFFFFFFFF
+            ptr = (int(arg1) & _U64) if ents else 0
+            if (ptr & (C.PAGE_SIZE - 1)) or not (ptr < (1 << 47) or ptr >= O.HYPERVISOR_VIRT_END) or ents > 8192:
                 return -E.EINVAL
-            dmm.ldt_base[vcpu] = arg1
+            dmm.ldt_base[vcpu] = ptr
             return 0
         if cmd == O.MMUEXT_CLEAR_PAGE:
             if not (arg1 < mm.nr_frames and mm.get_page(arg1, d)):
