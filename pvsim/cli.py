@@ -15,7 +15,7 @@ from typing import Optional
 import pandas as pd
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from guest_kernels.modes import BASELINE, MODES
@@ -27,6 +27,7 @@ from pvsim.compare import compare as run_compare
 from pvsim.core.errors import ScenarioError
 from pvsim.core.profile import bundled_profiles, load_profile
 from pvsim.core.version import __version__
+from pvsim.estimate import DEFAULT_LIMIT_S, ProgressLog, check_limit, estimate, estimate_sweep
 from pvsim.results import Outputs, Results, check_output_path
 from pvsim.scenario import Scenario
 from pvsim.sched import SCHEDULER_NAMES
@@ -51,20 +52,35 @@ def user_errors(fn):
         except ScenarioError as e:
             err.print(f"pvsim: error: {e}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except KeyboardInterrupt:  # Ctrl-C: outputs are staged until the end, so nothing is half-written
+            err.print("pvsim: interrupted; no output written", markup=False, highlight=False)
+            raise typer.Exit(130) from None
 
     return wrapper
 
 
 def _progress():
-    return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err,
-                    transient=True, disable=not err.is_terminal)
+    return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=err, transient=True, disable=not err.is_terminal)
+
+
+NO_LIMIT_HELP = "run even if the estimated wall time passes --max-wall-s"
+MAX_WALL_HELP = "refuse a run estimated (by a short measured probe) to take longer than this many seconds"
+
+
+def _limit(no_limit: bool, max_wall_s: float) -> float | None:
+    if not (max_wall_s > 0):
+        raise ScenarioError("--max-wall-s", f"must be > 0, got {max_wall_s}")
+    return None if no_limit else max_wall_s
 
 
 def _meta(profile: str, seed: int) -> dict:
     return {"pvsim_version": __version__, "profile": load_profile(profile).name, "seed": seed}
 
 
-def _check_profile(profile: str) -> None:
+def _check_profile(profile: str, seed: int | None = None) -> None:
+    if seed is not None and not 0 <= seed <= 2 ** 63 - 1:
+        raise ScenarioError("--seed", f"a seed is 0..2**63-1 (as in a scenario file), got {seed}")
     load_profile(profile, field_name="--profile")
 
 
@@ -105,16 +121,27 @@ def run(scenario: Path = typer.Argument(..., help="scenario TOML file"),
         seed: Optional[int] = typer.Option(None, help="override the scenario's seed (0..2**63-1)"),
         json_out: Optional[Path] = typer.Option(None, "--json", help="write results as JSON"),
         csv_out: Optional[Path] = typer.Option(None, "--csv", help="write results as CSV"),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="no table on stdout")):
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="no table on stdout"),
+        no_limit: bool = typer.Option(False, "--no-limit", help=NO_LIMIT_HELP),
+        max_wall_s: float = typer.Option(DEFAULT_LIMIT_S, "--max-wall-s", help=MAX_WALL_HELP)):
     """Run one scenario file and print a row per domain."""
+    limit = _limit(no_limit, max_wall_s)
     _check_outputs(json=json_out, csv=csv_out)
     sc = Scenario.from_toml(scenario)
     if seed is not None:
         sc = sc.with_seed(seed)
+    est = estimate(sc) if limit is not None else None
+    if est is not None:
+        check_limit(est, limit)
     system = build(sc)
+    log = ProgressLog(f"run {sc.name}", est, err.is_terminal, lambda line: err.print(line, markup=False))
     with _progress() as prog:
         task = prog.add_task(f"running {sc.name}", total=1.0)
-        res = system.run(progress=lambda f: prog.update(task, completed=f))
+
+        def step(f):
+            prog.update(task, completed=f)
+            log(f)
+        res = system.run(progress=step)
     with Outputs() as outs:
         if json_out:
             res.to_json(json_out, outs)
@@ -151,7 +178,7 @@ def compare(workload: str = typer.Option(..., "--workload", "-w", help="comma-se
             plot: Optional[Path] = typer.Option(None, "--plot", help="write the relative-performance bar chart "
                                                                      "(and <name>-breakdown.png beside it)")):
     """Run workloads under several modes; print a table relative to native; plot SOSP'03 Figure 3 style."""
-    _check_profile(profile)
+    _check_profile(profile, seed)
     _check_outputs(json=json_out, csv=csv_out, plot=plot)
     ws = split_list(workload, "--workload", list(BUILTIN))
     ms = split_list(modes, "--modes", list(MODES))
@@ -193,7 +220,7 @@ def lmbench(modes: str = typer.Option("native,pv32,bt", "--modes", "-m", help=MO
             csv_out: Optional[Path] = typer.Option(None, "--csv"),
             plot: Optional[Path] = typer.Option(None, "--plot", help="bar chart of ratios to native")):
     """lmbench latencies laid out as SOSP'03 Tables 3 (processes), 4 (context switches) and 5 (file & VM)."""
-    _check_profile(profile)
+    _check_profile(profile, seed)
     _check_outputs(json=json_out, csv=csv_out, plot=plot)
     ms = split_list(modes, "--modes", list(MODES))
     check_modes(ms, profile)
@@ -229,7 +256,7 @@ def nanobench(modes: str = typer.Option("native,bt,hvm-shadow", "--modes", "-m",
               csv_out: Optional[Path] = typer.Option(None, "--csv"),
               plot: Optional[Path] = typer.Option(None, "--plot")):
     """The ASPLOS'06 nanobenchmarks (cycles per operation), beside the published values where the profile is p4-2006."""
-    _check_profile(profile)
+    _check_profile(profile, seed)
     _check_outputs(json=json_out, csv=csv_out, plot=plot)
     ms = split_list(modes, "--modes", list(MODES))
     check_modes(ms, profile)
@@ -315,8 +342,11 @@ def sweep(scenario: Path = typer.Argument(..., help="base scenario TOML"),
           seeds: str = typer.Option("0", help="comma-separated seeds"),
           workers: int = typer.Option(1, help="worker processes"),
           json_out: Optional[Path] = typer.Option(None, "--json"),
-          csv_out: Optional[Path] = typer.Option(None, "--csv")):
+          csv_out: Optional[Path] = typer.Option(None, "--csv"),
+          no_limit: bool = typer.Option(False, "--no-limit", help=NO_LIMIT_HELP),
+          max_wall_s: float = typer.Option(DEFAULT_LIMIT_S, "--max-wall-s", help=MAX_WALL_HELP)):
     """Run a grid of scenario variants (and seeds); flat rows carry their parameters and a stable run_id."""
+    limit = _limit(no_limit, max_wall_s)
     _check_outputs(json=json_out, csv=csv_out)
     base = sw.load_base(scenario)
     grid = dict(sw.parse_param(p) for p in param)
@@ -324,6 +354,11 @@ def sweep(scenario: Path = typer.Argument(..., help="base scenario TOML"),
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise ScenarioError("--seeds", f"must be comma-separated integers, got {seeds!r}") from None
+    bad = next((s for s in seed_list if not 0 <= s <= 2 ** 63 - 1), None)
+    if bad is not None:
+        raise ScenarioError("--seeds", f"a seed is 0..2**63-1 (as in a scenario file), got {bad}")
+    if limit is not None:
+        check_limit(estimate_sweep(sw.expand(base, grid, seed_list)), limit, "sweep")
     with _progress() as prog:
         task = prog.add_task("sweeping", total=None)
         rows = sw.sweep(base, grid, seed_list, workers=workers,

@@ -39,13 +39,18 @@ def set_path(data: dict, path: str, value: Any) -> None:
     for i, part in enumerate(parts):
         m = _PATH.match(part)
         if not m:
-            raise ScenarioError(f"sweep.{path}", "not a field path like host.pcpus or domains[1].weight")
+            raise ScenarioError(f"--param {path}", "not a field path like host.pcpus or domains[1].weight")
         key, idx = m.group(1), m.group(2)
         last = i == len(parts) - 1
+        here = ".".join(parts[:i + 1])
+        if not isinstance(cur, dict):
+            raise ScenarioError(f"--param {path}", f"{'.'.join(parts[:i])} is a value, not a table")
+        if idx is None and isinstance(cur.get(key), list):
+            raise ScenarioError(f"--param {path}", f"{here} is an array; name one entry, like {key}[0]")
         if idx is not None:
             seq = cur.get(key)
             if not isinstance(seq, list) or int(idx) >= len(seq):
-                raise ScenarioError(f"sweep.{path}", f"{key}[{idx}] does not exist in the base scenario")
+                raise ScenarioError(f"--param {path}", f"{key}[{idx}] does not exist in the base scenario")
             if last:
                 seq[int(idx)] = value
             else:
@@ -54,6 +59,8 @@ def set_path(data: dict, path: str, value: Any) -> None:
             cur[key] = value
         else:
             cur = cur.setdefault(key, {})
+            if not isinstance(cur, dict):
+                raise ScenarioError(f"--param {path}", f"{here} is a value, not a table")
 
 
 def run_id(data: dict) -> str:
@@ -76,17 +83,18 @@ def load_base(path: str | Path) -> dict:
         raise ScenarioError("scenario", f"{path}: invalid TOML ({e})") from None
     base.setdefault("name", p.stem)
     base["_base_dir"] = str(p.parent.resolve())
+    scenario_of(deepcopy(base))  # the base itself is valid (its seed too, though --seeds replaces it)
     return base
 
 
-def _scenario(data: dict) -> Scenario:
+def scenario_of(data: dict) -> Scenario:
     d = {k: v for k, v in data.items() if k != "_base_dir"}
     return Scenario.from_dict(d, name=str(d.get("name", "sweep")), base_dir=data.get("_base_dir"))
 
 
 def _run_one(args: tuple[dict, dict]) -> list[dict]:
     data, params = args
-    res = build(_scenario(data)).run()
+    res = build(scenario_of(data)).run()
     rid = run_id(data)
     rows = []
     for r in res.rows:
@@ -112,7 +120,7 @@ def expand(base: dict, grid: dict[str, Iterable], seeds: Iterable[int] = (0,)) -
             runs.append((data, params))
     # validate all before running any
     for data, _ in runs:
-        _scenario(deepcopy(data))
+        scenario_of(deepcopy(data))
     return runs
 
 
@@ -148,6 +156,11 @@ def parse_param(spec: str) -> tuple[str, list]:
                 pass
         return v
 
+    path = path.strip()
+    if not path:
+        raise ScenarioError("--param", f"expected PATH=V1,V2,..., got {spec!r}")
+    if path.split(".")[0].split("[")[0] == "seed":
+        raise ScenarioError(f"--param {path}", "the seed is swept with --seeds")
     values = [conv(v.strip()) for v in vals.split(",") if v.strip()]
     if not values:
         raise ScenarioError("--param", f"{path}: no values")
