@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench setup clean lint
+.PHONY: demo test bench mutants campaign setup clean lint
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,14 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pytest -m benchmark benchmarks -s -p no:cacheprovider -o python_files="bench_*.py"
+
+# single-rule mutants of the shipped code, each against the tests that should catch it (tools/mutants.py)
+mutants: $(STAMP)
+	$(PY) tools/mutants.py -j 2
+
+# the hostile campaign at full size (the suite runs a 5,000-call instance)
+campaign: $(STAMP)
+	PVSIM_CAMPAIGN_CALLS=100000 $(PY) -m pytest -s -p no:cacheprovider tests/hostile/test_campaign.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -190,9 +190,11 @@ class DirectPaging:
         if mm.count[mfn] <= 0 or real < 0:
             return -E.EBUSY  # could_not_pin: no owner
         if real != pg_owner:
-            # real_pg_owner != pg_owner: only a privileged l1e_owner naming a foreign pg_owner
-            # (xsm_priv_mapping) may go on; the ordinary case (pg_owner == l1e_owner) is refused.
-            priv = mm.domains.get(l1e_owner)
+            # real_pg_owner != pg_owner: refused when pg_owner == l1e_owner, and otherwise unless
+            # xsm_priv_mapping(XSM_TARGET, pg_owner, real_pg_owner) passes -- the privilege of the
+            # *pg_owner* over the real owner (xen/arch/x86/mm.c get_page_from_l1e), not the
+            # mapping domain's: dom0 naming an unprivileged pg_owner maps only that domain's frames.
+            priv = mm.domains.get(pg_owner)
             if pg_owner == l1e_owner or priv is None or not priv.privileged or real == DOMID_XEN:
                 return -E.EBUSY
         mm.count[mfn] += 1

@@ -127,6 +127,8 @@ def test_malformed_block_request_closes_only_the_hostile_device(kind):
         blk.f.push_requests()
         kick(hostile, blk.front_port)
     run_with_attack(system, victim, hostile, blk, attack)
+    if kind == "operation_99":
+        assert "with operation 99" in blk.error, blk.error
 
 
 def test_duplicate_ids_in_one_batch_and_a_valid_request_first():
