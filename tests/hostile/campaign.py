@@ -198,7 +198,7 @@ class Campaign(World):
             v = x[3] % 3
             rec = A.EvtchnBindIpi(v)
             return cmd, rec, -E.ENOENT if v >= len(self.att.vcpus) else 0
-        return cmd, A.EvtchnUnmask(port), None if valid else -E.EINVAL
+        return cmd, A.EvtchnUnmask(port), 0 if valid else -E.EINVAL  # evtchn_unmask
 
     @staticmethod
     def _free(ed):
