@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench report setup clean lint
+.PHONY: demo test bench report mutants campaign setup clean lint
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ bench: $(STAMP)
 report: $(STAMP)
 	mkdir -p out
 	$(VENV)/bin/pvsim report --html out/report.html --markdown out/report.md
+# single-rule mutants of the shipped code, each against the tests that should catch it (tools/mutants.py)
+mutants: $(STAMP)
+	$(PY) tools/mutants.py -j 2
+
+# the hostile campaign at full size (the suite runs a 5,000-call instance)
+campaign: $(STAMP)
+	PVSIM_CAMPAIGN_CALLS=100000 $(PY) -m pytest -s -p no:cacheprovider tests/hostile/test_campaign.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

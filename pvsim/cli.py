@@ -16,7 +16,7 @@ from typing import Optional
 import pandas as pd
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from guest_kernels.modes import BASELINE, MODES
@@ -29,6 +29,7 @@ from pvsim.compare import compare as run_compare
 from pvsim.core.errors import ScenarioError
 from pvsim.core.profile import bundled_profiles, load_profile
 from pvsim.core.version import __version__
+from pvsim.estimate import DEFAULT_LIMIT_S, ProgressLog, check_limit, estimate, estimate_sweep
 from pvsim.migrate import live as migration
 from pvsim.results import Outputs, Results, check_output_path
 from pvsim.scenario import Scenario
@@ -58,20 +59,35 @@ def user_errors(fn):
         except ScenarioError as e:
             err.print(f"pvsim: error: {e}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except KeyboardInterrupt:  # Ctrl-C: outputs are staged until the end, so nothing is half-written
+            err.print("pvsim: interrupted; no output written", markup=False, highlight=False)
+            raise typer.Exit(130) from None
 
     return wrapper
 
 
 def _progress():
-    return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err,
-                    transient=True, disable=not err.is_terminal)
+    return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=err, transient=True, disable=not err.is_terminal)
+
+
+NO_LIMIT_HELP = "run even if the estimated wall time passes --max-wall-s"
+MAX_WALL_HELP = "refuse a run estimated (by a short measured probe) to take longer than this many seconds"
+
+
+def _limit(no_limit: bool, max_wall_s: float) -> float | None:
+    if not (max_wall_s > 0):
+        raise ScenarioError("--max-wall-s", f"must be > 0, got {max_wall_s}")
+    return None if no_limit else max_wall_s
 
 
 def _meta(profile: str, seed: int) -> dict:
     return {"pvsim_version": __version__, "profile": load_profile(profile).name, "seed": seed}
 
 
-def _check_profile(profile: str) -> None:
+def _check_profile(profile: str, seed: int | None = None) -> None:
+    if seed is not None and not 0 <= seed <= 2 ** 63 - 1:
+        raise ScenarioError("--seed", f"a seed is 0..2**63-1 (as in a scenario file), got {seed}")
     load_profile(profile, field_name="--profile")
 
 
@@ -119,20 +135,31 @@ def run(scenario: Path = typer.Argument(..., help="scenario TOML file, or an xl.
         perfetto: Optional[Path] = typer.Option(None, "--perfetto", help="write a Perfetto / chrome://tracing "
                                                 "timeline (Chrome JSON trace format)"),
         trace_mask: Optional[str] = typer.Option(None, "--trace-mask", "-e", help="xentrace -e event mask for "
-                                                 "--trace, e.g. 0x0002f000 (scheduler only); default all")):
+                                                 "--trace, e.g. 0x0002f000 (scheduler only); default all"),
+        no_limit: bool = typer.Option(False, "--no-limit", help=NO_LIMIT_HELP),
+        max_wall_s: float = typer.Option(DEFAULT_LIMIT_S, "--max-wall-s", help=MAX_WALL_HELP)):
     """Run one scenario file and print a row per domain."""
+    limit = _limit(no_limit, max_wall_s)
     _check_outputs(json=json_out, csv=csv_out, trace=trace, perfetto=perfetto)
     parse_mask(trace_mask)
     sc = load_scenario([scenario], host, warn=lambda t: err.print(f"pvsim: {t}", markup=False, highlight=False)) \
         if is_xlcfg(scenario) else Scenario.from_toml(scenario)
     if seed is not None:
         sc = sc.with_seed(seed)
+    est = estimate(sc) if limit is not None else None
+    if est is not None:
+        check_limit(est, limit)
     system = build(sc)
+    log = ProgressLog(f"run {sc.name}", est, err.is_terminal, lambda line: err.print(line, markup=False))
     with Outputs() as outs:
         tracing = Tracing(system, outs, trace, perfetto, trace_mask)
         with _progress() as prog:
             task = prog.add_task(f"running {sc.name}", total=1.0)
-            res = system.run(progress=lambda f: prog.update(task, completed=f))
+
+            def step(f):
+                prog.update(task, completed=f)
+                log(f)
+            res = system.run(progress=step)
         tracing.close()
         if json_out:
             res.to_json(json_out, outs)
@@ -225,7 +252,7 @@ def compare(workload: str = typer.Option(..., "--workload", "-w", help="comma-se
             plot: Optional[Path] = typer.Option(None, "--plot", help="write the relative-performance bar chart "
                                                                      "(and <name>-breakdown.png beside it)")):
     """Run workloads under several modes; print a table relative to native; plot SOSP'03 Figure 3 style."""
-    _check_profile(profile)
+    _check_profile(profile, seed)
     _check_outputs(json=json_out, csv=csv_out, plot=plot)
     ws = split_list(workload, "--workload", list(BUILTIN))
     ms = split_list(modes, "--modes", list(MODES))
@@ -267,7 +294,7 @@ def lmbench(modes: str = typer.Option("native,pv32,bt", "--modes", "-m", help=MO
             csv_out: Optional[Path] = typer.Option(None, "--csv"),
             plot: Optional[Path] = typer.Option(None, "--plot", help="bar chart of ratios to native")):
     """lmbench latencies laid out as SOSP'03 Tables 3 (processes), 4 (context switches) and 5 (file & VM)."""
-    _check_profile(profile)
+    _check_profile(profile, seed)
     _check_outputs(json=json_out, csv=csv_out, plot=plot)
     ms = split_list(modes, "--modes", list(MODES))
     check_modes(ms, profile)
@@ -304,7 +331,7 @@ def nanobench(modes: str = typer.Option("native,bt,hvm-shadow", "--modes", "-m",
               csv_out: Optional[Path] = typer.Option(None, "--csv"),
               plot: Optional[Path] = typer.Option(None, "--plot")):
     """The ASPLOS'06 nanobenchmarks (cycles per operation), beside the published values where the profile is p4-2006."""
-    _check_profile(profile)
+    _check_profile(profile, seed)
     _check_outputs(json=json_out, csv=csv_out, plot=plot)
     ms = split_list(modes, "--modes", list(MODES))
     check_modes(ms, profile)
@@ -438,9 +465,12 @@ def sweep(scenario: Path = typer.Argument(..., help="base scenario TOML"),
           json_out: Optional[Path] = typer.Option(None, "--json"),
           csv_out: Optional[Path] = typer.Option(None, "--csv"),
           parquet_out: Optional[Path] = typer.Option(None, "--parquet"),
-          quiet: bool = typer.Option(False, "--quiet", "-q", help="no table on stdout")):
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="no table on stdout"),
+          no_limit: bool = typer.Option(False, "--no-limit", help=NO_LIMIT_HELP),
+          max_wall_s: float = typer.Option(DEFAULT_LIMIT_S, "--max-wall-s", help=MAX_WALL_HELP)):
     """Run a grid of scenario variants (and seeds), each run cached by its run_id as it finishes, so a
     rerun or a resumed sweep computes only what is missing; rows carry their parameters and run_id."""
+    limit = _limit(no_limit, max_wall_s)
     _check_outputs(json=json_out, csv=csv_out, parquet=parquet_out)
     if engine not in sw.ENGINES:
         raise ScenarioError("--engine", f"unknown engine {engine!r}; allowed: {', '.join(sw.ENGINES)}")
@@ -459,7 +489,14 @@ def sweep(scenario: Path = typer.Argument(..., help="base scenario TOML"),
         raise ScenarioError("--seeds", f"must be comma-separated integers, got {seeds!r}") from None
     if not seed_list:
         raise ScenarioError("--seeds", "no seeds given")
+    bad = next((s for s in seed_list if not 0 <= s <= 2 ** 63 - 1), None)
+    if bad is not None:
+        raise ScenarioError("--seeds", f"a seed is 0..2**63-1 (as in a scenario file), got {bad}")
     runs = sw.expand(base, grid, seed_list, names)
+    if limit is not None:
+        store = None if no_cache else sw.Store(cache)
+        todo = [r for r in runs if store is None or store.get(r.run_id) is None]
+        check_limit(estimate_sweep(todo), limit, "sweep")
     for msg in sw.timeline_overrides(base, grid):
         err.print(f"pvsim: warning: {msg}", markup=False, highlight=False, soft_wrap=True)
     with _SweepProgress() as prog:

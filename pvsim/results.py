@@ -173,6 +173,12 @@ def check_output_path(path: str | Path, field: str = "output") -> Path:
         raise ScenarioError(field, f"directory {str(parent)!r} does not exist")
     if not parent.is_dir():
         raise ScenarioError(field, f"{str(parent)!r} is not a directory")
+    probe = parent / f".{p.name}.{os.getpid()}.probe"
+    try:  # a folder that exists but takes no file (/proc, read-only) is refused before any work
+        probe.open("x").close()
+        probe.unlink()
+    except OSError as e:
+        raise ScenarioError(field, f"{str(path)!r} cannot be written ({e.strerror})") from None
     return p
 
 

@@ -68,13 +68,18 @@ def set_path(data: dict, path: str, value: Any) -> None:
     for i, part in enumerate(parts):
         m = _PATH.match(part)
         if not m:
-            raise ScenarioError(f"sweep.{path}", "not a field path like host.pcpus or domains[1].weight")
+            raise ScenarioError(f"--param {path}", "not a field path like host.pcpus or domains[1].weight")
         key, idx = m.group(1), m.group(2)
         last = i == len(parts) - 1
+        here = ".".join(parts[:i + 1])
+        if not isinstance(cur, dict):
+            raise ScenarioError(f"--param {path}", f"{'.'.join(parts[:i])} is a value, not a table")
+        if idx is None and isinstance(cur.get(key), list):
+            raise ScenarioError(f"--param {path}", f"{here} is an array; name one entry, like {key}[0]")
         if idx is not None:
             seq = cur.get(key)
             if not isinstance(seq, list) or int(idx) >= len(seq):
-                raise ScenarioError(f"sweep.{path}", f"{key}[{idx}] does not exist in the base scenario")
+                raise ScenarioError(f"--param {path}", f"{key}[{idx}] does not exist in the base scenario")
             if last:
                 seq[int(idx)] = value
             else:
@@ -83,6 +88,8 @@ def set_path(data: dict, path: str, value: Any) -> None:
             cur[key] = value
         else:
             cur = cur.setdefault(key, {})
+            if not isinstance(cur, dict):
+                raise ScenarioError(f"--param {path}", f"{here} is a value, not a table")
 
 
 def run_id(data: dict) -> str:
@@ -107,10 +114,11 @@ def load_base(path: str | Path) -> dict:
         raise ScenarioError("scenario", f"{path}: invalid TOML ({e})") from None
     base.setdefault("name", p.stem)
     base["_base_dir"] = str(p.parent.resolve())
+    scenario_of(deepcopy(base))  # the base itself is valid (its seed too, though --seeds replaces it)
     return base
 
 
-def _scenario(data: dict) -> Scenario:
+def scenario_of(data: dict) -> Scenario:
     d = {k: v for k, v in data.items() if k != "_base_dir"}
     return Scenario.from_dict(d, name=str(d.get("name", "sweep")), base_dir=data.get("_base_dir"))
 
@@ -173,7 +181,7 @@ def expand(base: dict, grid: dict[str, Iterable], seeds: Iterable[int] = (0,),
             params = {cols[k]: v for k, v in zip(keys, combo)}
             runs.append(Run(len(runs), data, params, run_id(data)))
     for r in runs:
-        _scenario(deepcopy(r.data))
+        scenario_of(deepcopy(r.data))
     return runs
 
 
@@ -196,7 +204,7 @@ def timeline_overrides(base: dict, paths: Iterable[str]) -> list[str]:
 
 # ------------------------------------------------------------------------------------------ one run
 def _rows_of(run: Run) -> list[dict]:
-    res = build(_scenario(run.data)).run()
+    res = build(scenario_of(run.data)).run()
     rows = []
     for r in res.rows:
         row = dict(r)
@@ -242,7 +250,7 @@ def warm(base: dict) -> None:
     data["run"] = {"duration_ms": 1.0}
     data.pop("timeline", None)
     try:
-        build(_scenario(data)).run()
+        build(scenario_of(data)).run()
     except ScenarioError:  # a base that only the swept values make valid: nothing to warm with
         pass
     _WARM.add(key)
@@ -483,6 +491,11 @@ def parse_param(spec: str) -> tuple[str, list]:
                 pass
         return v
 
+    path = path.strip()
+    if not path:
+        raise ScenarioError("--param", f"expected PATH=V1,V2,..., got {spec!r}")
+    if path.split(".")[0].split("[")[0] == "seed":
+        raise ScenarioError(f"--param {path}", "the seed is swept with --seeds")
     values = [conv(v.strip()) for v in vals.split(",") if v.strip()]
     if not values:
         raise ScenarioError("--param", f"{path}: no values")

@@ -175,6 +175,8 @@ def alloc_unbound(hv, caller, dom_id: int, remote_dom: int) -> int:
         return port
     ch = ed.channels[port]
     ch.state = O.EVTCHNSTAT_unbound
+    # evtchn_alloc_unbound_t.remote_dom is a domid_t: the guest can only write 16 bits there
+    remote_dom &= 0xFFFF
     ch.remote_dom = d.domid if remote_dom == DOMID_SELF else remote_dom
     ch.notify_vcpu = 0
     return port
@@ -255,7 +257,10 @@ def close(hv, d, port: int) -> int:
     if ch.state == O.EVTCHNSTAT_closed:
         return -E.EINVAL
     if ch.state == O.EVTCHNSTAT_virq:
-        ed.virq_to_port.pop((ch.notify_vcpu, ch.virq), None)
+        # evtchn_close, ECS_VIRQ: "for_each_vcpu ... if ( v->virq_to_evtchn[virq] != port ) continue":
+        # the binding is found by its port, wherever bind_vcpu has since moved the notification
+        for key in [k for k, p in ed.virq_to_port.items() if p == port]:
+            del ed.virq_to_port[key]
     elif ch.state == O.EVTCHNSTAT_interdomain:
         rd = hv.domains.get(ch.remote_dom)
         if rd is not None:

@@ -109,19 +109,27 @@ class GrantTable:
         return r
 
     def grant_access(self, domid: int, frame: int, readonly: bool = False, ref: int | None = None) -> int:
-        """``gnttab_grant_foreign_access``: write domid, frame, then flags. Returns the ref (or -1)."""
+        """``gnttab_grant_foreign_access``: write domid, frame, then flags. Returns the ref (or -1).
+        Re-granting a given ``ref`` that a peer still has mapped (``GTF_reading``/``GTF_writing``)
+        is refused: the write would clear the flags Xen set for that mapping."""
         if ref is None:
             ref = self.alloc_ref()
             if ref < 0:
                 return -1
+        elif not (0 <= ref < self.nr_entries) or self.flags[ref] & (O.GTF_reading | O.GTF_writing):
+            return -1
         self.gdomid[ref] = domid
         self.frame[ref] = frame
         self.flags[ref] = O.GTF_permit_access | (O.GTF_readonly if readonly else 0)
         return ref
 
     def end_access(self, ref: int, free: bool = True) -> bool:
-        """``gnttab_end_foreign_access_ref``: cmpxchg flags to 0 unless reading/writing."""
-        if self.flags[ref] & (O.GTF_reading | O.GTF_writing):
+        """``gnttab_end_foreign_access_ref``: cmpxchg flags to 0 unless reading/writing. Ending a
+        ref that is not granted is refused, so a double ``end_access`` cannot free the ref twice
+        (Linux's ``gnttab_free_grant_reference`` would otherwise hand it out twice)."""
+        if not (0 <= ref < self.nr_entries) or self.flags[ref] & (O.GTF_reading | O.GTF_writing):
+            return False
+        if not self.flags[ref] & O.GTF_type_mask:
             return False
         self.flags[ref] = 0
         if free and ref >= O.GNTTAB_NR_RESERVED_ENTRIES:
@@ -157,7 +165,9 @@ def map_grant_ref(hv, ld, op: A.GnttabMapGrantRef) -> int:
     if op.flags & O.GNTMAP_host_map and op.host_addr == 0 and not (op.flags & O.GNTMAP_contains_pte):
         op.status = O.GNTST_bad_virt_addr
         return op.status
-    rd = _lookup(hv, ld, op.dom)
+    # map_grant_ref: "rcu_lock_domain_by_id(op->dom)" -- by id only, so DOMID_SELF is
+    # GNTST_bad_domain (xen/common/grant_table.c), unlike the copy and query paths
+    rd = hv.domains.get(op.dom)
     if rd is None:
         op.status = O.GNTST_bad_domain
         return op.status
@@ -305,6 +315,11 @@ def query_size(hv, ld, op: A.GnttabQuerySize) -> int:
     d = _lookup(hv, ld, op.dom)
     if d is None:
         op.status = O.GNTST_bad_domain
+        return op.status
+    # gnttab_query_size: xsm_grant_query_size(XSM_TARGET, current->domain, d) fails for another
+    # domain unless the caller is privileged -> GNTST_permission_denied
+    if d is not ld and not ld.privileged:
+        op.status = O.GNTST_permission_denied
         return op.status
     gt = gnttab_for(d)
     op.nr_frames, op.max_nr_frames, op.status = gt.nr_frames, gt.max_frames, O.GNTST_okay

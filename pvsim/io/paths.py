@@ -10,8 +10,10 @@ Design note
   after ``RING_FINAL_CHECK_FOR_REQUESTS``. netback moves data with batched ``GNTTABOP_copy`` (64 ops
   per call, ``COPY_BATCH_SIZE``) or map/unmap; blkback maps the segments (unmaps batched by 32 with
   one flush) or, with ``persistent=True``, keeps them mapped and copies. The backend validates the
-  frontend (``RING_REQUEST_PROD_OVERFLOW``, segment count, grant status, duplicate ids) and closes
-  the device on a violation; the frontend checks response ids.
+  frontend (``RING_REQUEST_PROD_OVERFLOW``, then every request field by :mod:`pvsim.io.protocol`:
+  type, range, operation, segment count, sector within the disk, size, ids unique in flight; the
+  return code and status of every grant operation) and closes the device on a violation; the
+  frontend checks response ids.
 * ``flavour="virtio"``: the same ring discipline as a virtio split ring with event-index
   suppression (``vring_need_event`` differs from ring.h only by the offset of the event index);
   a kick is one trapped access (``exit.io_instruction``, ioeventfd) to a vhost thread in the host
@@ -42,6 +44,7 @@ from hypercalls.table import HYPERVISOR_event_channel_op, HYPERVISOR_grant_table
 from hypercalls.trace import PVSIM_RING_KINDS, PVSIM_TRC_RING_NOTIFY
 from pvsim.io import gnttab as gt
 from pvsim.io.devices import TCPIP_HEADER_BYTES
+from pvsim.io.protocol import check_blk_request, check_rx_request, check_tx_request
 from pvsim.io.ring import (
     BLKIF_MAX_SEGMENTS_PER_REQUEST,
     BLKIF_SLOT_BYTES,
@@ -347,7 +350,7 @@ class RingNet(_RingDev):
     # ------------------------------------------------------------ frontend
     def _post_rx(self, k: int) -> None:
         for _ in range(k):
-            rid = self.next_id
+            rid = self.next_id & 0xFFFF  # netif_*_request.id is a uint16_t (netif.h)
             self.next_id += 1
             ref = self.fgt.grant_access(0, 0x20000 + (rid & 0xFFFF)) if self.flavour == "xen" else rid
             self.rx_out[rid] = ref
@@ -374,7 +377,7 @@ class RingNet(_RingDev):
                 continue
             k = min(free, n - i)
             for j in range(i, i + k):
-                rid = self.next_id
+                rid = self.next_id & 0xFFFF  # netif_*_request.id is a uint16_t (netif.h)
                 self.next_id += 1
                 ref = self.fgt.grant_access(0, 0x10000 + (rid & 0xFFFF)) if self.flavour == "xen" else rid
                 self.tx_out[rid] = ref
@@ -456,10 +459,11 @@ class RingNet(_RingDev):
             d.work("dom0.backend", "io.vhost_packet_cycles", n)
             return True
         if self.grant_mode == "copy":
+            ok = True
             for s in range(0, len(ops), COPY_BATCH_SIZE):
                 batch = ops[s:s + COPY_BATCH_SIZE]
-                d.hypercall(HYPERVISOR_grant_table_op, O.GNTTABOP_copy, batch, len(batch))
-            ok = all(o.status == O.GNTST_okay for o in ops)
+                ok &= d.hypercall(HYPERVISOR_grant_table_op, O.GNTTABOP_copy, batch, len(batch)) == 0
+            ok = ok and all(o.status == O.GNTST_okay for o in ops)
         else:
             ok = True
             maps = [A.GnttabMapGrantRef(0x6000_0000 + 0x1000 * i, O.GNTMAP_host_map,
@@ -468,8 +472,8 @@ class RingNet(_RingDev):
             if self.grant_mode == "persistent":
                 maps = [m for m in maps if m.ref not in self.persist]
             if maps:
-                d.hypercall(HYPERVISOR_grant_table_op, O.GNTTABOP_map_grant_ref, maps, len(maps))
-                ok = all(m.status == O.GNTST_okay for m in maps)
+                rc = d.hypercall(HYPERVISOR_grant_table_op, O.GNTTABOP_map_grant_ref, maps, len(maps))
+                ok = rc == 0 and all(m.status == O.GNTST_okay for m in maps)
             if ok and self.grant_mode == "map":
                 un = [A.GnttabUnmapGrantRef(m.host_addr, 0, m.handle) for m in maps]
                 d.hypercall(HYPERVISOR_grant_table_op, O.GNTTABOP_unmap_grant_ref, un, len(un))
@@ -498,10 +502,11 @@ class RingNet(_RingDev):
                     yield ("wait", nic.space_event(k))
                     continue
                 reqs = [self.txb.get_request() for _ in range(k)]
-                nbytes = sum(r[2] for r in reqs)
-                if any(not (0 < r[2] <= 0xFFFF) for r in reqs):
-                    self.fail("tx request size out of range")
+                why = next((w for w in map(check_tx_request, reqs) if w is not None), None)
+                if why is not None:
+                    self.fail(why)
                     return
+                nbytes = sum(r[2] for r in reqs)
                 ops = [A.GnttabCopy(P(ref=r[1], domid=guest), P(gmfn=0x500 + i, domid=DOMID_SELF),
                                       min(r[2], PAGE), O.GNTCOPY_source_gref) for i, r in enumerate(reqs)]
                 d.work("io.ring", "io.ring_slot_cycles", k)
@@ -535,7 +540,12 @@ class RingNet(_RingDev):
                         take = min(batch[0], avail - moved)
                         per = batch[1] // batch[0]
                         for j in range(take):
-                            rid, ref = self.rxb.get_request()
+                            rq = self.rxb.get_request()
+                            why = check_rx_request(rq)
+                            if why is not None:
+                                self.fail(why)
+                                return
+                            rid, ref = rq
                             last = (take == batch[0]) and j == take - 1
                             ops.append(A.GnttabCopy(P(gmfn=0x900 + j, domid=DOMID_SELF), P(ref=ref, domid=guest),
                                                       min(per, PAGE), O.GNTCOPY_dest_gref))
@@ -702,17 +712,15 @@ class RingBlk(_RingDev):
                 self.fail(f"blkif ring: {e}")
                 return
             if avail:
-                reqs = [dict(self.b.get_request()) for _ in range(avail)]  # copy out of the shared slot
+                # copy out of the shared slot (the frontend may rewrite it), then distrust every field
+                reqs = [self.b.get_request() for _ in range(avail)]
+                reqs = [dict(r) if isinstance(r, dict) else r for r in reqs]
                 maps = []
                 for r in reqs:
-                    nseg = r["nr_segments"]
-                    lim = MAX_INDIRECT_SEGMENTS if (r["operation"] == BLKIF_OP_INDIRECT and self.indirect) \
-                        else BLKIF_MAX_SEGMENTS_PER_REQUEST
-                    if not (1 <= nseg <= lim) or len(r["grefs"]) != nseg:
-                        self.fail(f"request {r['id']} with {nseg} segments (max {lim})")
-                        return
-                    if r["id"] in self.inflight_ids:
-                        self.fail(f"request id {r['id']} already in flight")
+                    why = check_blk_request(r, max_segs=self.max_segs, indirect=self.indirect,
+                                            capacity_sectors=self.disk.capacity_sectors, inflight=self.inflight_ids)
+                    if why is not None:
+                        self.fail(why)
                         return
                     self.inflight_ids.add(r["id"])
                     if self.flavour == "xen":
@@ -725,7 +733,10 @@ class RingBlk(_RingDev):
                                                               ref, guest))
                 d.work("io.ring", "io.ring_slot_cycles", len(reqs))
                 if maps:
-                    d.hypercall(HYPERVISOR_grant_table_op, O.GNTTABOP_map_grant_ref, maps, len(maps))
+                    rc = d.hypercall(HYPERVISOR_grant_table_op, O.GNTTABOP_map_grant_ref, maps, len(maps))
+                    if rc != 0:
+                        self.fail(f"GNTTABOP_map_grant_ref returned {rc}")
+                        return
                     if any(m.status != O.GNTST_okay for m in maps):
                         self.fail("request with a grant reference the frontend did not grant")
                         return

@@ -190,9 +190,11 @@ class DirectPaging:
         if mm.count[mfn] <= 0 or real < 0:
             return -E.EBUSY  # could_not_pin: no owner
         if real != pg_owner:
-            # real_pg_owner != pg_owner: only a privileged l1e_owner naming a foreign pg_owner
-            # (xsm_priv_mapping) may go on; the ordinary case (pg_owner == l1e_owner) is refused.
-            priv = mm.domains.get(l1e_owner)
+            # real_pg_owner != pg_owner: refused when pg_owner == l1e_owner, and otherwise unless
+            # xsm_priv_mapping(XSM_TARGET, pg_owner, real_pg_owner) passes -- the privilege of the
+            # *pg_owner* over the real owner (xen/arch/x86/mm.c get_page_from_l1e), not the
+            # mapping domain's: dom0 naming an unprivileged pg_owner maps only that domain's frames.
+            priv = mm.domains.get(pg_owner)
             if pg_owner == l1e_owner or priv is None or not priv.privileged or real == DOMID_XEN:
                 return -E.EBUSY
         mm.count[mfn] += 1
@@ -606,10 +608,14 @@ class DirectPaging:
         if cmd == O.MMUEXT_FLUSH_CACHE_GLOBAL:
             return -E.EACCES  # cache_flush_permitted(): no I/O resources
         if cmd == O.MMUEXT_SET_LDT:
-            ents = int(arg2)
-            if (arg1 & (C.PAGE_SIZE - 1)) or ents > 8192:
+            # xen/arch/x86/mm.c do_mmuext_op, MMUEXT_SET_LDT: nr_ents is an unsigned int,
+            # "ptr = ents ? op.arg1.linear_addr : 0", refused unless page aligned, __addr_ok(ptr)
+            # (below 1 << 47 or at or above HYPERVISOR_VIRT_END) and ents <= 8192
+            ents = int(arg2) & 0xFFFFFFFF
+            ptr = (int(arg1) & _U64) if ents else 0
+            if (ptr & (C.PAGE_SIZE - 1)) or not (ptr < (1 << 47) or ptr >= O.HYPERVISOR_VIRT_END) or ents > 8192:
                 return -E.EINVAL
-            dmm.ldt_base[vcpu] = arg1
+            dmm.ldt_base[vcpu] = ptr
             return 0
         if cmd == O.MMUEXT_CLEAR_PAGE:
             if not (arg1 < mm.nr_frames and mm.get_page(arg1, d)):

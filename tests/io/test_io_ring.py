@@ -1,6 +1,6 @@
 """Ring protocol (ring.h) properties, the final-check mutant, sizes and the backend overflow checks."""
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from io_ring_harness import run_actions
 
@@ -45,8 +45,20 @@ action = st.one_of(
 starts = st.sampled_from([0, 1, 2**31, 2**32 - 5, 2**32 - 1])
 
 
+# The two final-check races, reached on purpose on every run (not by the search's luck): a request
+# pushed inside the backend's final-check window, a response inside the frontend's; at a wrapping
+# start index too. A final check without its re-check (a mutant of ring.py) fails these.
+BACK_RACE = [("push", 1), ("back_wake", 0), ("consume", 1), ("back_idle", 1)]
+FRONT_RACE = [("push", 2), ("back_wake", 0), ("consume", 2), ("respond", 1), ("front_wake", 0),
+              ("front_rsp", 1), ("front_idle", 1)]
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(action, max_size=60), starts, st.sampled_from([1, 2, 8, 32]))
+@example(BACK_RACE, 0, 8)
+@example(BACK_RACE, 2**32 - 1, 2)
+@example(FRONT_RACE, 0, 8)
+@example(FRONT_RACE, 2**32 - 1, 2)
 def test_ring_no_loss_no_dup_no_lost_wakeup(actions, start, size):
     h = run_actions(actions, size=size, start=start)
     assert h.violations == []
