@@ -104,7 +104,7 @@ def parse_failures(raw, sc: Scenario, where: str = "failures") -> list[Failure]:
             raise ScenarioError(w, "give host = \"name\" (a crash) or link = [\"a\", \"b\"] (a cut), one of them")
         if "host" in t:
             if t["host"] not in hosts:
-                raise unknown(f"{w}.host", str(t["host"]), hosts, what="host")
+                raise unknown(where if where.startswith("--") else f"{w}.host", str(t["host"]), hosts, what="host")
             out.append(Failure(at, host=t["host"], where=w))
         else:
             ln = t["link"]
