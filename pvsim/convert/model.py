@@ -43,7 +43,7 @@ DRIVER_INJECT_MS = 30_000  # virt-v2v: mount the image, install virtio/PV driver
 SWITCH_ADDR_MS = 50  # gratuitous ARP for the kept addresses [assumption]
 BOOT_VM_MS = 15_000  # the converted guest boots (firmware, kernel, init) [assumption]
 BOOT_PHYS_MS = 60_000  # a physical server boots: POST, firmware, kernel, init [assumption]
-SHUTDOWN_MS = 10_000  # the guest's clean shutdown before an offline conversion [assumption]
+CLEAN_STOP_MS = 10_000  # the guest's clean shutdown before an offline conversion [assumption]
 KERNEL_SWAP_MS = 60_000  # install a distribution kernel in place of a XenLinux PV kernel [assumption]
 
 
@@ -125,9 +125,9 @@ def v2v(a: DiskArgs, mode: str, to_mode: str, to_vmm: str, swap_kernel: bool = F
     convert_ms = 2 * n * BLOCK / (a.disk_mb_per_s * 1e3)  # qemu-img convert: read + write at disk speed
     swap = KERNEL_SWAP_MS if (mode == "pv32" and to_mode != "pv32") else 0.0
     drivers = 0.0 if to_mode == mode else inject_ms
-    total = SHUTDOWN_MS + convert_ms + copy_ms + drivers + swap + boot_ms
+    total = CLEAN_STOP_MS + convert_ms + copy_ms + drivers + swap + boot_ms
     return {"kind": "v2v", "method": "offline", "from_mode": mode, "to_mode": to_mode, "to_vmm": to_vmm,
-            "blocks_copied": n, "bytes": n * BLOCK, "shutdown_ms": SHUTDOWN_MS, "convert_ms": convert_ms,
+            "blocks_copied": n, "bytes": n * BLOCK, "shutdown_ms": CLEAN_STOP_MS, "convert_ms": convert_ms,
             "copy_ms": copy_ms, "drivers_ms": drivers, "kernel_swap_ms": swap, "boot_ms": boot_ms,
             "total_ms": total, "downtime_ms": total,
             "image_matches": bool(np.array_equal(dst[d.used.astype(bool)], d.version[d.used.astype(bool)]))}
@@ -143,7 +143,7 @@ def v2p(a: DiskArgs, image_hw: str, target_hw: str, inject: bool = False, inject
     dst = np.zeros(d.n, dtype=np.int64)
     n, copy_ms = _copy(d, a, dst)
     drivers = inject_ms if image_hw != target_hw else 0.0
-    total = SHUTDOWN_MS + copy_ms + drivers + boot_ms
+    total = CLEAN_STOP_MS + copy_ms + drivers + boot_ms
     return {"kind": "v2p", "method": "clone", "image_hw": image_hw, "target_hw": target_hw, "blocks_copied": n,
             "bytes": n * BLOCK, "copy_ms": copy_ms, "drivers_ms": drivers, "boot_ms": boot_ms, "total_ms": total,
             "downtime_ms": total,
