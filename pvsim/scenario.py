@@ -236,6 +236,8 @@ class Scenario:
     name: str = "scenario"
     single_host: bool = True  # written with [host]/[scheduler] (field paths say host.*, scheduler.*)
     migrations: tuple = ()  # [[migrations]] tables as written; checked and run by pvsim.migrate.live
+    failures: tuple = ()  # [[failures]] tables as written; checked and run by pvsim.ha.failover
+    ha: tuple = ()  # the [ha] table's (key, value) pairs as written (heartbeat, reserve): pvsim.ha.failover
 
     # ------------------------------------------------------------------ conveniences
     @property
@@ -293,7 +295,7 @@ class Scenario:
         if not isinstance(data, dict):
             raise ScenarioError("scenario", "must be a table")
         top = {"seed", "host", "hosts", "scheduler", "run", "domains", "timeline", "name", "links", "storage",
-               "workloads", "workload_files", "migrations"}
+               "workloads", "workload_files", "migrations", "failures", "ha"}
         for k in data:
             if k not in top:
                 raise unknown("scenario", k, top)
@@ -336,7 +338,8 @@ class Scenario:
         storage = tuple(validate(StorageSpec, x, f"storage[{i}]") for i, x in enumerate(_array(data, "storage")))
         timeline = tuple(_parse_timeline(t, i) for i, t in enumerate(_array(data, "timeline")))
         sc = cls(hosts, tuple(doms), run, int(seed), timeline, links, storage, catalogue,
-                 str(data.get("name", name)), single, tuple(_array(data, "migrations")))
+                 str(data.get("name", name)), single, tuple(_array(data, "migrations")),
+                 tuple(_array(data, "failures")), _table(data, "ha"))
         sc.validate()
         return sc
 
@@ -461,6 +464,13 @@ def _has_hap(prof) -> bool:
 def _check_seed(seed, where: str) -> None:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise ScenarioError(where, f"must be an integer 0..{MAX_SEED}, got {seed!r}")
+
+
+def _table(data: dict, key: str) -> tuple:
+    v = data.get(key, {})
+    if not isinstance(v, dict):
+        raise ScenarioError(key, f"must be a table ([{key}])")
+    return tuple(v.items())
 
 
 def _array(data: dict, key: str) -> list:

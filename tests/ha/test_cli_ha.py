@@ -1,0 +1,48 @@
+"""pvsim remus / failover / convert: results, and bad input as one line naming the field, exit 2."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from pvsim.cli import app
+
+SC = "examples/two_hosts.toml"
+
+
+def run(*args):
+    return CliRunner().invoke(app, list(args))
+
+
+@pytest.mark.parametrize("args,field", [
+    (["failover", SC, "--fail", "h9"], "--fail"),
+    (["convert", "--kind", "v2v", "--mode", "hvm", "--to-mode", "pv", "--to-vmm", "kvm"], "--to-mode"),
+    (["convert", "--kind", "v2p", "--image-hw", "r640", "--target-hw", "dl380"], "--target-hw"),
+    (["convert", "--kind", "x2y"], "--kind"),
+    (["remus", SC, "-d", "db", "--to", "h9"], "--to"),
+    (["remus", SC, "-d", "db", "--to", "h2", "--interval-ms", "0"], "--interval-ms"),
+])
+def test_bad_input(args, field):
+    r = run(*args)
+    assert r.exit_code == 2
+    lines = [x for x in r.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"pvsim: error: {field}:")
+    assert "Traceback" not in r.output
+
+
+def test_remus_failover_json(tmp_path):
+    p = tmp_path / "r.json"
+    r = run("remus", SC, "-d", "db", "--to", "h2", "--interval-ms", "100", "--duration-ms", "600",
+            "--fail-at-ms", "333", "--json", str(p))
+    assert r.exit_code == 0, r.output
+    row = json.loads(p.read_text())["results"][0]
+    assert row["memory_equal"] and row["disk_equal"]
+    assert row["packets_missing"] == 0 and row["packets_repeated"] == 0
+
+
+def test_failover_and_convert(tmp_path):
+    p = tmp_path / "f.json"
+    assert run("failover", SC, "--fail", "h1", "--at-ms", "2500", "--json", str(p)).exit_code == 0
+    rows = json.loads(p.read_text())["results"]
+    assert {r["domain"] for r in rows if r["kind"] == "domain"} == {"db", "web"}
+    assert run("convert", "--kind", "p2v", "--size-gib", "1").exit_code == 0
