@@ -85,6 +85,11 @@ XS_OPS_PER_DEVICE = 8  # xenbus reconnect per frontend: state writes, ring-ref, 
 #                        (the handshake of pvsim/io/xenstore.py: Initialising .. Connected)
 
 POLICIES = ("xen", "xen-legacy", "qemu", "simgrid")
+#: QEMU (without auto-converge) and SimGrid iterate for as long as the dirty rate keeps the remainder
+#: above their threshold -- for ever, when the guest dirties faster than the link. The model stops
+#: such a migration after this many rounds and reports it ("did not converge"), as a user would
+#: cancel it; the rounds are real, only their end is the model's.
+NO_CONVERGENCE_ROUNDS = 100
 
 
 @dataclass(frozen=True)
@@ -350,6 +355,9 @@ class Migration:
             if pending <= bw * o.downtime_limit_ms / 1e3:
                 self.out.stop_reason = "pending<=bandwidth*downtime_limit"
                 break
+            if it >= NO_CONVERGENCE_ROUNDS:
+                self.out.stop_reason = f"did not converge in {NO_CONVERGENCE_ROUNDS} rounds"
+                break
             if o.auto_converge:  # mig_throttle_guest_down / migration_trigger_throttle
                 if pending > r.bytes * QEMU_THROTTLE_TRIGGER / 100:
                     high += 1
@@ -371,6 +379,10 @@ class Migration:
         threshold = bw * o.max_downtime_s
         it = 1
         while self.mem.dirty_count() * PAGE_SIZE > threshold:
+            if it >= NO_CONVERGENCE_ROUNDS:
+                self.out.stop_reason = f"did not converge in {NO_CONVERGENCE_ROUNDS} rounds"
+                self.out.iterations = it
+                return None
             it += 1
             r = yield from self._send_pages(self._clean(), it, True)
             bw = r.bytes / max(1e-9, r.duration_ns / 1e9)
