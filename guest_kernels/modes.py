@@ -74,6 +74,22 @@ class ModeSpec:
         return "hap" in self.needs
 
     @property
+    def pv_guest(self) -> bool:
+        """A Xen PV guest (32- or 64-bit): page tables normalised and PV records in a migration stream."""
+        return self.guest_type in ("pv32", "pv64")
+
+    @property
+    def vmm(self) -> str | None:
+        """The kind of VMM that runs the mode, for conversions between VMMs (``pvsim.convert``):
+        ``kvm`` (a host-kernel VMM), ``vmware`` (a binary-translating hosted VMM), ``xen``, or None
+        on bare metal."""
+        if self.control is None:
+            return None
+        if self.control == "host":
+            return "kvm"
+        return "vmware" if self.cpu == "translated" else "xen"
+
+    @property
     def hypercall_type(self) -> str:
         """The guest type the hypervisor's domain record carries (``none``: no Xen hypercalls)."""
         return self.guest_type or "none"

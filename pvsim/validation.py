@@ -38,6 +38,8 @@ LMBENCH_RANGES = {("null_call", "pv32"): (0.90, 1.10), ("fork", "pv32"): (1.5, 2
                   ("fork", "bt"): (5.0, float("inf"))}
 
 GROUPS = ("nano", "lmbench")
+#: ASPLOS'06 gives some values relative to native ("the same as native", "native + 2000 cycles").
+RELATIVE_TO_NATIVE = {"native": 0, "native+2000": 2000}
 COMMANDS = {
     "nano": "pvsim nanobench --modes native,bt,hvm-shadow --profile p4-2006",
     "lmbench": "pvsim lmbench --modes native,pv32,bt --profile xeon-2003",
@@ -75,11 +77,11 @@ def entries(groups: tuple[str, ...] = GROUPS) -> list[Entry]:
                                  "calibration" if test in CALIBRATION_SET else "validation"))
     if "lmbench" in groups:
         for op, (lup, xen, vmw) in SOSP03.items():
-            for mode, pub in (("pv32", xen), ("bt", vmw)):
+            for mode, pub, system in (("pv32", xen, "Xen"), ("bt", vmw, "VMware Workstation")):
                 lo, hi = LMBENCH_RANGES.get((op, mode), (None, None))
                 out.append(Entry("lmbench", op, mode, round(pub / lup, 4), "x native",
-                                 f"Barham et al., SOSP'03, Table 3 ({'Xen' if mode == 'pv32' else 'VMware Workstation'}"
-                                 f" / L-UP)", "validation", lo, hi, LMBENCH_BAND, "xeon-2003"))
+                                 f"Barham et al., SOSP'03, Table 3 ({system} / L-UP)", "validation", lo, hi,
+                                 LMBENCH_BAND, "xeon-2003"))
     return out
 
 
@@ -131,7 +133,8 @@ def predict(groups: tuple[str, ...] = GROUPS, ops: int = 2000, seed: int = 0,
              compare(list(PUBLISHED), ["native", "bt", "hvm-shadow"], "p4-2006", ops=ops, seed=seed, progress=progress)}
         for e in (e for e in es if e.group == "nano"):
             native = v[(e.test, "native")]
-            pub = native if e.published == "native" else native + 2000 if e.published == "native+2000" else e.published
+            off = RELATIVE_TO_NATIVE.get(e.published) if isinstance(e.published, str) else None
+            pub = e.published if off is None else native + off
             rows.append(Row(e, float(pub), float(v[(e.test, e.mode)])))
     if "lmbench" in groups:
         v = {(r["workload"], r["mode"]): r["value"] for r in

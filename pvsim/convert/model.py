@@ -34,11 +34,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from guest_kernels.modes import MODES
 from pvsim.core.errors import ScenarioError
 from pvsim.core.schema import unknown
 from pvsim.ha.disk import BLOCK, Disk
 
-VMM_RUNS = {"xen": ("pv", "pv32", "pvh", "hvm", "hvm-shadow", "pvhvm"), "kvm": ("kvm-virtio",), "vmware": ("bt",)}
+# which VMM kind runs which mode: read from the mode table (``ModeSpec.vmm``)
+VMM_RUNS = {k: tuple(m for m, s in MODES.items() if s.vmm == k) for k in ("xen", "kvm", "vmware")}
+
+
+def _xenlinux(mode: str) -> bool:
+    """A 32-bit PV (XenLinux) kernel: boots only as a 32-bit PV guest of Xen."""
+    return MODES[mode].guest_type == "pv32"
+
 DRIVER_INJECT_MS = 30_000  # virt-v2v: mount the image, install virtio/PV drivers, rebuild initramfs [assumption]
 SWITCH_ADDR_MS = 50  # gratuitous ARP for the kept addresses [assumption]
 BOOT_VM_MS = 15_000  # the converted guest boots (firmware, kernel, init) [assumption]
@@ -111,7 +119,7 @@ def check_v2v(mode: str, to_mode: str, to_vmm: str, swap_kernel: bool) -> None:
     if to_mode not in VMM_RUNS[to_vmm]:
         raise ScenarioError("--to-mode", f"a {to_vmm} VMM cannot run a {to_mode!r} guest; it runs "
                                          f"{', '.join(VMM_RUNS[to_vmm])}")
-    if mode == "pv32" and to_mode != "pv32" and not swap_kernel:
+    if _xenlinux(mode) and not _xenlinux(to_mode) and not swap_kernel:
         raise ScenarioError("--to-mode", f"a pv32 (XenLinux) kernel does not boot as {to_mode!r}; "
                                          "give --swap-kernel to install a distribution kernel")
 
@@ -123,7 +131,7 @@ def v2v(a: DiskArgs, mode: str, to_mode: str, to_vmm: str, swap_kernel: bool = F
     dst = np.zeros(d.n, dtype=np.int64)
     n, copy_ms = _copy(d, a, dst)
     convert_ms = 2 * n * BLOCK / (a.disk_mb_per_s * 1e3)  # qemu-img convert: read + write at disk speed
-    swap = KERNEL_SWAP_MS if (mode == "pv32" and to_mode != "pv32") else 0.0
+    swap = KERNEL_SWAP_MS if (_xenlinux(mode) and not _xenlinux(to_mode)) else 0.0
     drivers = 0.0 if to_mode == mode else inject_ms
     total = CLEAN_STOP_MS + convert_ms + copy_ms + drivers + swap + boot_ms
     return {"kind": "v2v", "method": "offline", "from_mode": mode, "to_mode": to_mode, "to_vmm": to_vmm,

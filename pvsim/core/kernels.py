@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 
 # Modules that define kernels; imported by load_all(). Add yours here.
 KERNEL_MODULES: list[str] = ["pvsim.mm.walk", "pvsim.sched.credit_core", "pvsim.io.devices", "pvsim.mm.pvkern",
-                             "pvsim.sched.rtds_core", "pvsim.sched.hk.core"]
+                             "pvsim.sched.rtds_core", "pvsim.sched.hk.core", "pvsim.migrate.dirty", "pvsim.ha.disk"]
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ def build(sc: Scenario, domain: str, to: str, interval_ms: float, pps: float, di
     disk = WriteModel.of(WritableSpec(ram_frac=0.25, mb_per_s=disk_mb_per_s), DISK_REGION_MIB,
                          seed_offset=sc.seed + 1)
     opts = RemusOptions(interval_ms=interval_ms, pps=pps, link_mbps=link.rate_mbps, latency_us=link.latency_us,
-                        pv=MODES[d.mode].hypercall_type in ("pv64", "pv32"), vcpus=d.vcpus,
+                        pv=MODES[d.mode].pv_guest, vcpus=d.vcpus,
                         release_early=release_early, keep_snapshots=True)
     return Remus(mem, disk, sc.seed, opts)
 

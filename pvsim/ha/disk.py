@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from pvsim.core import kernels
 from pvsim.migrate.dirty import GuestMemory, WriteModel
 from pvsim.workloads.spec import WritableSpec
 
@@ -107,3 +108,20 @@ class Disk:
 
     def sync_to(self, dst: np.ndarray) -> int:
         return int((_sync_kernel if self.compiled else sync_ref)(self.changed, self.version, dst))
+
+
+# ------------------------------------------------------------------------------------------ registry
+def _arrays_equal(ka, ra) -> None:
+    for a, b in zip(ka, ra):
+        np.testing.assert_array_equal(a, b)
+
+
+def _block_cases(rng):
+    for n in (0, 1, 100, 10_000):
+        yield ((rng.random(n) < 0.4).astype(np.uint8), rng.integers(0, 50, n).astype(np.int64),
+               np.zeros(n, np.int64))
+
+
+kernels.register("disk_copy_used", kernel=_copy_used_kernel, reference=copy_used_ref, cases=_block_cases,
+                 compare=_arrays_equal)
+kernels.register("disk_sync", kernel=_sync_kernel, reference=sync_ref, cases=_block_cases, compare=_arrays_equal)

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from pvsim.core import kernels
+
 PAGE_SIZE = 4096  # x86 4 KiB pages (XC_PAGE_SHIFT 12, xenctrl.h)
 PATTERNS = {"uniform": 0, "hot": 1, "sequential": 2}
 MASK64 = (1 << 64) - 1
@@ -233,3 +235,39 @@ class GuestMemory:
 
 def copy_pages(pfns: np.ndarray, src: np.ndarray, dst: np.ndarray, compiled: bool = True) -> None:
     (_copy_kernel if compiled else copy_ref)(pfns, len(pfns), src, dst)
+
+
+# ============================================================================== registry
+def _arrays_equal(ka, ra) -> None:
+    for a, b in zip(ka, ra):
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(a, b)
+
+
+def _write_cases(rng):
+    for kind in (0, 1, 2):
+        for npages, ws, hot in ((64, 64, 8), (1000, 300, 30), (4096, 4096, 4096), (50, 1, 1)):
+            for n in (0, 1, 37, 2000):
+                version = rng.integers(0, 5, npages).astype(np.int64)
+                dirty = (rng.random(npages) < 0.2).astype(np.uint8)
+                base = int(rng.integers(0, npages - ws + 1))
+                yield (kind, n, np.uint64(rng.integers(0, 2**63)), int(rng.integers(0, 10**6)), base, ws, hot,
+                       int(rng.integers(0, 2**32)), version, dirty)
+
+
+def _clean_cases(rng):
+    for npages in (0, 1, 100, 5000):
+        dirty = (rng.random(npages) < 0.3).astype(np.uint8)
+        yield dirty, np.zeros(npages, np.int64)
+
+
+def _copy_cases(rng):
+    for npages in (1, 100, 5000):
+        pfns = rng.permutation(npages).astype(np.int64)
+        yield pfns, int(rng.integers(0, npages + 1)), rng.integers(0, 99, npages).astype(np.int64), \
+            np.zeros(npages, np.int64)
+
+
+kernels.register("dirty_write", kernel=_write_kernel, reference=write_ref, cases=_write_cases, compare=_arrays_equal)
+kernels.register("dirty_clean", kernel=_clean_kernel, reference=clean_ref, cases=_clean_cases, compare=_arrays_equal)
+kernels.register("dirty_copy", kernel=_copy_kernel, reference=copy_ref, cases=_copy_cases, compare=_arrays_equal)

@@ -120,7 +120,7 @@ def run(sc: Scenario, reqs: list[Request], drop_final: bool = False) -> tuple[li
         seed = int(eng.rng(f"migrate/{i}/{d.name}").integers(0, 2**62))
         mem = GuestMemory(WriteModel.of(w, d.memory_mib, seed_offset=seed), seed)
         wl = sc.catalogue.resolve(d.workload, d.params)
-        opts = MigrationOptions(policy=r.policy, pv=MODES[d.mode].hypercall_type in ("pv64", "pv32"), vcpus=d.vcpus,
+        opts = MigrationOptions(policy=r.policy, pv=MODES[d.mode].pv_guest, vcpus=d.vcpus,
             devices=int(wl.uses_disk) + int(wl.uses_network), adaptive=r.adaptive, auto_converge=r.auto_converge,
             dom0_share=(_share(sc, d.host), _share(sc, r.to)), drop_final=drop_final)
         m = Migration(eng, pipes[key], mem, opts)
