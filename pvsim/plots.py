@@ -191,6 +191,9 @@ def validation_points(records: list[dict], path, title: str) -> None:
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
+    for axis in (ax.xaxis, ax.yaxis):  # plain numbers on the log axes, not 10^0 / 2x10^0
+        axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _p: f"{v:g}"))
+        axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     unit = records[0]["unit"] if records else ""
     ax.set_xlabel(f"published ({unit})")
     ax.set_ylabel(f"pvsim ({unit})")
