@@ -26,7 +26,7 @@ RANKS = [  # (module prefix, rank); the longest matching prefix wins
     ("pvsim.core", 1),
     ("pvsim.mm", 2), ("pvsim.io.devices", 2), ("pvsim.io.ring", 2),
     ("pvsim.hypervisor", 3), ("pvsim.sched", 3), ("pvsim.io", 3), ("guest_kernels", 3),
-    ("pvsim.workloads", 4), ("pvsim.migrate", 4), ("pvsim.migrate.live", 6),
+    ("pvsim.workloads", 4), ("pvsim.migrate", 4), ("pvsim.migrate.live", 6), ("pvsim.migrate.inrun", 6),
     ("pvsim.scenario", 5), ("pvsim.results", 5), ("pvsim.xlcfg", 5),
     ("pvsim.wiring", 6), ("pvsim.pricing", 6), ("pvsim.programs", 6), ("pvsim.system", 6),
     ("pvsim.compare", 7), ("pvsim.sweep", 7), ("pvsim.validation", 7), ("pvsim.calibrate", 7), ("pvsim.xl", 7),

@@ -180,6 +180,9 @@ class Migration:
         self.rate_bps: float | None = None  # sender-side rate limit (bytes/s), if any
         self.cpu = opts.policy != "simgrid"
         self.records = opts.policy in ("xen", "xen-legacy")
+        # hooks for a migration inside a scenario run (pvsim.migrate.inrun): called with this object
+        self.on_suspend = None  # the guest is asked to suspend (control/shutdown): its workload stops here
+        self.on_resume = None  # the receiver has restored it and the frontends have reconnected
 
     # ------------------------------------------------------------ time and the guest
     @property
@@ -383,6 +386,8 @@ class Migration:
         o, out = self.o, self.out
         t0 = self.now
         self._advance()
+        if self.on_suspend is not None:
+            self.on_suspend(self)
         if self.records:  # the guest acknowledges control/shutdown with SHUTDOWN_suspend
             yield self.engine.timeout_ns(SUSPEND_NS)
         self._advance()
@@ -417,3 +422,5 @@ class Migration:
         out.guest_writes = self.mem.writes
         out.receiver = self.recv
         out.sender = self.mem.version
+        if self.on_resume is not None:
+            self.on_resume(self)
