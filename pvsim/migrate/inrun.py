@@ -41,7 +41,9 @@ class InRun:
     dst: object  # DomainRuntime on the target host (vCPUs on its dispatcher from resume)
     mig: Migration
     snaps: dict = field(default_factory=dict)  # "start", "suspend", "resume" -> snapshot
-    state: str = "pending"  # pending | precopy | downtime | done
+    state: str = "pending"  # pending | precopy | downtime | done | aborted
+    frames: int = 0  # frames populated on the target so far
+    free: dict = field(default_factory=dict)  # host -> free frames, shared by every migration of the run
 
 
 def plan(system) -> list[InRun]:
@@ -50,7 +52,8 @@ def plan(system) -> list[InRun]:
     if not sc.migrations:
         return []
     reqs = live.parse_requests(list(sc.migrations))
-    live.check(sc, reqs)
+    live.check(sc, reqs, cumulative=False)  # each alone; together they allocate as pages arrive
+    free = {h.name: h.spec.memory_mib * 256 - sum(d.spec.memory_mib * 256 for d in h.domains) for h in system.hosts}
     seen = set()
     out = []
     for i, r in enumerate(reqs):
@@ -66,7 +69,10 @@ def plan(system) -> list[InRun]:
         dst = target.receive(src.spec.model_copy(update={"host": r.to}), incarnation=f"@{r.to}")
         pipe = system.links[frozenset((src.host.name, r.to))].pipe_from(src.host.name)
         mig = live.build_migration(system.engine, pipe, sc, r, i)
-        out.append(InRun(r, i, src, dst, mig))
+        m = InRun(r, i, src, dst, mig, free=free)
+        mig.on_populate = lambda n, m=m: _populate(m, n)
+        mig.on_abort = lambda _mig, m=m: _abort(system, m)
+        out.append(m)
     return out
 
 
@@ -83,6 +89,25 @@ def start(system, runs: list[InRun]) -> None:
         m.mig.on_suspend = lambda _mig, m=m: _suspend(system, m)
         m.mig.on_resume = lambda _mig, m=m: _resume(system, m)
         eng.process(proc())
+
+
+def _populate(m: InRun, n: int) -> bool:
+    """The receiver allocates ``n`` more frames on the target (``xc_domain_populate_physmap_exact``)."""
+    if m.free[m.req.to] < n:
+        return False
+    m.free[m.req.to] -= n
+    m.frames += n
+    return True
+
+
+def _abort(system, m: InRun) -> None:
+    """The receiver failed: its domain is destroyed (frames freed), the guest runs on at the source."""
+    m.free[m.req.to] += m.frames
+    m.frames = 0
+    if m.state == "downtime":  # already suspended: resumed in place (libxl's suspend-cancel)
+        for u in m.src.domain.units:
+            m.src.host.runner.unpause(u)
+    m.state = "aborted"
 
 
 def _suspend(system, m: InRun) -> None:
@@ -109,6 +134,8 @@ def _resume(system, m: InRun) -> None:
         system.migrated_in(src, dst)
     m.snaps["resume"] = system.snap(dst)
     m.state = "done"
+    m.frames = 0
+    m.free[src.host.name] += src.spec.memory_mib * 256  # the source's frames are released
 
 
 def window(measure, dr, a, b):
@@ -125,9 +152,14 @@ def rows(runs: list[InRun], measure, start_snaps: dict, end_snaps: dict) -> tupl
     for m in runs:
         d = m.src.spec
         if m.state != "done":
-            out.append({"kind": "migration", "domain": d.name, "from": d.host, "to": m.req.to,
-                        "policy": m.req.policy, "memory_mib": d.memory_mib, "state": m.state,
-                        "start_ms": m.req.at_ms, "rounds": len(m.mig.out.rounds)})
+            o = m.mig.out
+            row = {"kind": "migration", "domain": d.name, "from": d.host, "to": m.req.to,
+                   "policy": m.req.policy, "memory_mib": d.memory_mib, "state": m.state,
+                   "start_ms": m.req.at_ms, "rounds": len(o.rounds), "bytes": o.bytes,
+                   "stop_reason": o.stop_reason}
+            if m.state == "aborted":
+                row["total_ms"] = o.total_ns / 1e6
+            out.append(row)
             rounds.extend({"kind": "round", **x} for x in live.round_rows(m.req, d, m.mig))
             continue
         row = {"kind": "migration", **live.summary_row(m.req, d, m.mig), "state": m.state}

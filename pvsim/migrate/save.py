@@ -148,6 +148,10 @@ class Outcome:
         return self.suspend_ns + self.final_copy_ns + self.records_ns + self.reconnect_ns + self.resume_ns
 
 
+class _Abort(Exception):
+    """The receiving side failed; the migration is abandoned."""
+
+
 class _Server:
     """A FIFO CPU server (one Domain-0's share of a pCPU)."""
 
@@ -183,6 +187,12 @@ class Migration:
         # hooks for a migration inside a scenario run (pvsim.migrate.inrun): called with this object
         self.on_suspend = None  # the guest is asked to suspend (control/shutdown): its workload stops here
         self.on_resume = None  # the receiver has restored it and the frontends have reconnected
+        # the receiver populates a pfn's frame when its first copy arrives (xg_sr_restore.c populate_pfns):
+        # on_populate(n) -> False when the target cannot allocate n more frames, and the migration aborts
+        self.on_populate = None
+        self.on_abort = None  # called once the sender has given up (the guest keeps running here)
+        self.aborted = ""
+        self._populated = np.zeros(len(mem.version), dtype=bool)
 
     # ------------------------------------------------------------ time and the guest
     @property
@@ -249,6 +259,11 @@ class Migration:
                 batch = batch[keep]
             if not len(batch):
                 continue
+            if self.on_populate is not None:
+                new = batch[~self._populated[batch]]
+                if len(new) and not self.on_populate(len(new)):
+                    raise _Abort(f"target out of memory ({len(new)} more frames needed)")
+                self._populated[new] = True
             copy_pages(batch, self.mem.version, self.recv)  # mapped and copied now
             cost = self._batch_cost(len(batch))
             if cost:
@@ -280,8 +295,19 @@ class Migration:
         if self.records:  # image + domain headers, static data, STATIC_DATA_END
             yield from self._send(IHDR_BYTES + DHDR_BYTES + 2 * (RHDR_BYTES + POLICY_BYTES) + RHDR_BYTES)
         loop = {"xen": self._xen, "xen-legacy": self._legacy, "qemu": self._qemu, "simgrid": self._simgrid}
-        final = yield from loop[o.policy]()
-        yield from self._stop_and_copy(final)
+        try:
+            final = yield from loop[o.policy]()
+            yield from self._stop_and_copy(final)
+        except _Abort as e:  # the receiver failed: the sender stops, the guest stays (or resumes) here
+            self.mem.logdirty = False  # XEN_DOMCTL_SHADOW_OP_OFF
+            self.running = True
+            out.stop_reason = f"aborted: {e}"
+            self.aborted = str(e)
+            out.end_ns = self.now
+            out.dom0_ns = [self.src.busy, self.dst.busy]
+            out.guest_writes = self.mem.writes
+            if self.on_abort is not None:
+                self.on_abort(self)
 
     def _all(self) -> np.ndarray:
         self.mem.clean()  # round 1 sends everything: the bitmap starts from now

@@ -3,11 +3,16 @@ leave the source's dispatcher at the end and join the target's, and it continues
 
 import json
 from pathlib import Path
+from types import SimpleNamespace as S
 
 import pytest
 from typer.testing import CliRunner
 
 from pvsim.cli import app
+from pvsim.core.engine import Engine
+from pvsim.io.devices import Pipe
+from pvsim.migrate.dirty import GuestMemory, WriteModel
+from pvsim.migrate.save import Migration, MigrationOptions
 from pvsim.scenario import Scenario
 from pvsim.system import build
 
@@ -81,3 +86,47 @@ def test_bad_migration_in_a_run_is_one_line_exit_2(tmp_path):
     r = CliRunner().invoke(app, ["run", str(p), "-q"])
     assert r.exit_code == 2
     assert "migrations[0].to" in r.output and "Traceback" not in r.output
+
+
+def test_target_out_of_memory_mid_migration_aborts_and_the_guest_stays(tmp_path):
+    # h2 holds Domain-0 (512 MiB) and 64 MiB more: each 48 MiB guest fits alone, not both together
+    extra = ('\n[[domains]]\nname = "app2"\nhost = "h1"\nmode = "pv"\nworkload = "cpu-int"\nmemory_mib = 48\n'
+             '\n[[migrations]]\ndomain = "app2"\nto = "h2"\nat_ms = 10\n')
+    p = tmp_path / "s.toml"
+    p.write_text(_text(mib=48, duration=100, extra=extra).replace("memory_mib = 4096\nscheduler = { name = \"credit2\" }",
+                                                                  "memory_mib = 576\nscheduler = { name = \"credit2\" }"))
+    res = build(Scenario.from_toml(p)).run()
+    mig = {r["domain"]: r for r in res.migration_rows if r["kind"] == "migration"}
+    states = sorted(r["state"] for r in mig.values())
+    assert states == ["aborted", "done"], mig
+    lost = next(r for r in mig.values() if r["state"] == "aborted")
+    assert lost["stop_reason"].startswith("aborted: target out of memory") and lost["total_ms"] > 0
+    rows = {(r["host"], r["domain"]): r for r in res.rows}
+    stayed = rows[("h1", lost["domain"])]
+    # it kept running on h1 for the whole run (three cpu-bound guests on 2 pCPUs until the other left)
+    assert stayed["elapsed_ns"] == 95_000_000 and stayed["cpu_share"] > 0.6 and stayed["units"] > 0
+    assert ("h2", lost["domain"]) not in rows
+    won = next(r for r in mig.values() if r["state"] == "done")
+    assert ("h2", won["domain"]) in rows and won["pages_lost"] == 0
+
+
+def test_save_loop_aborts_when_the_receiver_cannot_populate():
+    e = Engine(seed=1)
+    w = S(mib=None, ram_frac=None, mb_per_s=5.0, pattern="uniform", hot_frac=0.1, hot_share=0.9, free_frac=0.0)
+    mem = GuestMemory(WriteModel.of(w, 16, seed_offset=1), 1)
+    m = Migration(e, Pipe(e, 1000.0, 100.0), mem, MigrationOptions())
+    room = [3000]  # frames the target can still allocate: less than the guest's 4096
+
+    def populate(n):
+        if room[0] < n:
+            return False
+        room[0] -= n
+        return True
+
+    seen = []
+    m.on_populate, m.on_abort = populate, seen.append
+    m.on_resume = lambda _m: seen.append("resumed")
+    e.run_until(e.process(m.process()))
+    assert seen == [m] and m.out.stop_reason.startswith("aborted: target out of memory")
+    assert not mem.logdirty and m.running  # log-dirty off, the guest still runs at the source
+    assert m.out.rounds == [] and m.out.bytes < 4096 * 4096
