@@ -72,6 +72,7 @@ QEMU_DEVICE_STATE_BYTES = 65536  # vmstate of a small virtio guest [assumption]
 # ---------------------------------------------------------------- SimGrid constants, verbatim
 SIMGRID_MAX_DOWNTIME_S = 0.03  # "use the default max_downtime value 30ms" (src/plugins/vm/VmLiveMigration.cpp)
 SIMGRID_WORKING_SET_FRAC = 0.9  # working-set memory default 90 % of RAM (src/plugins/vm/VirtualMachineImpl.cpp)
+SIMGRID_GUARD_ROUNDS = 100  # pvsim's guard, not SimGrid's: its stage 2 never ends when dirtying outpaces the link
 # ---------------------------------------------------------------- costs (dom0 CPU, suspend, reconnect)
 MAP_BATCH_NS = 20_000  # xenforeignmemory_map of 1024 frames + unmap: privcmd ioctl, PTE writes, TLB flush [MEM]
 NORMALISE_PAGE_NS = 500  # PV page-table page: rewrite 512 PTEs mfn->pfn (xg_sr_save_x86_pv.c normalise_pagetable) [MEM]
@@ -400,6 +401,10 @@ class Migration:
         threshold = bw * o.max_downtime_s
         it = 1
         while self.mem.dirty_count() * PAGE_SIZE > threshold:
+            if it >= SIMGRID_GUARD_ROUNDS:
+                self.out.stop_reason = f"no convergence after {it} stages (pvsim guard)"
+                self.out.iterations = it
+                return None
             it += 1
             r = yield from self._send_pages(self._clean(), it, True)
             bw = r.bytes / max(1e-9, r.duration_ns / 1e9)
