@@ -380,6 +380,9 @@ class Migration:
             if pending <= bw * o.downtime_limit_ms / 1e3:
                 self.out.stop_reason = "pending<=bandwidth*downtime_limit"
                 break
+            if it >= SIMGRID_GUARD_ROUNDS:  # QEMU, too, iterates for ever without auto-converge
+                self.out.stop_reason = f"no convergence after {it} rounds (pvsim guard)"
+                break
             if o.auto_converge:  # mig_throttle_guest_down / migration_trigger_throttle
                 if pending > r.bytes * QEMU_THROTTLE_TRIGGER / 100:
                     high += 1
