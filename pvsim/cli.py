@@ -177,6 +177,26 @@ def run(scenario: Path = typer.Argument(..., help="scenario TOML file, or an xl.
                       f"{r['cpu_share']:.1%}", f"{r['elapsed_ns'] / 1e6:.1f}",
                       ", ".join(f"{k} {v / max(1, r['elapsed_ns']):.0%}" for k, v in top))
         out.print(t)
+        if res.migration_rows:
+            out.print(_migration_table(res.migration_rows))
+
+
+def _migration_table(rows) -> Table:
+    """The migrations of a run: times, downtime, bytes and the guest's throughput before / during / after."""
+    t = Table(title="migrations (guest throughput in its metric)")
+    for c in ("domain", "from", "to", "policy", "state", "total ms", "downtime ms", "MiB sent", "rounds",
+              "before", "during", "after"):
+        t.add_column(c)
+    for r in rows:
+        if r["kind"] != "migration":
+            continue
+        tp = r.get("throughput", {})
+        f = [f"{tp[k]:.4g}" if tp.get(k) is not None else "-" for k in ("before", "during", "after")]
+        t.add_row(r["domain"], r["from"], r["to"], r["policy"], r["state"],
+                  f"{r['total_ms']:.1f}" if "total_ms" in r else "-",
+                  f"{r['downtime_ms']:.2f}" if "downtime_ms" in r else "-",
+                  f"{r['bytes'] / 2**20:.1f}" if "bytes" in r else "-", str(r["rounds"]), *f)
+    return t
 
 
 # ---------------------------------------------------------------------------------------------- migrate

@@ -42,6 +42,7 @@ class Results:
     meta: dict = field(default_factory=dict)
     sched_rows: list[dict] = field(default_factory=list)
     host_rows: list[dict] = field(default_factory=list)
+    migration_rows: list[dict] = field(default_factory=list)  # kind "migration" and "round" rows of a run
 
     # ------------------------------------------------------------------ output
     def to_dict(self) -> dict:
@@ -49,6 +50,8 @@ class Results:
                "seed": self.meta.get("seed"), "meta": self.meta, "results": self.rows}
         if self.host_rows:
             out["hosts"] = self.host_rows
+        if self.migration_rows:
+            out["migrations"] = self.migration_rows
         return out
 
     def to_json(self, path: str | Path | None = None, outputs: "Outputs | None" = None) -> str:

@@ -51,6 +51,7 @@ from pvsim.io import evtchn as ev
 from pvsim.io.devices import NIC, Bridge, Disk, Link, Outside, Peer, RemoteDisk
 from pvsim.io.paths import DEVICE_PATHS, DeviceModel, Socket
 from pvsim.io.xenstore import XenStore
+from pvsim.migrate import inrun
 from pvsim.mm import workloads as mmw
 from pvsim.mm.host import attach_machine_memory
 from pvsim.pricing import price_step
@@ -355,9 +356,11 @@ class GuestEnv:
 class DomainRuntime:
     """One domain on one host: its hypervisor record, OS, devices, workload and measurements."""
 
-    def __init__(self, host: "HostRuntime", spec: DomainSpec, domid: int, control: bool = False):
+    def __init__(self, host: "HostRuntime", spec: DomainSpec, domid: int, control: bool = False,
+                 incarnation: str = ""):
         self.host = host
         self.spec = spec
+        self.incarnation = incarnation  # "" as built; "@host" once migrated there (its own random streams)
         self.mode = MODES[spec.mode]
         self.domid = domid
         self.control = control
@@ -395,7 +398,7 @@ class DomainRuntime:
         self.program = make_program(self, kernels[0]) if not structural and program_eligible(self) else None
         if self.program is not None:  # one thread of CPU and sleeps per vCPU: the OS reduced to its loop
             self.os = ProgramOS(spec.name, self.program,
-                                [host.engine.rng(f"workload/{spec.name}/{t}") for t in range(spec.vcpus)], kernels)
+                                [host.engine.rng(f"workload/{spec.name}{incarnation}/{t}") for t in range(spec.vcpus)], kernels)
         else:
             self.os = DomainOS(spec.name, dom, host.engine, hv, kernels, host.pricer,
                                scan_ports=lambda v, dom=dom: ev.guest_upcall(dom, v))
@@ -445,7 +448,7 @@ class DomainRuntime:
         self._threads_left = self.n_threads
         for t in range(self.n_threads):
             v = self.os.vcpus[t % len(self.os.vcpus)]
-            env = GuestEnv(self, v, self.host.engine.rng(f"workload/{self.spec.name}/{t}"))
+            env = GuestEnv(self, v, self.host.engine.rng(f"workload/{self.spec.name}{self.incarnation}/{t}"))
             self.os.spawn(self._wrap(thread(env, w, t)), vcpu=v.vcpu_id)
 
     def _wrap(self, gen, unit: bool = False):
@@ -518,7 +521,8 @@ class HostRuntime:
                                                   throughput_mbps=st.throughput_mbps, iops=st.iops)
         # domains: the control domain first (domid 0), then the others in scenario order
         specs = sc.domains_on(self.name)
-        kinds = {MODES[d.mode].control for d in specs} - {None}
+        coming = {t.get("domain") for t in sc.migrations if isinstance(t, dict) and t.get("to") == self.name}
+        kinds = {MODES[d.mode].control for d in specs + [d for d in sc.domains if d.name in coming]} - {None}
         control_name = None
         if kinds:
             kind = kinds.pop()
@@ -533,13 +537,37 @@ class HostRuntime:
         for domid, d in enumerate(specs, start=0 if control_name else 1):
             self.domains.append(DomainRuntime(self, d, domid, control=(d.name == control_name)))
         self.control = self.domains[0] if control_name else None
+        self.incoming: list[DomainRuntime] = []
         for dr in self.domains:
             self._attach_devices(dr)
-            aff = set(parse_cpulist(dr.spec.cpus, spec.pcpus, "cpus"))
-            for v, vos in enumerate(dr.os.vcpus):
-                self.runner.add_vcpu(dr.domid, v, vos, weight=dr.spec.weight, cap=dr.spec.cap, affinity=aff,
-                                     name=f"{dr.spec.name}.{v}", params=dr.spec.sched_params or None,
-                                     vcpu=dr.domain.vcpus[v])
+            self._add_vcpus(dr)
+
+    def _add_vcpus(self, dr: DomainRuntime) -> None:
+        aff = set(parse_cpulist(dr.spec.cpus, self.spec.pcpus, "cpus"))
+        for v, vos in enumerate(dr.os.vcpus):
+            self.runner.add_vcpu(dr.domid, v, vos, weight=dr.spec.weight, cap=dr.spec.cap, affinity=aff,
+                                 name=f"{dr.spec.name}.{v}", params=dr.spec.sched_params or None,
+                                 vcpu=dr.domain.vcpus[v])
+
+    def receive(self, spec: DomainSpec, incarnation: str) -> DomainRuntime:
+        """``xl migrate-receive``: an incoming domain built here (the next domid, its frontends on this
+        host's backends); its vCPUs join the dispatcher only at :meth:`admit`."""
+        domid = max((d.domid for d in self.domains + self.incoming), default=0) + 1
+        dr = DomainRuntime(self, spec, domid, incarnation=incarnation)
+        self._attach_devices(dr)
+        self.incoming.append(dr)
+        return dr
+
+    def admit(self, dr: DomainRuntime, start_threads: bool = True) -> None:
+        """A restored domain resumes here: its threads start, its vCPUs join the running dispatcher."""
+        self.incoming.remove(dr)
+        self.domains.append(dr)
+        if start_threads:
+            dr.start_threads()
+        self._add_vcpus(dr)
+        if start_threads and dr.peer is not None and dr.peer.kind == "clients":
+            for conn in range(dr.n_threads):
+                dr.peer.send_request(conn, dr.peer.turnaround_ns)
 
     def switch_ns_of(self, domid: int) -> int:
         """The hypervisor's vCPU-switch time charged to domain ``domid`` so far."""
@@ -624,6 +652,7 @@ class System:
         self._end_snaps: dict = {}
         for t in scenario.timeline:
             self._add_timeline(t)
+        self.migrations = inrun.plan(self)  # [[migrations]]: the target incarnations built, nothing run
         self._ran = False
         self._started = False
 
@@ -661,6 +690,18 @@ class System:
 
         h.runner.at(at, apply)
 
+    def snap(self, dr: DomainRuntime) -> dict:
+        """A measurement snapshot of ``dr`` now (for migrations' before / during / after windows)."""
+        dr.host.runner.sync()
+        return _snapshot(dr)
+
+    def migrated_in(self, src: DomainRuntime, dst: DomainRuntime) -> None:
+        """``dst`` continues ``src``'s finite workload: the run waits for ``dst`` instead."""
+        if src not in self._end_snaps:
+            self._end_snaps[src] = self.snap(src)
+            self._finite_left -= 1
+        self._finite_left += 1
+
     def domain_finished(self, dr: DomainRuntime) -> None:
         if math.isfinite(dr.budget) and dr not in self._end_snaps:
             dr.host.runner.sync()
@@ -675,6 +716,7 @@ class System:
             self._started = True
             for h in self.hosts:
                 h.start()
+            inrun.start(self, self.migrations)
 
     def advance(self, until_ns: int) -> None:
         """Run the simulation up to simulated time ``until_ns`` (for harnesses and notebooks)."""
@@ -715,13 +757,28 @@ class System:
             end = {d: self._end_snaps.get(d) or _snapshot(d) for d in self.domains}
             if progress:
                 progress(1.0)
-        rows = [_row(d, start[d], end[d], self) for d in self.domains]
+        mig_rows: list[dict] = []
+        if self.migrations:
+            for m in self.migrations:  # the source incarnation is measured until it left its host
+                gone = m.snaps.get("destroyed")
+                if gone is not None:
+                    end[m.src] = gone
+                if m.dst in end and (m.dst not in start or m.snaps["resume"]["t"] > start[m.dst]["t"]):
+                    start[m.dst] = m.snaps["resume"]  # the target incarnation from its resume
+            mig_rows = [r for rs in inrun.rows(self.migrations, lambda d, a, b: _row(d, a, b, self), start, end)
+                        for r in rs]
+        moved = {x for m in self.migrations for x in (m.src, m.dst)}
+        rows = [_row(d, start[d], end[d], self) for d in self.domains
+                if d not in moved or end[d]["t"] > start[d]["t"]]
         host_rows = [_host_row(h, start, end) for h in self.hosts]
         sched_rows = [r for h in self.hosts for r in _sched_rows(h)]
         meta = {"pvsim_version": __version__, "profile": self.hosts[0].profile.name, "seed": self.scenario.seed,
                 "scenario": self.scenario.name, "scheduler": self.hosts[0].spec.scheduler.name,
                 "pcpus": self.hosts[0].spec.pcpus, "hosts": [h.name for h in self.hosts]}
-        return Results(rows, meta, sched_rows, host_rows)
+        res = Results(rows, meta, sched_rows, host_rows)
+        if mig_rows:
+            res.migration_rows = mig_rows
+        return res
 
 
 def build(scenario: Scenario) -> System:

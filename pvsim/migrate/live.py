@@ -62,8 +62,10 @@ def parse_requests(raw, where: str = "migrations") -> list[Request]:
     return out
 
 
-def check(sc: Scenario, reqs: list[Request]) -> None:
-    """Each request against the scenario; the first problem raises naming its field."""
+def check(sc: Scenario, reqs: list[Request], cumulative: bool = True) -> None:
+    """Each request against the scenario; the first problem raises naming its field. With
+    ``cumulative`` the target must hold every domain sent to it at once; without, each alone (a run
+    then allocates as pages arrive, and a migration that finds the target full aborts)."""
     hosts = [h.name for h in sc.hosts]
     used = {h: sum(d.memory_mib for d in sc.domains_on(h)) for h in hosts}
     for h in hosts:  # the control domain the builder adds
@@ -96,7 +98,8 @@ def check(sc: Scenario, reqs: list[Request]) -> None:
         if d.memory_mib > free:
             raise ScenarioError(to_f, f"host {r.to!r} has {free} MiB free, domain {r.domain!r} needs "
                                       f"{d.memory_mib} MiB")
-        used[r.to] += d.memory_mib
+        if cumulative:
+            used[r.to] += d.memory_mib
 
 
 def _share(sc: Scenario, host: str) -> float:
@@ -104,8 +107,52 @@ def _share(sc: Scenario, host: str) -> float:
     return min(1.0, d0.cap / 100) if d0 is not None and d0.cap else 1.0
 
 
+def build_migration(eng, pipe, sc: Scenario, r: Request, index: int, drop_final: bool = False) -> Migration:
+    """The save engine of request ``r`` (the ``index``-th) of scenario ``sc`` on engine ``eng``, its stream
+    on ``pipe`` (the source host's direction of the link)."""
+    d = next(d for d in sc.domains if d.name == r.domain)
+    wl = sc.catalogue.resolve(d.workload, d.params)
+    seed = int(eng.rng(f"migrate/{index}/{d.name}").integers(0, 2**62))
+    mem = GuestMemory(WriteModel.of(wl.spec.writable, d.memory_mib, seed_offset=seed), seed)
+    opts = MigrationOptions(policy=r.policy, pv=MODES[d.mode].pv_guest, vcpus=d.vcpus,
+        devices=int(wl.uses_disk) + int(wl.uses_network), adaptive=r.adaptive, auto_converge=r.auto_converge,
+        dom0_share=(_share(sc, d.host), _share(sc, r.to)), drop_final=drop_final)
+    return Migration(eng, pipe, mem, opts)
+
+
+def summary_row(r: Request, d, m: Migration) -> dict:
+    """The ``kind = "migration"`` row of a finished migration ``m`` of domain spec ``d``."""
+    o = m.out
+    ram = d.memory_mib * 2**20
+    return {
+        "domain": d.name, "from": d.host, "to": r.to, "policy": r.policy, "memory_mib": d.memory_mib,
+        "start_ms": o.start_ns / 1e6, "total_ms": o.total_ns / 1e6, "downtime_ms": o.downtime_ns / 1e6,
+        "downtime_breakdown_ms": {"suspend": o.suspend_ns / 1e6, "final_copy": o.final_copy_ns / 1e6,
+                                  "state_records": o.records_ns / 1e6, "reconnect": o.reconnect_ns / 1e6,
+                                  "resume": o.resume_ns / 1e6},
+        "bytes": o.bytes, "bytes_over_ram": o.bytes / ram, "pages_sent": o.pages_sent,
+        "iterations": o.iterations, "rounds": len(o.rounds), "stop_reason": o.stop_reason,
+        "dom0_ms": {d.host: o.dom0_ns[0] / 1e6, r.to: o.dom0_ns[1] / 1e6},
+        "guest_page_writes": o.guest_writes,
+        "pages_lost": int((o.receiver != o.sender).sum()),
+    }
+
+
+def round_rows(r: Request, d, m: Migration) -> list[dict]:
+    """The ``kind = "round"`` rows of migration ``m``: one per round, in order."""
+    out = []
+    for x in m.out.rounds:
+        dur = max(1, x.duration_ns)
+        out.append({"domain": d.name, "policy": r.policy, "round": x.index, "live": x.live,
+                    "pages": x.pages, "skipped": x.skipped, "bytes": x.bytes,
+                    "start_ms": x.start_ns / 1e6, "duration_ms": x.duration_ns / 1e6,
+                    "mbit_per_s": x.bytes * 8 / dur * 1e3, "dirty_after": x.dirty_after,
+                    "dirty_mb_per_s": x.dirty_after * PAGE_SIZE / dur * 1e3})
+    return out
+
+
 def run(sc: Scenario, reqs: list[Request], drop_final: bool = False) -> tuple[list[dict], list[dict]]:
-    """Run every migration; (summary rows, per-round rows)."""
+    """Run every migration on an engine of its own (no guest runs); (summary rows, per-round rows)."""
     check(sc, reqs)
     eng = Engine(seed=sc.seed)
     pipes: dict = {}
@@ -116,14 +163,7 @@ def run(sc: Scenario, reqs: list[Request], drop_final: bool = False) -> tuple[li
         key = (d.host, r.to)
         if key not in pipes:
             pipes[key] = Pipe(eng, link.rate_mbps, link.latency_us)
-        w = sc.catalogue.resolve(d.workload, d.params).spec.writable
-        seed = int(eng.rng(f"migrate/{i}/{d.name}").integers(0, 2**62))
-        mem = GuestMemory(WriteModel.of(w, d.memory_mib, seed_offset=seed), seed)
-        wl = sc.catalogue.resolve(d.workload, d.params)
-        opts = MigrationOptions(policy=r.policy, pv=MODES[d.mode].pv_guest, vcpus=d.vcpus,
-            devices=int(wl.uses_disk) + int(wl.uses_network), adaptive=r.adaptive, auto_converge=r.auto_converge,
-            dom0_share=(_share(sc, d.host), _share(sc, r.to)), drop_final=drop_final)
-        m = Migration(eng, pipes[key], mem, opts)
+        m = build_migration(eng, pipes[key], sc, r, i, drop_final)
         migs.append((r, d, m))
 
         def later(r=r, m=m):
@@ -134,25 +174,6 @@ def run(sc: Scenario, reqs: list[Request], drop_final: bool = False) -> tuple[li
     eng.run()
     rows, rounds = [], []
     for r, d, m in migs:
-        o = m.out
-        ram = d.memory_mib * 2**20
-        rows.append({
-            "domain": d.name, "from": d.host, "to": r.to, "policy": r.policy, "memory_mib": d.memory_mib,
-            "start_ms": o.start_ns / 1e6, "total_ms": o.total_ns / 1e6, "downtime_ms": o.downtime_ns / 1e6,
-            "downtime_breakdown_ms": {"suspend": o.suspend_ns / 1e6, "final_copy": o.final_copy_ns / 1e6,
-                                      "state_records": o.records_ns / 1e6, "reconnect": o.reconnect_ns / 1e6,
-                                      "resume": o.resume_ns / 1e6},
-            "bytes": o.bytes, "bytes_over_ram": o.bytes / ram, "pages_sent": o.pages_sent,
-            "iterations": o.iterations, "rounds": len(o.rounds), "stop_reason": o.stop_reason,
-            "dom0_ms": {d.host: o.dom0_ns[0] / 1e6, r.to: o.dom0_ns[1] / 1e6},
-            "guest_page_writes": o.guest_writes,
-            "pages_lost": int((o.receiver != o.sender).sum()),
-        })
-        for x in o.rounds:
-            dur = max(1, x.duration_ns)
-            rounds.append({"domain": d.name, "policy": r.policy, "round": x.index, "live": x.live,
-                           "pages": x.pages, "skipped": x.skipped, "bytes": x.bytes,
-                           "start_ms": x.start_ns / 1e6, "duration_ms": x.duration_ns / 1e6,
-                           "mbit_per_s": x.bytes * 8 / dur * 1e3, "dirty_after": x.dirty_after,
-                           "dirty_mb_per_s": x.dirty_after * PAGE_SIZE / dur * 1e3})
+        rows.append(summary_row(r, d, m))
+        rounds.extend(round_rows(r, d, m))
     return rows, rounds

@@ -72,6 +72,7 @@ QEMU_DEVICE_STATE_BYTES = 65536  # vmstate of a small virtio guest [assumption]
 # ---------------------------------------------------------------- SimGrid constants, verbatim
 SIMGRID_MAX_DOWNTIME_S = 0.03  # "use the default max_downtime value 30ms" (src/plugins/vm/VmLiveMigration.cpp)
 SIMGRID_WORKING_SET_FRAC = 0.9  # working-set memory default 90 % of RAM (src/plugins/vm/VirtualMachineImpl.cpp)
+SIMGRID_GUARD_ROUNDS = 100  # pvsim's guard, not SimGrid's: its stage 2 never ends when dirtying outpaces the link
 # ---------------------------------------------------------------- costs (dom0 CPU, suspend, reconnect)
 MAP_BATCH_NS = 20_000  # xenforeignmemory_map of 1024 frames + unmap: privcmd ioctl, PTE writes, TLB flush [MEM]
 NORMALISE_PAGE_NS = 500  # PV page-table page: rewrite 512 PTEs mfn->pfn (xg_sr_save_x86_pv.c normalise_pagetable) [MEM]
@@ -85,11 +86,6 @@ XS_OPS_PER_DEVICE = 8  # xenbus reconnect per frontend: state writes, ring-ref, 
 #                        (the handshake of pvsim/io/xenstore.py: Initialising .. Connected)
 
 POLICIES = ("xen", "xen-legacy", "qemu", "simgrid")
-#: QEMU (without auto-converge) and SimGrid iterate for as long as the dirty rate keeps the remainder
-#: above their threshold -- for ever, when the guest dirties faster than the link. The model stops
-#: such a migration after this many rounds and reports it ("did not converge"), as a user would
-#: cancel it; the rounds are real, only their end is the model's.
-NO_CONVERGENCE_ROUNDS = 100
 
 
 @dataclass(frozen=True)
@@ -153,6 +149,10 @@ class Outcome:
         return self.suspend_ns + self.final_copy_ns + self.records_ns + self.reconnect_ns + self.resume_ns
 
 
+class _Abort(Exception):
+    """The receiving side failed; the migration is abandoned."""
+
+
 class _Server:
     """A FIFO CPU server (one Domain-0's share of a pCPU)."""
 
@@ -185,6 +185,15 @@ class Migration:
         self.rate_bps: float | None = None  # sender-side rate limit (bytes/s), if any
         self.cpu = opts.policy != "simgrid"
         self.records = opts.policy in ("xen", "xen-legacy")
+        # hooks for a migration inside a scenario run (pvsim.migrate.inrun): called with this object
+        self.on_suspend = None  # the guest is asked to suspend (control/shutdown): its workload stops here
+        self.on_resume = None  # the receiver has restored it and the frontends have reconnected
+        # the receiver populates a pfn's frame when its first copy arrives (xg_sr_restore.c populate_pfns):
+        # on_populate(n) -> False when the target cannot allocate n more frames, and the migration aborts
+        self.on_populate = None
+        self.on_abort = None  # called once the sender has given up (the guest keeps running here)
+        self.aborted = ""
+        self._populated = np.zeros(len(mem.version), dtype=bool)
 
     # ------------------------------------------------------------ time and the guest
     @property
@@ -251,6 +260,11 @@ class Migration:
                 batch = batch[keep]
             if not len(batch):
                 continue
+            if self.on_populate is not None:
+                new = batch[~self._populated[batch]]
+                if len(new) and not self.on_populate(len(new)):
+                    raise _Abort(f"target out of memory ({len(new)} more frames needed)")
+                self._populated[new] = True
             copy_pages(batch, self.mem.version, self.recv)  # mapped and copied now
             cost = self._batch_cost(len(batch))
             if cost:
@@ -282,8 +296,19 @@ class Migration:
         if self.records:  # image + domain headers, static data, STATIC_DATA_END
             yield from self._send(IHDR_BYTES + DHDR_BYTES + 2 * (RHDR_BYTES + POLICY_BYTES) + RHDR_BYTES)
         loop = {"xen": self._xen, "xen-legacy": self._legacy, "qemu": self._qemu, "simgrid": self._simgrid}
-        final = yield from loop[o.policy]()
-        yield from self._stop_and_copy(final)
+        try:
+            final = yield from loop[o.policy]()
+            yield from self._stop_and_copy(final)
+        except _Abort as e:  # the receiver failed: the sender stops, the guest stays (or resumes) here
+            self.mem.logdirty = False  # XEN_DOMCTL_SHADOW_OP_OFF
+            self.running = True
+            out.stop_reason = f"aborted: {e}"
+            self.aborted = str(e)
+            out.end_ns = self.now
+            out.dom0_ns = [self.src.busy, self.dst.busy]
+            out.guest_writes = self.mem.writes
+            if self.on_abort is not None:
+                self.on_abort(self)
 
     def _all(self) -> np.ndarray:
         self.mem.clean()  # round 1 sends everything: the bitmap starts from now
@@ -355,8 +380,8 @@ class Migration:
             if pending <= bw * o.downtime_limit_ms / 1e3:
                 self.out.stop_reason = "pending<=bandwidth*downtime_limit"
                 break
-            if it >= NO_CONVERGENCE_ROUNDS:
-                self.out.stop_reason = f"did not converge in {NO_CONVERGENCE_ROUNDS} rounds"
+            if it >= SIMGRID_GUARD_ROUNDS:  # QEMU, too, iterates for ever without auto-converge
+                self.out.stop_reason = f"no convergence after {it} rounds (pvsim guard)"
                 break
             if o.auto_converge:  # mig_throttle_guest_down / migration_trigger_throttle
                 if pending > r.bytes * QEMU_THROTTLE_TRIGGER / 100:
@@ -379,8 +404,8 @@ class Migration:
         threshold = bw * o.max_downtime_s
         it = 1
         while self.mem.dirty_count() * PAGE_SIZE > threshold:
-            if it >= NO_CONVERGENCE_ROUNDS:
-                self.out.stop_reason = f"did not converge in {NO_CONVERGENCE_ROUNDS} rounds"
+            if it >= SIMGRID_GUARD_ROUNDS:
+                self.out.stop_reason = f"no convergence after {it} stages (pvsim guard)"
                 self.out.iterations = it
                 return None
             it += 1
@@ -395,6 +420,8 @@ class Migration:
         o, out = self.o, self.out
         t0 = self.now
         self._advance()
+        if self.on_suspend is not None:
+            self.on_suspend(self)
         if self.records:  # the guest acknowledges control/shutdown with SHUTDOWN_suspend
             yield self.engine.timeout_ns(SUSPEND_NS)
         self._advance()
@@ -429,3 +456,5 @@ class Migration:
         out.guest_writes = self.mem.writes
         out.receiver = self.recv
         out.sender = self.mem.version
+        if self.on_resume is not None:
+            self.on_resume(self)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pvsim.migrate.save import DEF_MAX_FACTOR, DEF_MAX_ITERS, SPP_MAX_ITERATIONS
+from pvsim.migrate.save import DEF_MAX_FACTOR, DEF_MAX_ITERS, SIMGRID_GUARD_ROUNDS, SPP_MAX_ITERATIONS
 from tests.migrate.helpers import migrate
 
 # SimGrid 4.1, CM02, 1 GiB, 125 MB/s, 100 us, working set 90 %, max downtime 30 ms (issue 11)
@@ -75,3 +75,9 @@ def test_qemu_auto_converge_throttles_a_busy_guest():
 def test_same_seed_same_result():
     a, b = _hot("xen-legacy", 8, seed=4), _hot("xen-legacy", 8, seed=4)
     assert [(r.pages, r.bytes, r.end_ns) for r in a.rounds] == [(r.pages, r.bytes, r.end_ns) for r in b.rounds]
+
+
+def test_simgrid_stage_2_that_cannot_converge_stops_at_the_guard():
+    o = migrate("simgrid", ram_mib=8, rate_mbps=50.0, ws_mib=4, mb_per_s=300.0)  # dirtying >> link
+    assert o.stop_reason.startswith("no convergence") and o.iterations == SIMGRID_GUARD_ROUNDS
+    assert int((o.receiver != o.sender).sum()) == 0

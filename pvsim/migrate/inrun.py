@@ -1,0 +1,176 @@
+"""Live migration inside a scenario run: the guest runs on the source host while pre-copy goes on,
+stops at suspend, and continues on the target host's dispatcher after the restore.
+
+Design note
+-----------
+Models what ``xl migrate`` does to a running domain (``tools/xl/xl_migrate.c``: ``migrate_domain``
+on the sender, ``migrate_receive`` on the receiver; ``tools/libs/light/libxl_dom_suspend.c``,
+``libxl_create.c``'s restore path): the receiver creates a new domain (a new domid) on the target,
+the sender's save engine (:mod:`pvsim.migrate.save`) streams its memory over the link between the
+hosts (the scenario's own :class:`~pvsim.io.devices.Link`, so the stream shares it with any other
+traffic on it) while the guest keeps running on the source's dispatcher; at ``SHUTDOWN_suspend`` the
+guest's vCPUs are paused; once the last records are in, the source's vCPUs are destroyed
+(``sched_destroy_vcpu``), the target's are added to its dispatcher, the frontends are connected to
+the target Domain-0's backends, and the workload continues there. The guest's throughput is measured
+before the migration, during pre-copy and after the resume, each with the run's own metric.
+
+Simplifications: the target's domain is built with the system (its structures exist from time 0, its
+vCPUs join the dispatcher only at resume); a unit of work in flight at suspend is lost (the workload
+restarts its loop on the target, with what is left of its budget); guest writes follow the
+workload's declared writable working set (:mod:`pvsim.migrate.dirty`), not the instructions it runs;
+a domain whose memory steps run on the structural MMU is not migrated in-run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from pvsim.core.errors import ScenarioError
+from pvsim.migrate import live
+from pvsim.migrate.save import Migration
+
+
+@dataclass
+class InRun:
+    """One migration of a running system: the request, both incarnations of the domain, the save
+    engine, and the snapshots that measure the guest's throughput before, during and after."""
+    req: live.Request
+    index: int
+    src: object  # DomainRuntime on the source host
+    dst: object  # DomainRuntime on the target host (vCPUs on its dispatcher from resume)
+    mig: Migration
+    snaps: dict = field(default_factory=dict)  # "start", "suspend", "resume" -> snapshot
+    state: str = "pending"  # pending | precopy | downtime | done | aborted
+    frames: int = 0  # frames populated on the target so far
+    free: dict = field(default_factory=dict)  # host -> free frames, shared by every migration of the run
+
+
+def plan(system) -> list[InRun]:
+    """Check the scenario's ``[[migrations]]`` and prepare each on ``system`` (nothing runs yet)."""
+    sc = system.scenario
+    if not sc.migrations:
+        return []
+    reqs = live.parse_requests(list(sc.migrations))
+    live.check(sc, reqs, cumulative=False)  # each alone; together they allocate as pages arrive
+    free = {h.name: h.spec.memory_mib * 256 - sum(d.spec.memory_mib * 256 for d in h.domains) for h in system.hosts}
+    seen = set()
+    out = []
+    for i, r in enumerate(reqs):
+        if r.domain in seen:
+            raise ScenarioError(f"{r.where}.domain", f"domain {r.domain!r} is migrated twice; one migration each")
+        seen.add(r.domain)
+        src = system.domain(r.domain)
+        w = src.workload
+        if w.uses_memory and src.spec.options.mmu == "structural":
+            raise ScenarioError(f"{r.where}.domain", f"{r.domain!r} runs memory steps on the structural MMU, "
+                                                     "which does not migrate in a run; use options.mmu = \"counted\"")
+        target = next(h for h in system.hosts if h.name == r.to)
+        dst = target.receive(src.spec.model_copy(update={"host": r.to}), incarnation=f"@{r.to}")
+        pipe = system.links[frozenset((src.host.name, r.to))].pipe_from(src.host.name)
+        mig = live.build_migration(system.engine, pipe, sc, r, i)
+        m = InRun(r, i, src, dst, mig, free=free)
+        mig.on_populate = lambda n, m=m: _populate(m, n)
+        mig.on_abort = lambda _mig, m=m: _abort(system, m)
+        out.append(m)
+    return out
+
+
+def start(system, runs: list[InRun]) -> None:
+    """Arm each migration at its ``at_ms`` on the system's engine."""
+    eng = system.engine
+    for m in runs:
+        def proc(m=m):
+            yield eng.timeout_ns(int(round(m.req.at_ms * 1e6)))
+            m.snaps["start"] = system.snap(m.src)
+            m.state = "precopy"
+            yield from m.mig.process()
+
+        m.mig.on_suspend = lambda _mig, m=m: _suspend(system, m)
+        m.mig.on_resume = lambda _mig, m=m: _resume(system, m)
+        eng.process(proc())
+
+
+def _populate(m: InRun, n: int) -> bool:
+    """The receiver allocates ``n`` more frames on the target (``xc_domain_populate_physmap_exact``)."""
+    if m.free[m.req.to] < n:
+        return False
+    m.free[m.req.to] -= n
+    m.frames += n
+    return True
+
+
+def _abort(system, m: InRun) -> None:
+    """The receiver failed: its domain is destroyed (frames freed), the guest runs on at the source."""
+    m.free[m.req.to] += m.frames
+    m.frames = 0
+    if m.state == "downtime":  # already suspended: resumed in place (libxl's suspend-cancel)
+        for u in m.src.domain.units:
+            m.src.host.runner.unpause(u)
+    m.state = "aborted"
+
+
+def _suspend(system, m: InRun) -> None:
+    """``SHUTDOWN_suspend``: the guest stops running on the source."""
+    h = m.src.host
+    m.snaps["suspend"] = system.snap(m.src)
+    for u in m.src.domain.units:
+        h.runner.pause(u)
+    m.state = "downtime"
+
+
+def _resume(system, m: InRun) -> None:
+    """Restored on the target: the source's vCPUs leave its dispatcher, the target's join."""
+    src, dst = m.src, m.dst
+    for u in src.domain.units:
+        src.host.runner.destroy_vcpu(u)
+    m.snaps["destroyed"] = system.snap(src)
+    if math.isfinite(src.budget):
+        dst.budget = max(0.0, src.budget - src.os.units)
+    finished = src.finished_ns is not None
+    dst.host.admit(dst, start_threads=not finished)
+    system.domains.append(dst)
+    if math.isfinite(dst.budget) and not finished:
+        system.migrated_in(src, dst)
+    m.snaps["resume"] = system.snap(dst)
+    m.state = "done"
+    m.frames = 0
+    m.free[src.host.name] += src.spec.memory_mib * 256  # the source's frames are released
+
+
+def window(measure, dr, a, b):
+    """The guest's throughput between snapshots ``a`` and ``b`` in the run's metric (None if empty)."""
+    if a is None or b is None or b["t"] <= a["t"]:
+        return None
+    return float(measure(dr, a, b)["value"])
+
+
+def rows(runs: list[InRun], measure, start_snaps: dict, end_snaps: dict) -> tuple[list[dict], list[dict]]:
+    """The ``kind = "migration"`` and ``kind = "round"`` rows, with the guest's throughput before,
+    during and after (``measure(dr, a, b)`` is the run's row of ``dr`` between two snapshots)."""
+    out, rounds = [], []
+    for m in runs:
+        d = m.src.spec
+        if m.state != "done":
+            o = m.mig.out
+            row = {"kind": "migration", "domain": d.name, "from": d.host, "to": m.req.to,
+                   "policy": m.req.policy, "memory_mib": d.memory_mib, "state": m.state,
+                   "start_ms": m.req.at_ms, "rounds": len(o.rounds), "bytes": o.bytes,
+                   "stop_reason": o.stop_reason}
+            if m.state == "aborted":
+                row["total_ms"] = o.total_ns / 1e6
+            out.append(row)
+            rounds.extend({"kind": "round", **x} for x in live.round_rows(m.req, d, m.mig))
+            continue
+        row = {"kind": "migration", **live.summary_row(m.req, d, m.mig), "state": m.state}
+        s0 = start_snaps.get(m.src)
+        row["metric"] = m.src.workload.metric
+        row["throughput"] = {
+            "before": window(measure, m.src, s0, m.snaps.get("start")),
+            "during": window(measure, m.src, m.snaps.get("start") if s0 is None or m.snaps["start"]["t"] >= s0["t"]
+                             else s0, m.snaps.get("suspend")),
+            "after": window(measure, m.dst, m.snaps.get("resume"), end_snaps.get(m.dst)),
+        }
+        out.append(row)
+        rounds.extend({"kind": "round", **x} for x in live.round_rows(m.req, d, m.mig))
+    return out, rounds
