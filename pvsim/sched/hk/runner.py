@@ -35,7 +35,6 @@ from pvsim.core.engine import Block, Done, Run, TraceRecord, Wait
 from pvsim.sched.hk import bvt, credit, credit2, null, rr, rtds
 from pvsim.sched.hk import core as K
 from pvsim.sched.hk import layout as L
-from pvsim.sched.metrics import RunStats, VcpuStats
 from pvsim.sched.params import validate_sched_params
 from pvsim.sched.runner import _ZERO_LIMIT, INTERRUPT_MIN_NS, HostRunner
 
@@ -646,23 +645,9 @@ class CompiledRunner(HostRunner):
         return int(self.arena.region(L.V)[L.F_RUNSTATE, vcpu.uid])
 
     def stats(self):
+        """:meth:`HostRunner.stats` over the arena, brought up to date first."""
         self.sync()
-        now = self.now
-        vs = []
-        for u in self.units:
-            rs = self.runstate_ns(u, now)
-            vs.append(VcpuStats(
-                domid=u.dom.domid, vcpu=u.vcpu_id, name=u.name, running_ns=rs[0], runnable_ns=rs[1],
-                blocked_ns=rs[2], offline_ns=rs[3], cpu_ns=rs[0], elapsed_ns=now - u.created_ns,
-                context_switches=u.ctx_in, migrations=u.migrations,
-                wake_latency_ns=np.asarray(u.wake_lat, dtype=np.int64), cpu=u.cpu,
-                state=("r" if u.is_running else "b" if u.blocked else "p" if u.pause_count else
-                       "-" if u.done else "q")))
-        idle = [pc.idle_ns + ((now - pc.idle_since) if pc.curr is None and self.started else 0)
-                for pc in self._pcpus]
-        return RunStats(now_ns=now, start_ns=self.t0, n_pcpus=self.n_pcpus, scheduler=self.sched.name,
-                        vcpus=vs, pcpu_idle_ns=idle, pcpu_switches=[pc.switches for pc in self._pcpus],
-                        domains={d.domid: (d.name, d.weight, d.cap, len(d.units)) for d in self.domains.values()})
+        return super().stats()
 
 
 __all__ = ["CompiledRunner", "has_kernel"]
