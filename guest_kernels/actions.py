@@ -42,7 +42,9 @@ ACTIONS: dict[str, Action] = {
         Action("page_fault", optional=(("kind", str),), help="one demand fault (anon, file, cow, nano)"),
         Action("prot_fault", help="one protection fault (signal, no PTE change)"),
         Action("ptemod", help="one PTE write in the current address space"),
-        Action("fork", (("pages", int),), help="fork a process of that many present pages"),
+        Action("fork", (("pages", int),), optional=(("anon", int),),
+               help="fork a process of that many present pages; anon: only that many are private "
+                    "writable pages whose PTEs are copied (Linux 2.6), default all (Linux 2.4)"),
         Action("exec", (("pages", int),), help="replace the address space by one of that many pages"),
         Action("exit", (("pages", int),), help="tear down an address space"),
         Action("mmap", (("pages", int),), help="map pages (touching them is page_fault)"),

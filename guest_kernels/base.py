@@ -16,7 +16,8 @@ exception()       one non-MMU fault delivered to the guest kernel and returned f
 page_fault(kind)  one true demand fault handled by the guest kernel, PTE installed
 prot_fault()      one protection fault (signal delivered, no PTE change)
 ptemod()          one guest PTE write in the current address space
-fork(pages)       copy an address space of ``pages`` present pages (COW), incl. page-table pages
+fork(pages, anon) copy an address space of ``pages`` present pages (COW), incl. page-table pages
+                  (``anon``: only that many are private writable pages whose PTEs are copied)
 exec(pages)       tear down the old address space and build a new one of ``pages`` pages
 exit(pages)       tear down an address space of ``pages`` pages
 mmap(pages)       map ``pages`` pages (mapping only; touching them is page_fault)
@@ -202,12 +203,15 @@ class GuestKernel:
     def ptemod(self) -> None:
         self._pte_writes(1)
 
-    def fork(self, pages: int) -> None:
-        # child's tables are written while not yet live; the parent's PTEs are write-protected (COW)
-        self._new_table_writes(pages)
-        self._pte_writes(pages)
+    def fork(self, pages: int, anon: int | None = None) -> None:
+        # child's tables are written while not yet live; the parent's PTEs are write-protected (COW).
+        # ``anon``: Linux 2.6 copies only the PTEs of mappings with anonymous pages (copy_page_range
+        # skips the others, which the child faults in); None: every present page (Linux 2.4)
+        copied = pages if anon is None else min(anon, pages)
+        self._new_table_writes(copied)
+        self._pte_writes(copied)
         self._flush_tlb()
-        self._activate(pages)
+        self._activate(copied)
 
     def exit(self, pages: int) -> None:
         self._retire(pages)

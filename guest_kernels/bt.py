@@ -27,11 +27,16 @@ VMMs of 2003-2006; the write traces themselves persist, see :class:`pvsim.mm.mac
 from __future__ import annotations
 
 from guest_kernels.base import GuestKernel
+from guest_kernels.mmu.shadow import ShadowLifeCycle
 
 
-class BTKernel(GuestKernel):
+class BTKernel(ShadowLifeCycle, GuestKernel):
     mode = "bt"
     paging = "4level"
+    # the translator's shadow cache (guest_kernels.mmu.shadow): few roots, pages and traces kept
+    shadow_roots_key = "mmu.bt_shadow_roots_count"
+    frees_dropped_shadows = False
+    early_unshadow = False
 
     def syscall(self) -> None:
         super().syscall()
@@ -51,6 +56,7 @@ class BTKernel(GuestKernel):
         self.meter.count("page_fault")
         if kind != "nano":  # the guest handler installs the PTE in a traced table
             self.ptemod()
+        self._fault_in(kind)
 
     def prot_fault(self) -> None:
         self._true_fault()
@@ -76,11 +82,20 @@ class BTKernel(GuestKernel):
         self.meter.count("mmu.emulated_pte_write", n)
         self.meter.count("pte_write", n)
 
-    def _teardown_writes(self, pages: int) -> None:
-        self._pte_writes(pages)  # the dying tables are still traced
+    def _wp_faults(self, n: int) -> None:
+        """Fork's copy-on-write marking of the parent's traced L1s: translated callouts where the
+        VMM adapts (ASPLOS'06), else a write-protect trap into the VMM for each store."""
+        if self.p.value("bt.adaptive_pte_translation_count") >= 1:
+            self.p.bt("callout", n)
+            self.p.sw_mmu("mmu.shadow_wp_fault", n)
+        else:
+            self._add("mmu.shadow_wp_fault", "bt.shadow_fault_cycles", n)
 
-    def _retire(self, pages: int) -> None:
-        self.p.sw_mmu("mmu.shadow_sync", self._tables_for(pages))  # drop the shadows of dead tables
+    def _cr3_write(self) -> None:
+        self.p.bt("callout")  # translated mov to CR3
+
+    def _hidden_faults(self, n: int) -> None:
+        self.p.bt("hidden_fault", n)
 
     def io_port(self) -> None:
         self.device_access(1, "io_instruction")  # the virtual chipset answers without a trap
@@ -120,13 +135,3 @@ class BTKernel(GuestKernel):
         self.p.bt("reflect")  # the interrupt lands in the VMM, which reflects it into the translated handler
         self.p.bt("callout", 2)  # EOI and timer re-arm: translated accesses to the virtual APIC
 
-    def _switch_address_space(self) -> None:
-        self.p.bt("callout")  # translated mov to CR3
-        self.p.sw_mmu("mmu.shadow_sync")  # find or build the shadow root
-        self._add("mmu.tlb_flush", "native.cr3_load_cycles")
-
-    def tlb_refill(self, pages: int) -> None:
-        super().tlb_refill(pages)
-        n = pages * float(self.options.get("shadow_refill_frac", 1.0))
-        if n:
-            self.p.bt("hidden_fault", n)

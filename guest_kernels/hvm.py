@@ -24,6 +24,7 @@ interrupts, modern parts shadow the TPR).
 from __future__ import annotations
 
 from guest_kernels.base import GuestKernel
+from guest_kernels.mmu.shadow import ShadowLifeCycle
 
 
 class _VTx:
@@ -58,9 +59,13 @@ class _EmulatedIO(_VTx):
         self.p.vmexit("msr_write")  # re-arm the TSC-deadline / LAPIC timer
 
 
-class HVMShadowKernel(_EmulatedIO, GuestKernel):
+class HVMShadowKernel(ShadowLifeCycle, _EmulatedIO, GuestKernel):
     mode = "hvm-shadow"
     paging = "4level"
+    # Xen's shadow cache (guest_kernels.mmu.shadow): bounded by the pool; dropped shadows freed
+    shadow_roots_key = None
+    frees_dropped_shadows = True
+    early_unshadow = True
 
     def page_fault(self, kind: str = "anon") -> None:
         self._add("kernel.page_fault", "native.page_fault_cycles")
@@ -68,6 +73,7 @@ class HVMShadowKernel(_EmulatedIO, GuestKernel):
         self.meter.count("page_fault")
         if kind != "nano":
             self.ptemod()
+        self._fault_in(kind)
 
     def prot_fault(self) -> None:
         self._add("kernel.page_fault", "native.page_fault_cycles")
@@ -84,31 +90,31 @@ class HVMShadowKernel(_EmulatedIO, GuestKernel):
             self.ptemod()
         self.meter.count("pte_write", n)
 
-    def _teardown_writes(self, pages: int) -> None:
-        self._pte_writes(pages)  # the dying tables are still shadowed and write-protected
+    def _wp_faults(self, n: int) -> None:
+        """Fork's copy-on-write marking: each store into the parent's write-protected L1 is a #PF
+        exit, classified by the shadow code and emulated (no batching in first-generation VT-x)."""
+        self.p.vmexit("exception_nmi", "wp_fault", n=n)
+
+    def _cr3_write(self) -> None:
+        self.p.vmexit("cr_access")
+
+    def _hidden_faults(self, n: int) -> None:
+        """#PF exits the guest never sees: the exit and entry, then sh_page_fault's fix-up."""
+        if n:
+            self._add("exit.exception_nmi", "hvm.vmexit_cycles", n)
+            self._add("exit.exception_nmi", "hvm.vmentry_cycles", n)
+            self.meter.count("exit.exception_nmi", n)
+            self._add("mmu.hidden_fault", "hvm.shadow_fault_cycles", n)
+            self.meter.count("mmu.hidden_fault", n)
 
     def _flush_tlb(self) -> None:
         super()._flush_tlb()
         self.p.vmexit("cr_access")  # the flush is a CR3 reload, which exits under shadow paging
 
-    def _retire(self, pages: int) -> None:
-        self.p.sw_mmu("mmu.shadow_sync", self._tables_for(pages))
-
     def io_port(self) -> None:
         self.p.vmexit("io_instruction", "device_model")
         self.meter.count("io_port")
 
-    def _switch_address_space(self) -> None:
-        self.p.vmexit("cr_access")
-        self.p.sw_mmu("mmu.shadow_sync")
-        self._add("mmu.tlb_flush", "native.cr3_load_cycles")
-
-    def tlb_refill(self, pages: int) -> None:
-        super().tlb_refill(pages)
-        n = int(round(pages * float(self.options.get("shadow_refill_frac", 1.0))))
-        for _ in range(n):
-            self.p.vmexit("exception_nmi", "shadow_fault")
-        self.meter.count("mmu.hidden_fault", n)
 
 
 class HVMKernel(_EmulatedIO, GuestKernel):

@@ -67,6 +67,10 @@ class _Base:
     def release_table(self, frame: int) -> None:
         self.m.release_table(frame)
 
+    def cow_marking(self):
+        """A block of fork's copy-on-write marking stores (the machine side names their cause)."""
+        return self.m.cow_marking() if hasattr(self.m, "cow_marking") else _null()
+
     def refs_per_miss(self, a, va: int) -> int:
         return self.m.refs_per_miss(va)
 

@@ -187,11 +187,19 @@ class GuestMMU:
             self._populate(self.current, pages - have)
 
     # ------------------------------------------------------------------ contract operations
-    def fork(self, pages: int) -> None:
+    def fork(self, pages: int, anon: int | None = None) -> None:
         """``copy_page_range``: the child gets copies of the parent's tables; private writable pages
-        become read-only (copy-on-write) in both."""
+        become read-only (copy-on-write) in both. With ``anon`` the parent has ``pages`` present
+        pages of which ``anon`` private writable ones and the rest file-backed read-only (text),
+        whose PTEs Linux 2.6 does not copy (a VMA without ``anon_vma``: the child faults them in)."""
         parent = self.current
         have = len(parent.pages)
+        if anon is not None:
+            anon = min(int(anon), pages)
+            files = sum(1 for (_, _, k) in parent.pages.values() if k == "file")
+            if files < pages - anon:
+                self._populate(parent, pages - anon - files, "file")
+            have = len(parent.pages)
         if have < pages:
             self._populate(parent, pages - have)
         self._kernel("kernel.fork", "native.pte_write_cycles", 0)
@@ -214,6 +222,8 @@ class GuestMMU:
             up = child.root if lv == 3 else child.tables[(lv + 1, va >> (12 + 9 * (lv + 1)))]
             fresh.append((up, idx_of(va, lv + 1), pte(child.tables[(lv, key)], P | RW | US)))
         for vpn, (f, flags, kind) in parent.pages.items():
+            if anon is not None and kind == "file":
+                continue  # no anon_vma: not copied, faulted in by the child on first touch
             va = vpn << 12
             l1c = child.tables[(1, va >> 21)]
             l1p = parent.tables[(1, va >> 21)]
@@ -225,9 +235,10 @@ class GuestMMU:
                 kind = "cow"
             fresh.append((l1c, idx_of(va, 1), pte(f, nflags)))
             child.pages[vpn] = (f, nflags, kind)
-        self.meter.count("fork.ptes_copied", len(parent.pages))
+        self.meter.count("fork.ptes_copied", len(child.pages))
         self.b.write(child, fresh, live=False)  # the child's tables are not in use yet
-        self.b.write(parent, parent_wp, live=True)  # write-protect the parent's PTEs
+        with self.b.cow_marking():
+            self.b.write(parent, parent_wp, live=True)  # write-protect the parent's PTEs
         if parent_wp:
             self.b.flush(parent)
         self.b.activate(child)  # PV: pin the new root (validates the whole tree)

@@ -50,7 +50,8 @@ def vmexit(meter: Meter, profile: Profile, reason: str, *, handling: str = "simp
 
     ``handling``: ``simple`` (read exit info, advance RIP), ``shadow_fault`` (shadow page fault
     handler: walk, classify, fix up or inject), ``emulate`` (x86 emulation of the faulting write
-    after the shadow handler classified it), ``device_model`` (I/O to the device model in dom0).
+    after the shadow handler classified it), ``wp_fault`` (the same for fork's copy-on-write
+    marking of the parent's write-protected page tables, reported as ``mmu.shadow_wp_fault``), ``device_model`` (I/O to the device model in dom0).
     """
     if reason not in EXIT_REASONS:
         raise ValueError(f"unknown exit reason {reason!r}")
@@ -62,9 +63,10 @@ def vmexit(meter: Meter, profile: Profile, reason: str, *, handling: str = "simp
         meter.add(cause, "hvm.exit_handling_cycles", n)
     elif handling == "shadow_fault":
         meter.add(cause, "hvm.shadow_fault_cycles", n)
-    elif handling == "emulate":
-        meter.add("mmu.emulated_pte_write", "hvm.shadow_fault_cycles", n)
-        meter.add("mmu.emulated_pte_write", "hvm.vmcs_read_cycles", n * profile.value("hvm.emulate_vmcs_reads_count"))
+    elif handling in ("emulate", "wp_fault"):
+        wcause = "mmu.emulated_pte_write" if handling == "emulate" else "mmu.shadow_wp_fault"
+        meter.add(wcause, "hvm.shadow_fault_cycles", n)
+        meter.add(wcause, "hvm.vmcs_read_cycles", n * profile.value("hvm.emulate_vmcs_reads_count"))
     elif handling == "device_model":
         meter.add(cause, "hvm.vmcs_read_cycles", n * profile.value("hvm.io_exit_vmcs_reads_count"))
         meter.add(cause, "hvm.vmcs_write_cycles", n * profile.value("hvm.io_exit_vmcs_writes_count"))

@@ -161,6 +161,21 @@ class MachineMMU:
     def release_table(self, frame: int) -> None:
         """The guest frees a page-table page."""
 
+    # breakdown cause of a guest store the VMM must mediate (fork's copy-on-write marking differs)
+    write_cause = "mmu.emulated_pte_write"
+
+    @contextmanager
+    def cow_marking(self):
+        """Guest stores inside the block are fork's copy-on-write marking of the parent's PTEs
+        (``copy_one_pte``'s ``ptep_set_wrprotect``): a VMM that mediates them reports them as
+        ``mmu.shadow_wp_fault``."""
+        old = self.write_cause
+        self.write_cause = "mmu.shadow_wp_fault"
+        try:
+            yield
+        finally:
+            self.write_cause = old
+
     def zero_page(self, frame: int) -> None:
         """The guest clears a page it is about to use as a page table (part of allocating it)."""
         mfn = self.frame_of(frame)
@@ -395,7 +410,7 @@ class ShadowMMU(MachineMMU):
     """Shadow paging for ``bt`` and ``hvm-shadow`` guests (guest frames are guest-physical)."""
 
     def __init__(self, hv, vcpu, *, cpu: str = "vtx", platform=None, tlb=None, pool_pages: int | None = None,
-                 early_unshadow: bool | None = None, prefetch: int = PREFETCH_DISTANCE,
+                 early_unshadow: bool | None = None, prefetch: int | None = None,
                  keep_shadows_on_switch: bool | None = None, oos: bool = False, oos_pages: int = SHADOW_OOS_PAGES):
         super().__init__(hv, vcpu, cpu=cpu, platform=platform, tlb=tlb)
         self.bt = cpu == "translated"  # the VMM is a binary translator (callouts, no hardware exits)
@@ -419,14 +434,24 @@ class ShadowMMU(MachineMMU):
         if early_unshadow is None:
             early_unshadow = not self.bt  # Xen's check_for_early_unshadow heuristic
         nr = len(self.dmm.p2m)
-        # libxl default: 256 pages per vCPU + 1 page per MiB of RAM (shadow share)
-        self.pool_pages = pool_pages or (256 * vcpu.domain.nr_vcpus + max(1, nr // 256))
+
+        def pv(key, default):
+            return int(prof.value(key)) if prof is not None and prof.has(key) else default
+
+        # the pool (libxl default: 256 pages per vCPU + 1 page per MiB of RAM, shadow share)
+        self.pool_pages = pool_pages or (pv("mmu.shadow_pool_vcpu_pages_count", 256) * vcpu.domain.nr_vcpus
+                                         + max(1, nr // 256) * pv("mmu.shadow_pool_mib_pages_count", 1))
+        # replacement: least recently loaded top-level first (sh_pin / _shadow_prealloc) or FIFO
+        self.pin_lru = pv("mmu.shadow_pin_lru_count", 1) >= 1
+        # BT: the address spaces whose translations survive a CR3 switch (LRU, the running one last)
+        self.bt_roots = max(1, pv("mmu.bt_shadow_roots_count", 1))
+        self.recent_roots: list[int] = []
         self.shadow_of: dict[int, int] = {}  # guest table frame -> shadow machine frame
         self.level_of: dict[int, int] = {}  # guest table frame -> its level
         self.order: list[int] = []  # guest frames shadowed, oldest first (recycling order)
         self.parents: dict[int, set] = {}  # shadow mfn -> {(parent shadow mfn, idx)}
         self.early_unshadow = early_unshadow
-        self.prefetch = prefetch
+        self.prefetch = prefetch if prefetch is not None else pv("mmu.shadow_prefetch_count", PREFETCH_DISTANCE)
         self.last_emulated = -1
         self.hidden_faults = 0
         self.emulated_writes = 0
@@ -461,14 +486,16 @@ class ShadowMMU(MachineMMU):
 
     # ------------------------------------------------------------------ shadow pool
     def _new_shadow(self, gframe: int, level: int) -> int:
-        # recycle the oldest shadow, never the root's nor one on the path being fixed up
+        # recycle when the pool is full, never the root's shadow nor one on the path being fixed up
         keep = {self.root} | getattr(self, "_fixing", set())
         while len(self.shadow_of) >= self.pool_pages and self.order:
-            victim = next((g for g in self.order if g not in keep), None)
+            victim = self._victim(keep)
             if victim is None:
                 break  # everything left is in use: let the pool overflow by one
             self.meter.count("mmu.shadow_recycle")
-            self.unshadow(victim)
+            self.unshadow(victim, "mmu.shadow_evict")
+            if not self.bt:
+                self._free_orphans(keep)
         smfn = self.mm.alloc_domheap_page(DOMID_XEN)
         if smfn < 0:
             raise MemoryError("no machine memory for shadow pages")
@@ -477,12 +504,36 @@ class ShadowMMU(MachineMMU):
         self.level_of[gframe] = level
         self.order.append(gframe)
         self.parents[smfn] = set()
-        self.meter.add("mmu.shadow_sync", "mmu.shadow_alloc_cycles")
+        self.meter.add("mmu.shadow_rebuild", "mmu.shadow_alloc_cycles")
         self.meter.count("mmu.shadow_alloc")
         return smfn
 
-    def unshadow(self, gframe: int) -> None:
-        """``sh_remove_shadows``: drop the shadow of ``gframe`` and every entry pointing at it."""
+    def _victim(self, keep: set) -> int | None:
+        """The shadow the pool gives up next. Xen (``_shadow_prealloc``) unpins top-level shadows
+        from the tail of the pinned list first -- with ``pin_lru`` the one loaded longest ago --
+        and only then unhooks others; a binary translator's pool (traces of freed tables
+        included) recycles the oldest shadow page."""
+        if not self.bt:
+            top = next((g for g in self.order if g not in keep and self.level_of.get(g) == 4), None)
+            if top is not None:
+                return top
+        return next((g for g in self.order if g not in keep), None)
+
+    def _free_orphans(self, keep: set) -> None:
+        """Shadows no top-level shadow reaches any more are freed with the one unpinned
+        (``sh_unpin`` drops the references it held)."""
+        while True:
+            orphans = [g for g in self.order if g not in keep and self.level_of.get(g, 4) < 4
+                       and not self.parents.get(self.shadow_of[g])]
+            if not orphans:
+                return
+            for g in orphans:
+                self.unshadow(g, "mmu.shadow_evict")
+
+    def unshadow(self, gframe: int, cause: str = "mmu.shadow_teardown") -> None:
+        """``sh_remove_shadows``: drop the shadow of ``gframe`` and every entry pointing at it
+        (``cause``: ``mmu.shadow_evict`` when the pool recycles it, ``mmu.shadow_teardown`` when
+        the guest's use of the table ended)."""
         smfn = self.shadow_of.pop(gframe, None)
         if smfn is None:
             return
@@ -493,7 +544,7 @@ class ShadowMMU(MachineMMU):
         self._unlink(smfn)
         del self.parents[smfn]
         self.mm.free_domheap_page(DOMID_XEN, smfn)
-        self.meter.add("mmu.shadow_sync", "mmu.unshadow_cycles")
+        self.meter.add(cause, "mmu.unshadow_cycles")
         self.meter.count("mmu.unshadow")
         self.tlb.flush()
 
@@ -505,7 +556,7 @@ class ShadowMMU(MachineMMU):
             return  # already empty: nothing to drop (the VMM marks shadows in use)
         self._unlink(smfn)
         self.mm.entries(smfn)[:] = 0
-        self.meter.add("mmu.shadow_sync", "mmu.unshadow_cycles")
+        self.meter.add("mmu.shadow_evict", "mmu.unshadow_cycles")
         self.meter.count("mmu.shadow_empty")
 
     def _unlink(self, smfn: int) -> None:
@@ -580,17 +631,19 @@ class ShadowMMU(MachineMMU):
         return 0
 
     def _emulated_write(self) -> None:
-        """One guest store into a traced page: the VMM's write-protect fault and emulation."""
+        """One guest store into a traced page: the VMM's write-protect fault and emulation
+        (reported as ``write_cause``: fork's copy-on-write marking is ``mmu.shadow_wp_fault``)."""
+        cause = self.write_cause
         self.emulated_writes += 1
-        self.meter.add("mmu.emulated_pte_write", "native.pte_write_cycles")
-        self.meter.count("mmu.emulated_pte_write")
+        self.meter.add(cause, "native.pte_write_cycles")
+        self.meter.count(cause)
         if self.bt and self.adaptive:
             self._bt("callout")  # adaptive translation: the write became a callout (ASPLOS'06)
-            self._sw_mmu("mmu.emulated_pte_write")
+            self._sw_mmu(cause)
         elif self.bt:  # write-protect trap into the VMM, classify, emulate, propagate
-            self.meter.add("mmu.emulated_pte_write", "bt.shadow_fault_cycles")
-        else:
-            self._vmexit("exception_nmi", "emulate")
+            self.meter.add(cause, "bt.shadow_fault_cycles")
+        else:  # the #PF exit and x86 emulation (under the fork's cause while it marks COW)
+            self._vmexit("exception_nmi", "emulate" if cause == "mmu.emulated_pte_write" else "wp_fault")
 
     def zero_page(self, frame: int) -> None:
         """The guest clears a page for a new table. A page still traced from an earlier life as a
@@ -637,13 +690,49 @@ class ShadowMMU(MachineMMU):
         else:
             self._vmexit("cr_access", "simple")
         if not self.keep_shadows:
-            for g in list(self.order):
-                self.empty_shadow(g)
+            self._switch_roots(root)
         self._sw_mmu("mmu.shadow_sync")  # sh_update_cr3: find or build the shadow root
         self._root_shadow()
+        if self.pin_lru and root in self.shadow_of:  # sh_pin: the loaded top-level to the head
+            self.order.remove(root)
+            self.order.append(root)
         self.meter.add("mmu.tlb_flush", "native.cr3_load_cycles")
         self.meter.count("cr3_load")
         self._flush_tlb_state()
+
+    def _switch_roots(self, root: int) -> None:
+        """A translator's cache of ``bt_roots`` address spaces (least recently loaded out first):
+        a switch to one of them keeps every translation; a miss empties the translations no cached
+        root reaches (the shadow pages and their write traces stay), which the pages touched next
+        rebuild by hidden faults."""
+        if root in self.recent_roots:
+            self.recent_roots.remove(root)
+            self.recent_roots.append(root)
+            self.meter.count("mmu.shadow_cache_hit")
+            return
+        self.meter.count("mmu.shadow_cache_miss")
+        self.recent_roots.append(root)
+        del self.recent_roots[:-self.bt_roots]
+        keep = self._reachable([self.shadow_of[g] for g in self.recent_roots[:-1] if g in self.shadow_of])
+        for g in list(self.order):
+            if self.shadow_of[g] not in keep:
+                self.empty_shadow(g)
+
+    def _reachable(self, smfns: list) -> set:
+        """The shadow pages reachable from ``smfns`` through present upper-level entries."""
+        seen: set = set()
+        todo = list(smfns)
+        while todo:
+            s = todo.pop()
+            if s in seen:
+                continue
+            seen.add(s)
+            ents = self.mm.entries(s)
+            for i in np.flatnonzero(ents & np.uint64(1)):
+                child = C.pte_mfn(int(ents[i]))
+                if child in self.parents and (s, int(i)) in self.parents[child]:
+                    todo.append(child)
+        return seen
 
     def flush(self) -> None:
         if not self.bt:
@@ -745,7 +834,7 @@ class ShadowMMU(MachineMMU):
             # an upper-level shadow entry changed: cached partial walks through it are stale
             self.tlb.pwc_tag[:] = -1
             self.tlb.ntlb_tag[:] = -1
-            self._sw_mmu("mmu.shadow_sync")
+            self._sw_mmu("mmu.shadow_rebuild")
             smfn = child_s
         # the L1: propagate the faulting entry and prefetch neighbours
         gl1 = path[-1][0]
@@ -762,7 +851,7 @@ class ShadowMMU(MachineMMU):
                 n += 1
         self.meter.count("mmu.shadow_sync", n)
         if n > 1:
-            self._sw_mmu("mmu.shadow_sync", n - 1)  # the faulting entry is part of the fault's work
+            self._sw_mmu("mmu.shadow_rebuild", n - 1)  # the faulting entry is part of the fault's work
         self._fixing = set()
         return True
 

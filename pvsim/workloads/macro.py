@@ -12,9 +12,20 @@ results; [MEM] = recalled figures, treat as approximate):
   read/close of ~500 headers, mmap, brk); 20 context switches through pipes; 400 M cycles of user work so
   that system time is ~10 % of a native build (kernel-build characterizations: 85-90 % user, ~10 %
   system [MEM]); sources and objects stay in the page cache (no blocking I/O).
-* ``forkwait`` -- the ASPLOS'06 forkwait test: a small static process forks, the child exits
-  immediately, the parent waits. Unit: one iteration; 120 present pages (small static binary); the
-  fork/exit/wait kernel path length is lmbench fork's (the same Linux code path).
+* ``forkwait`` -- the ASPLOS'06 forkwait test (§6.2): 40,000 iterations of ``fork()``, the child
+  calling ``exit(0)`` at once, the parent ``waitpid()``; a small statically linked C program on
+  Linux 2.6. Unit: one iteration. Its address space (``FW_*`` below, docs/workloads.md derives
+  them): 12 text pages (file-backed, read-only) and 7 private writable pages (4 data+bss, 1 for the
+  static TLS block glibc's ``__libc_setup_tls`` puts on the brk heap, 2 stack); Linux 2.6's
+  ``copy_page_range`` copies only the 7 (a VMA without ``anon_vma`` is skipped and faulted in
+  later), so ``fork(19, 7)``. The child runs the end of the fork wrapper and the exit path: 4 text
+  page faults (no PTEs were copied for text) and 3 COW faults (stack, TLS block, libc's stdio/atexit
+  data), then exits with 7 + 4 present pages. The parent, back in ``waitpid``, takes 2 COW faults
+  per iteration (its stack and libc data it writes around ``fork``; the pages are no longer shared,
+  so the fault only makes them writable again) -- so a steady-state fork write-protects those 2
+  PTEs only (Linux leaves COW pages read-only until written). The fork/exit/wait kernel path that
+  the actions do not describe (task and signal structures, scheduler, wait) is the only piece still
+  borrowed from lmbench fork's native measurement (``fill``), the same system calls on 2.4.
 * ``oltp-mix`` -- synchronous database I/O (sysbench OLTP-like, one client, data set mostly cached).
   Unit: one transaction: 150 k cycles of SQL execution, 30 system calls, 4 context switches, one
   synchronous 8 KiB log write (fsync) and 0.2 random 8 KiB reads (buffer-pool misses), 2 request and 2
@@ -42,6 +53,16 @@ from __future__ import annotations
 from pvsim.workloads.base import act as A
 from pvsim.workloads.base import op_mix
 
+# forkwait on Linux 2.6 (docs/workloads.md, "forkwait"): a small static C program's address space
+FW_TEXT = 12  # text pages touched: _start, main, fork/waitpid/exit wrappers, libc init [estimate]
+FW_ANON = 7  # private writable pages: data + bss 4, static TLS block on the brk heap 1, stack 2
+FW_PAGES = FW_TEXT + FW_ANON
+FW_CHILD_TEXT_FAULTS = 4  # text pages the child touches (fork return, exit, atexit/stdio cleanup, _exit)
+FW_CHILD_COW_FAULTS = 3  # child writes: stack, TLS block (fork's child-side resets), libc stdio/atexit data
+FW_CHILD_TOUCH = 3  # the child's present pages it touches after the switch (the pages it then COW-faults)
+FW_PARENT_COW_FAULTS = 2  # parent writes per iteration: stack, libc data (fork's lock) [estimate]
+FW_PARENT_TOUCH = 4  # parent pages touched back in waitpid: stack, libc data, loop and wrapper text
+
 MACRO = {
     op.name: op
     for op in (
@@ -58,9 +79,14 @@ MACRO = {
                metric="ops_per_s", group="macro", description="Linux kernel build; unit = one compile job",
                writable=dict(mib=512, mb_per_s=80, pattern="uniform", free_frac=0.3,
                              source="cc1 processes (~50-100 MB each), object files through the page cache [MEM]")),
-        op_mix("forkwait", (A("syscall"), A("fork", 120), A("context_switch", 4), A("page_fault", "cow", times=2),
-                            A("syscall"), A("exit", 120), A("context_switch", 4, 1), A("page_fault", "cow", times=2),
-                            A("syscall"), A("fill", "lmbench.fork")),
+        op_mix("forkwait", (A("syscall"), A("fork", FW_PAGES, FW_ANON),  # fork: only the anon PTEs are copied
+                            A("context_switch", FW_CHILD_TOUCH),  # run the child
+                            *(A("page_fault", "file") for _ in range(FW_CHILD_TEXT_FAULTS)),
+                            *(A("page_fault", "cow") for _ in range(FW_CHILD_COW_FAULTS)),
+                            A("syscall"), A("exit", FW_ANON + FW_CHILD_TEXT_FAULTS),  # exit_group
+                            A("context_switch", FW_PARENT_TOUCH, 1),  # back to the parent in waitpid
+                            *(A("page_fault", "cow") for _ in range(FW_PARENT_COW_FAULTS)),
+                            A("syscall"), A("fill", "lmbench.fork")),  # wait4
                metric="ops_per_s", group="macro", description="ASPLOS'06 forkwait: fork, child exits, parent waits",
                writable=dict(mib=4, mb_per_s=200, pattern="hot", hot_frac=0.1, hot_share=0.9, free_frac=0.8,
                              source="a small static process: page tables and COW copies per fork [estimate]")),
