@@ -50,7 +50,7 @@ from dataclasses import dataclass
 class _Proc:
     resident: int | None = None  # present pages (None: not declared by the op mix)
     writable: int | None = None  # pages writable since the last fork (None: all of them)
-    unshadowed: int | None = None  # resident pages without shadow entries (None: all)
+    shadowed: int = 0  # resident pages with shadow entries (the hot ones, touched first)
     tables: int = 0  # table pages whose shadows hold translations
 
 
@@ -119,7 +119,7 @@ class ShadowLifeCycle:
             self._add("mmu.shadow_evict", "mmu.unshadow_cycles", pr.tables)
             self.meter.count("mmu.shadow_evict", pr.tables)
         pr.tables = 0
-        pr.unshadowed = pr.resident
+        pr.shadowed = 0
         if pid in self._sl.cache:
             self._sl.cache.remove(pid)
 
@@ -136,7 +136,7 @@ class ShadowLifeCycle:
         while cap is not None and len(st.cache) >= cap:
             self._evict(st.cache[0])
         pr = self._proc(pid)
-        pr.unshadowed = pr.resident
+        pr.shadowed = 0
         pr.tables = 0
         st.cache.append(pid)
 
@@ -147,17 +147,22 @@ class ShadowLifeCycle:
         while st.cache[:-1] and sum(self._proc(p).tables for p in st.cache) + want > pool:
             self._evict(st.cache[0])
 
-    def _shadow_in(self, pages: int) -> None:
-        """The first touches of ``pages`` pages of the running process: hidden faults for those
-        without shadow entries, and the shadow tables they need rebuilt."""
+    def _shadow_in(self, pages: int, hot: bool = True) -> None:
+        """Touches of ``pages`` pages of the running process: hidden faults for those without
+        shadow entries, and the shadow tables they need rebuilt. ``hot``: the process's first
+        ``pages`` pages (a switch's working set, touched first every time); else ``pages`` TLB
+        misses spread over the resident pages not yet re-shadowed."""
         pr = self._proc(self._sl.cur)
-        n = pages if pr.unshadowed is None else min(pages, pr.unshadowed)
+        if hot:
+            if pr.resident is None or pr.resident < pages:  # it touches more than was declared
+                pr.resident = max(pr.resident or 0, pages)
+            n = max(0, pages - pr.shadowed)
+        else:
+            n = min(pages, (pr.resident or 0) - pr.shadowed)
         n = int(round(n * float(self.options.get("shadow_refill_frac", 1.0))))
         if n <= 0:
             return
-        if pr.unshadowed is None:  # an undeclared process: its resident set is what it touches
-            pr.resident, pr.unshadowed = max(pr.resident or 0, n), max(pr.resident or 0, n)
-        need = self._tables_for(pr.resident - pr.unshadowed + n)
+        need = self._tables_for(pr.shadowed + n)
         new = max(0, need - pr.tables)
         if new:
             self._fit_pool(new)
@@ -172,7 +177,7 @@ class ShadowLifeCycle:
         self._hidden_faults(faults)
         if n > faults:
             self.p.sw_mmu("mmu.shadow_rebuild", n - faults)
-        pr.unshadowed -= n
+        pr.shadowed += n
 
     # ----------------------------------------------------------------- actions
     def context_switch(self, ws_pages: int = 0, to: int | None = None) -> None:
@@ -204,9 +209,7 @@ class ShadowLifeCycle:
 
     def tlb_walks(self, n: float) -> None:
         super().tlb_walks(n)
-        pr = self._proc(self._sl.cur)
-        if pr.unshadowed:  # known and non-zero: misses on pages not re-shadowed since the drop
-            self._shadow_in(int(min(n, pr.unshadowed)))
+        self._shadow_in(int(n), hot=False)  # misses on resident pages not re-shadowed since a drop
 
     def _fault_in(self, kind: str) -> None:
         """Bookkeeping of one demand fault in the running process (its PTE is propagated into
@@ -214,6 +217,7 @@ class ShadowLifeCycle:
         pr = self._proc(self._sl.cur)
         if kind in ("anon", "file") and pr.resident is not None:
             pr.resident += 1
+            pr.shadowed += 1
         if kind in ("anon", "cow") and pr.writable is not None:
             pr.writable += 1
 
@@ -243,7 +247,7 @@ class ShadowLifeCycle:
         par.writable = 0
         child = st.next_pid
         st.next_pid += 1
-        st.procs[child] = _Proc(resident=copied, writable=0, unshadowed=copied)
+        st.procs[child] = _Proc(resident=copied, writable=0)
 
     def _dead_tables(self, pages: int, pr: _Proc) -> None:
         """Clearing a dying address space of ``pages`` pages: a translator mediates every store
@@ -289,7 +293,7 @@ class ShadowLifeCycle:
         self._activate(0)
         self._cr3_write()  # activate_mm: the new image's root
         self._add("mmu.tlb_flush", "native.cr3_load_cycles")
-        st.procs[st.cur] = _Proc(resident=0, writable=0, unshadowed=0)
+        st.procs[st.cur] = _Proc(resident=0, writable=0)
         if st.cur in st.cache:
             st.cache.remove(st.cur)
         st.cache.append(st.cur)
