@@ -18,10 +18,15 @@ directly; kernel code runs from a translation cache (TC). The mode changes these
   callouts; ``in`` talks to the VMM's virtual chipset model without a trap.
 * **Indirect control flow** (returns) goes through the TC lookup and usually mispredicts.
 
+* **Shadow life cycle** (counted path, :mod:`guest_kernels.mmu.shadow`): the translator keeps the
+  translations of ``mmu.bt_shadow_roots_count`` address spaces (1: a switch to another one
+  empties them, the pages next touched re-shadow by hidden faults); fork's copy-on-write marking of
+  the parent's traced L1s is ``mmu.shadow_wp_fault``; a dying address space's clears are all
+  mediated (the traces persist, see :class:`pvsim.mm.machine.ShadowMMU`).
+
 Simplifications: translated kernel code otherwise runs at native speed (``bt.kernel_slowdown_frac``);
-no translation-cache misses (warm TC); every CR3 switch re-shadows the pages next touched
-(``shadow_refill_frac`` option, default 1.0: no cross-switch cache of translations, as in the hosted
-VMMs of 2003-2006; the write traces themselves persist, see :class:`pvsim.mm.machine.ShadowMMU`).
+no translation-cache misses (warm TC); ``shadow_refill_frac`` (option, default 1.0) scales the
+pages re-shadowed after a miss.
 """
 
 from __future__ import annotations

@@ -8,8 +8,10 @@ exits (``xen/arch/x86/hvm/vmx/vmx.c``):
 
 * ``hvm-shadow`` (first-generation VT-x, Xen shadow paging, ``xen/arch/x86/mm/shadow/``): #PF exits;
   a true fault is classified by the shadow code and injected; guest page-table pages are
-  write-protected, so every guest PTE write exits and is emulated; CR3 loads exit; after a CR3 switch
-  the shadows of the pages next touched are filled by hidden faults.
+  write-protected, so every guest PTE write exits and is emulated (fork's copy-on-write marking:
+  ``mmu.shadow_wp_fault``); CR3 loads exit; shadows survive CR3 switches in Xen's pool (LRU of
+  top-level shadows, :mod:`guest_kernels.mmu.shadow` on the counted path); after a drop the pages
+  next touched are re-shadowed by hidden faults; exits early-unshadow the dying L1s.
 * ``hvm`` (EPT/NPT, ``xen/arch/x86/mm/hap/``): no exits for page faults, PTE writes or CR3 loads; a
   TLB miss walks both dimensions (up to 24 references instead of 4; :mod:`pvsim.mm` computes them).
   Port I/O and MMIO exit to the device model (QEMU in dom0, via an ioreq).
