@@ -42,7 +42,9 @@ Simplifications: the host never reclaims a frame it backed (SOSP'03 sized the gu
 host), so recycled anonymous frames never fault in the host; the guest's first use of a frame is
 read from the fault's kind, not from frame identities (pvsim prices an action once and multiplies
 it, so an allocator's momentary state must not decide it); host ticks are charged per
-guest ``timer_tick`` action (the same HZ on both sides), not from elapsed time.
+guest ``timer_tick`` action (the same HZ on both sides), not from elapsed time; the VMApp's
+device work runs where pvsim runs a bt guest's device model (the control domain's vCPU, which
+stands for the host OS), while the page-backing and tick work is charged to the guest's vCPU.
 """
 
 from __future__ import annotations
