@@ -156,7 +156,8 @@ class GuestKernel:
     # ----------------------------------------------------------------- I/O-facing primitives
     # The device paths (pvsim.io.paths) call these for the work that differs per mode; the paths
     # themselves are the same protocol code for every mode.
-    dm_access_price: str | None = None  # profile key a device model pays per forwarded access
+    # what a device model pays per forwarded access: a profile key, or ((cause, key, units), ...)
+    dm_access_price: str | tuple | None = None
 
     def irq(self, source: str = "device") -> None:
         """One interrupt taken: ``device`` (a device vector), ``evtchn`` (an event-channel upcall)

@@ -5,10 +5,13 @@ Design note
 After Adams & Agesen, ASPLOS'06 §3 (and VMware Workstation in SOSP'03's comparison). User code runs
 directly; kernel code runs from a translation cache (TC). The mode changes these actions:
 
-* **System calls and exceptions**: the hardware transfer lands in the VMM, which reflects it into the
-  translated guest handler; the guest's ``sysret``/``iret`` is translated into a return through the
-  VMM -- "a layer of code and an extra privilege transition" (S3). Priced as the calibrated true-fault
-  path less its software-MMU part (:func:`pvsim.hypervisor.traps.bt_transfer` ``reflect``).
+* **System calls, exceptions and interrupts**: the user-mode ``int``/``syscall`` (user code runs
+  directly) takes the hardware transition into the VMM, which emulates the guest's privilege change
+  into the translated kernel (IDT gate, kernel stack frame, virtual CPL/IF, segment state) and
+  enters the handler's translation; the guest's ``sysexit``/``iret`` is a callout into the VMM,
+  which does the real return -- "a layer of code and an extra privilege transition" (S3). Priced
+  step by step from primitives (:func:`pvsim.hypervisor.traps.bt_transfer` ``gate``), never from
+  the published syscall figure; the same gate delivers divzero and the timer interrupt.
 * **Page faults**: the VMM's software MMU interposes on true and hidden faults; a true fault is
   classified and reflected (``bt.shadow_fault_cycles``, calibrated on nano.pgfault). A hidden fault
   (shadow entry missing after a CR3 switch or a shadow drop) is fixed up without the guest seeing it.
@@ -24,6 +27,10 @@ directly; kernel code runs from a translation cache (TC). The mode changes these
   the parent's traced L1s is ``mmu.shadow_wp_fault``; a dying address space's clears are all
   mediated (the traces persist, see :class:`pvsim.mm.machine.ShadowMMU`).
 
+Under a *hosted* VMM (profile ``bt.hosted_count`` = 1: VMware Workstation) the VMM also leaves its
+world for the host OS -- device emulation, first use of a guest frame, host timer ticks
+(:class:`guest_kernels.bt_hosted.HostWorld`).
+
 Simplifications: translated kernel code otherwise runs at native speed (``bt.kernel_slowdown_frac``);
 no translation-cache misses (warm TC); ``shadow_refill_frac`` (option, default 1.0) scales the
 pages re-shadowed after a miss.
@@ -31,7 +38,8 @@ pages re-shadowed after a miss.
 
 from __future__ import annotations
 
-from guest_kernels.base import GuestKernel
+from guest_kernels.base import GuestKernel, Platform
+from guest_kernels.bt_hosted import HostWorld
 from guest_kernels.mmu.shadow import ShadowLifeCycle
 
 
@@ -43,13 +51,25 @@ class BTKernel(ShadowLifeCycle, GuestKernel):
     frees_dropped_shadows = False
     early_unshadow = False
 
+    def __init__(self, platform: Platform, **options):
+        super().__init__(platform, **options)
+        hosted = self.p.value("bt.hosted_count") >= 1
+        self.host = HostWorld(platform) if hosted else None  # the host OS of a hosted VMM
+        if hosted:  # a device the VMApp emulates: world switch + the VMApp's host system calls
+            self.dm_access_price = self.host.device_prices()
+
+    def act(self, name: str, *args) -> None:
+        super().act(name, *args)
+        if self.host is not None and name == "page_fault" and self.p.mmu is not None:
+            self.host.page_fault(*args[:1] or ("anon",))  # the structural MMU took the fault itself
+
     def syscall(self) -> None:
         super().syscall()
-        self.p.bt("reflect")
+        self.p.bt("gate")
 
     def exception(self) -> None:
         super().exception()
-        self.p.bt("reflect")
+        self.p.bt("gate")
 
     def _true_fault(self) -> None:
         self._add("kernel.page_fault", "native.page_fault_cycles")
@@ -62,6 +82,8 @@ class BTKernel(ShadowLifeCycle, GuestKernel):
         if kind != "nano":  # the guest handler installs the PTE in a traced table
             self.ptemod()
         self._fault_in(kind)
+        if self.host is not None:
+            self.host.page_fault(kind)
 
     def prot_fault(self) -> None:
         self._true_fault()
@@ -135,8 +157,10 @@ class BTKernel(ShadowLifeCycle, GuestKernel):
         self.p.bt("indirect", n)
 
     def timer_tick(self) -> None:
+        if self.host is not None:
+            self.host.timer_tick()  # the physical tick arrives in the host world
         self._add("kernel.timer", "native.timer_tick_cycles")
         self.meter.count("timer_tick")
-        self.p.bt("reflect")  # the interrupt lands in the VMM, which reflects it into the translated handler
+        self.p.bt("gate")  # the interrupt lands in the VMM, whose gate delivers it to the translated handler
         self.p.bt("callout", 2)  # EOI and timer re-arm: translated accesses to the virtual APIC
 

@@ -28,6 +28,9 @@ new mode is one row here plus, if it behaves differently, its kernel class.
 Simplifications: the KVM-style mode's host kernel is modelled as a native kernel scheduled by the
 host's scheduler (no CFS model); a binary-translating VMM's device backends run in the control
 domain of the host it is on (its hosted world switch is priced by ``bt.world_switch_cycles``).
+Whether ``bt``'s VMM is hosted (VMware Workstation: world switches to a host OS for devices, new
+guest frames and host ticks) or bare-metal is a profile choice (``bt.hosted_count``), not a mode:
+see :mod:`guest_kernels.bt_hosted`.
 """
 
 from __future__ import annotations

@@ -121,7 +121,11 @@ class Attachment:
 
     def dm_access(self, os_, n: int) -> None:
         if n and self.dm_price:
-            os_.work("device.emulation", self.dm_price, n)
+            if isinstance(self.dm_price, str):
+                os_.work("device.emulation", self.dm_price, n)
+            else:  # the kernel's own steps, each its cause (a hosted VMM's world switch, VMApp calls)
+                for cause, price, units in self.dm_price:
+                    os_.work(cause, price, n * units)
             os_.count("device_model.access", n)
 
 

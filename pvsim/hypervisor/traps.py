@@ -14,8 +14,24 @@ Models three entry paths into the hypervisor, each reporting its work to the cur
   accesses counted per reason plus reason-specific software (shadow MMU, x86 emulator, device
   model round trip through an ``ioreq`` to QEMU in dom0).
 * :func:`bt_transfer` -- a binary-translating VMM's control transfers: a callout from the
-  translation cache (TC) into VMM code, an indirect branch through the TC's lookup, and the
-  reflection of a guest trap into the translated guest handler (Adams & Agesen, ASPLOS'06 §3).
+  translation cache (TC) into VMM code, an indirect branch through the TC's lookup, the *gate*
+  through which a guest system call, exception or interrupt reaches the translated guest handler
+  and returns (Adams & Agesen, ASPLOS'06 §3: "a layer of code and an extra privilege transition"),
+  and the reflection of a true guest page fault (the calibrated software-MMU fault path).
+
+  The gate is priced from primitives, step by step (each its own cause): the guest's ``int``/
+  ``syscall`` (user code runs directly) enters the VMM through the hardware -- the same transition
+  the native kernel pays, so it is the guest's own ``native.syscall_cycles``/``exception_cycles``;
+  the VMM emulates the guest's privilege change (``trap.bt_gate_entry``: guest IDT gate, TSS stack,
+  the frame pushed on the guest kernel stack, virtual CPL/IF, segment state:
+  ``bt.gate_entry_refs_count`` memory references) and enters the handler in the TC (a TC lookup);
+  the translated kernel runs one ring above the VMM, so entering it and calling back out of it at
+  the guest's ``sysexit``/``iret`` is one extra hardware privilege round trip
+  (``trap.bt_gate_ring``, priced as the measured bare fault/iret round trip
+  ``native.exception_cycles``); the ``iret`` is a callout (``bt_transfer('callout')``) into the
+  VMM, which pops and checks the guest frame and restores the user state
+  (``trap.bt_gate_exit``: ``bt.gate_exit_refs_count`` references) before the real return (again
+  the guest's own native transition).
 
 Simplifications: one cost for every VM-exit reason's hardware part (ASPLOS'06 publishes the
 page-fault exit only); the device model round trip is one primitive, not a scheduled dom0
@@ -99,10 +115,12 @@ def bt_transfer(meter: Meter, profile: Profile, kind: str, n: float = 1) -> None
     """Binary-translation control transfers.
 
     ``indirect``: an indirect branch or return through the TC lookup (misprediction + lookup);
-    ``callout``: TC -> VMM routine -> TC; ``reflect``: a guest trap or system call delivered by the
-    VMM into translated guest code and the translated return (the calibrated true-fault path less
-    its software-MMU part); ``hidden_fault``: a shadow fault the guest never sees (hardware fault
-    into the VMM, software-MMU fix-up, return).
+    ``callout``: TC -> VMM routine -> TC; ``gate``: a guest system call, exception or interrupt
+    delivered by the VMM into the translated handler and its translated return, priced from
+    primitives (module Design note); ``reflect``: a true guest page fault classified by the
+    software MMU and delivered the same way (the calibrated true-fault path less its software-MMU
+    part, ``bt.shadow_fault_cycles``); ``hidden_fault``: a shadow fault the guest never sees
+    (hardware fault into the VMM, software-MMU fix-up, return).
     """
     if kind == "indirect":
         meter.add("trap.bt_indirect", "native.branch_mispredict_cycles", n)
@@ -112,6 +130,15 @@ def bt_transfer(meter: Meter, profile: Profile, kind: str, n: float = 1) -> None
         meter.add("trap.bt_callout", "native.branch_mispredict_cycles", k)
         meter.add("trap.bt_callout", "bt.tc_lookup_cycles", k)
         meter.count("bt.callout", n)
+    elif kind == "gate":
+        meter.add("trap.bt_gate_entry", "native.mem_ref_cycles", profile.value("bt.gate_entry_refs_count") * n)
+        # enter the handler's translation through the TC lookup (an indirect transfer)
+        meter.add("trap.bt_gate_entry", "native.branch_mispredict_cycles", n)
+        meter.add("trap.bt_gate_entry", "bt.tc_lookup_cycles", n)
+        meter.add("trap.bt_gate_ring", "native.exception_cycles", n)
+        bt_transfer(meter, profile, "callout", n)  # the translated sysexit/iret
+        meter.add("trap.bt_gate_exit", "native.mem_ref_cycles", profile.value("bt.gate_exit_refs_count") * n)
+        meter.count("bt.gate", n)
     elif kind == "reflect":
         meter.add("trap.bt_reflect", "bt.shadow_fault_cycles", n)
         meter.add("trap.bt_reflect", "cycles", -_sw_mmu_cycles(profile) * n)
