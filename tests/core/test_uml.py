@@ -1,0 +1,91 @@
+"""UML (skas3): each host-side mechanism against a hand calculation from the profile's native
+primitives and the structural counts of arch/um/kernel/skas/process.c (guest_kernels/uml.py)."""
+
+import pytest
+
+from guest_kernels.modes import MODES
+from pvsim import validation
+from pvsim.core.profile import load_profile
+from pvsim.pricing import op_cost
+from pvsim.workloads.lmbench import COW_FAULTS, PROC_PAGES
+
+X = load_profile("xeon-2003")
+V = X.value
+SYSCALL_HOST_CALLS = 1 + V("uml.round_host_calls_count") + V("uml.syscall_extra_host_calls_count")  # 10
+
+
+@pytest.fixture(scope="module", params=["counted", "structural"])
+def mmu(request):
+    return request.param
+
+
+def causes(op, mmu, mode="uml"):
+    return op_cost(op, mode, X, {"mmu": mmu}).cycles
+
+
+def test_the_row_reads_as_a_host_process_mode():
+    s = MODES["uml"]
+    assert (s.control, s.cpu, s.paging, s.devices, s.guest_type) == ("host", "process", "hardware", "host", None)
+    assert s.vmm is None and s.os_kinds == frozenset({"linux"})
+
+
+def test_null_call_hand_calculation(mmu):
+    c = causes("lmbench.null_call", mmu)
+    assert c["trap.uml_host_syscall"] == pytest.approx(SYSCALL_HOST_CALLS * V("native.syscall_cycles"))
+    assert SYSCALL_HOST_CALLS == 10
+    assert c["trap.uml_ptrace_stop"] == pytest.approx(2 * V("uml.ptrace_stop_cycles"))
+    assert c["world_switch.uml_host_switch"] == pytest.approx(4 * V("native.context_switch_cycles"))
+    assert "kernel.syscall" not in c  # the guest's int $0x80 is the host's (nullified) call
+
+
+def test_page_fault_hand_calculation(mmu):
+    c = causes("lmbench.page_fault", mmu)
+    n = causes("lmbench.page_fault", mmu, "native")
+    assert c["mmu.uml_host_fault"] == pytest.approx(2 * V("native.page_fault_cycles"))  # SIGSEGV fault + refault
+    assert c["trap.uml_ptrace_stop"] == pytest.approx(V("uml.ptrace_stop_cycles"))
+    assert c["world_switch.uml_host_switch"] == pytest.approx(2 * V("native.context_switch_cycles"))
+    # one loop round, PTRACE_FAULTINFO, one /proc/mm mmap
+    assert c["trap.uml_host_syscall"] == pytest.approx((V("uml.round_host_calls_count") + 2) * V("native.syscall_cycles"))
+    assert c["mmu.uml_host_map"] == pytest.approx(V("uml.host_mm_op_cycles"))
+    assert c["kernel.page_fault"] == pytest.approx(n["kernel.page_fault"])  # the UML kernel's own handler
+
+
+def test_fork_host_mm_ops_hand_calculation(mmu):
+    c = causes("lmbench.fork", mmu)
+    ops = PROC_PAGES + PROC_PAGES + COW_FAULTS  # COW write-protect, exit's unmaps, one mmap per fault
+    assert c["mmu.uml_host_map"] == pytest.approx(ops * V("uml.host_mm_op_cycles"))
+    calls = (3 * SYSCALL_HOST_CALLS + 2 + PROC_PAGES + PROC_PAGES + 1 + 2  # syscalls, new_mm, ops, close, 2 switch_mm
+             + COW_FAULTS * (V("uml.round_host_calls_count") + 2))
+    assert c["trap.uml_host_syscall"] == pytest.approx(calls * V("native.syscall_cycles"))
+
+
+def test_context_switch_adds_ptrace_switch_mm(mmu):
+    c = causes("lmbench.ctx_2p_0k", mmu)
+    n = causes("lmbench.ctx_2p_0k", mmu, "native")
+    assert c["trap.uml_host_syscall"] == pytest.approx(V("native.syscall_cycles"))
+    assert c["kernel.context_switch"] == pytest.approx(n["kernel.context_switch"])
+
+
+def test_uml_syscall_and_fault_paths_cost_more_than_bt_reflection(mmu):
+    for op in ("lmbench.null_call", "lmbench.page_fault"):
+        assert op_cost(op, "uml", X, {"mmu": mmu}).total_cycles > op_cost(op, "bt", X, {"mmu": mmu}).total_cycles
+
+
+def test_every_profile_prices_uml():
+    for name in ("xeon-2003", "p4-2006", "modern"):
+        p = load_profile(name)
+        assert op_cost("lmbench.null_call", "uml", p).total_cycles > op_cost("lmbench.null_call", "native", p).total_cycles
+
+
+def test_uml_rows_in_the_validation_set_with_their_bands():
+    e = {(x.test, x.mode): x for x in validation.entries(("lmbench",))}
+    null = e["null_call", "uml"]
+    assert null.published == pytest.approx(24.7 / 0.45, rel=1e-3)
+    assert validation.Row(null, null.published, null.published / 1.99).passed
+    assert not validation.Row(null, null.published, null.published / 2.01).passed
+    fork = e["fork", "uml"]
+    assert validation.Row(fork, fork.published, fork.published * 1.99).passed
+    assert not validation.Row(fork, fork.published, fork.published * 2.01).passed
+    stat = e["stat", "uml"]
+    assert validation.Row(stat, stat.published, stat.published * 1.29).passed
+    assert not validation.Row(stat, stat.published, stat.published * 1.31).passed
