@@ -51,6 +51,7 @@ ALLOWED = {
     "solaris container on a solaris host": ("modern", "container", 'os = "solaris"', 'os = "solaris"'),
     "32-bit linux under pv32": ("xeon-2003", "pv32", "", "bits = 32"),
     "64-bit guest under modern BT": ("modern", "bt", "", "bits = 64"),
+    "linux under uml (pvsim run)": ("xeon-2003", "uml", "", ""),
 }
 
 

@@ -2,9 +2,11 @@
 primitives and the structural counts of arch/um/kernel/skas/process.c (guest_kernels/uml.py)."""
 
 import pytest
+from typer.testing import CliRunner
 
 from guest_kernels.modes import MODES
 from pvsim import validation
+from pvsim.cli import app
 from pvsim.core.profile import load_profile
 from pvsim.pricing import op_cost
 from pvsim.workloads.lmbench import COW_FAULTS, PROC_PAGES
@@ -89,3 +91,12 @@ def test_uml_rows_in_the_validation_set_with_their_bands():
     stat = e["stat", "uml"]
     assert validation.Row(stat, stat.published, stat.published * 1.29).passed
     assert not validation.Row(stat, stat.published, stat.published * 1.31).passed
+
+
+def test_compare_lays_out_the_four_sosp03_systems(tmp_path):
+    j = tmp_path / "c.json"
+    r = CliRunner().invoke(app, ["compare", "--workload", "lmbench.null_call", "--modes", "native,pv32,bt,uml",
+                                 "--profile", "xeon-2003", "--ops", "50", "--json", str(j)])
+    assert r.exit_code == 0, r.output
+    header = next(ln for ln in r.output.splitlines() if "workload" in ln)
+    assert all(m in header for m in ("native", "pv32", "bt", "uml"))
