@@ -100,3 +100,30 @@ def test_compare_lays_out_the_four_sosp03_systems(tmp_path):
     assert r.exit_code == 0, r.output
     header = next(ln for ln in r.output.splitlines() if "workload" in ln)
     assert all(m in header for m in ("native", "pv32", "bt", "uml"))
+
+
+TWO_HOSTS = """
+[[hosts]]
+name = "h1"
+profile = "xeon-2003"
+[[hosts]]
+name = "h2"
+profile = "xeon-2003"
+[[links]]
+between = ["h1", "h2"]
+[run]
+duration_ms = 10
+[[domains]]
+name = "u"
+mode = "uml"
+workload = "cpu-int"
+memory_mib = 512
+host = "h1"
+"""
+
+
+def test_a_uml_domain_has_no_hypervisor_to_migrate_it(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text(TWO_HOSTS)
+    r = CliRunner().invoke(app, ["migrate", str(f), "--domain", "u", "--to", "h2"])
+    assert r.exit_code == 2 and "no hypervisor" in r.output and len(r.output.strip().splitlines()) == 1, r.output
