@@ -5,10 +5,13 @@ import pytest
 from typer.testing import CliRunner
 
 from guest_kernels.modes import MODES
+from guest_kernels.uml import UMLKernel
 from pvsim import validation
 from pvsim.cli import app
+from pvsim.core.meter import Meter
 from pvsim.core.profile import load_profile
 from pvsim.pricing import op_cost
+from pvsim.wiring import scratch_platform
 from pvsim.workloads.lmbench import COW_FAULTS, PROC_PAGES
 
 X = load_profile("xeon-2003")
@@ -127,3 +130,29 @@ def test_a_uml_domain_has_no_hypervisor_to_migrate_it(tmp_path):
     f.write_text(TWO_HOSTS)
     r = CliRunner().invoke(app, ["migrate", str(f), "--domain", "u", "--to", "h2"])
     assert r.exit_code == 2 and "no hypervisor" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
+def _kernel_meter():
+    platform = scratch_platform("uml", X, nr_pages=1024)
+    m = platform.hv.meter = Meter()  # after the set-up
+    return UMLKernel(platform), m
+
+
+def test_signals_and_frames_hand_calculation():
+    k, m = _kernel_meter()
+    round_ = (V("uml.ptrace_stop_cycles") + 2 * V("native.context_switch_cycles")
+              + V("uml.round_host_calls_count") * V("native.syscall_cycles"))
+    k.irq()  # SIGIO: the host interrupt, one intercepted round, one read of the descriptor
+    assert m.total_cycles(X) == pytest.approx(V("native.interrupt_cycles") + round_ + V("native.syscall_cycles"))
+    k, m = _kernel_meter()
+    k.timer_tick()  # the host tick, SIGVTALRM intercepted, the UML tick handler
+    assert m.total_cycles(X) == pytest.approx(2 * V("native.timer_tick_cycles") + round_)
+    k, m = _kernel_meter()
+    k.nic_packets(3)  # one TUN read/write each, then the host's NIC path
+    assert m.price(X)["trap.uml_host_syscall"] == pytest.approx(3 * V("native.syscall_cycles"))
+    assert m.price(X)["kernel.nic_driver"] == pytest.approx(3 * V("io.native_nic_packet_cycles"))
+    k, m = _kernel_meter()
+    k.exception()  # the host trap, SIGFPE intercepted, the UML kernel's handler
+    c = m.price(X)
+    assert c["trap.uml_host_trap"] == pytest.approx(V("native.exception_cycles"))
+    assert m.total_cycles(X) == pytest.approx(2 * V("native.exception_cycles") + round_)
