@@ -12,7 +12,8 @@ A *mode* is how a domain's OS runs on the simulated machine. Each :class:`ModeSp
 * ``control``: what runs the mode's device backends and device model: ``"dom0"`` (Xen's
   Domain-0), ``"host"`` (a KVM-style host kernel) or ``None`` (the OS drives the hardware itself);
 * ``cpu``: how the CPU is virtualized: ``bare`` (no VMM), ``paravirt`` (a modified kernel that
-  calls the hypervisor), ``translated`` (binary translation), ``vtx`` (VT-x/AMD-V);
+  calls the hypervisor), ``translated`` (binary translation), ``vtx`` (VT-x/AMD-V), ``process``
+  (the guest kernel is a host process that intercepts its processes' traps with ptrace: UML);
 * ``paging``: the machine-side MMU component: ``hardware`` (the OS's own tables, walked by the
   hardware), ``direct`` (Xen's PV direct paging: validated guest tables), ``shadow``, ``hap``
   (EPT/NPT): :data:`pvsim.mm.machine.PAGING` maps the name to a class;
@@ -20,7 +21,10 @@ A *mode* is how a domain's OS runs on the simulated machine. Each :class:`ModeSp
   ``virtio``): :data:`pvsim.io.paths.DEVICE_PATHS` maps the name to classes;
 * ``needs``: the hardware it needs (``vtx``, ``hap``), checked against a profile;
 * ``sole``: a bare-metal OS is the only OS on its host; ``shares_host_kernel``: a container runs
-  the host's own kernel (and may only share a host with other containers).
+  the host's own kernel (and may only share a host with other containers);
+* ``os_kinds``: the guest OS kinds the mode can run at all (UML is a port of Linux only);
+  ``bits``: the fixed width of the mode's guest ABI (pv32: 32, pv: 64), or ``None`` for either.
+  The OS rules that read them are in :mod:`guest_kernels.oskinds`.
 
 Every subsystem reads these fields; no other module compares a mode name (a test keeps it so). A
 new mode is one row here plus, if it behaves differently, its kernel class.
@@ -31,6 +35,13 @@ domain of the host it is on (its hosted world switch is priced by ``bt.world_swi
 Whether ``bt``'s VMM is hosted (VMware Workstation: world switches to a host OS for devices, new
 guest frames and host ticks) or bare-metal is a profile choice (``bt.hosted_count``), not a mode:
 see :mod:`guest_kernels.bt_hosted`.
+
+UML (``uml``) has no hypervisor. Its control kind is ``host``: it runs on a host Linux kernel,
+which owns the real disk and NIC and on which a UML's I/O ends (its block device is a host file,
+its network a TUN descriptor). That host work is done synchronously in the UML's own host
+processes through host system calls, so it is priced on the UML domain's vCPU by
+:class:`~guest_kernels.uml.UMLKernel` (device kind ``host``: the guest's stack drives the
+"device", here host descriptors), not as threads of the host's control domain.
 """
 
 from __future__ import annotations
@@ -42,9 +53,12 @@ from guest_kernels.bt import BTKernel
 from guest_kernels.hvm import HVMKernel, HVMShadowKernel, KVMKernel, PVHKernel, PVHVMKernel
 from guest_kernels.native import ContainerKernel, NativeKernel
 from guest_kernels.pv import PV32Kernel, PVKernel
+from guest_kernels.uml import UMLKernel
 
 CONTROL_KINDS = ("dom0", "host")
-CPU_KINDS = ("bare", "paravirt", "translated", "vtx")
+CPU_KINDS = ("bare", "paravirt", "translated", "vtx", "process")
+OS_KINDS = ("linux", "bsd", "solaris", "windows")
+ALL_OS = frozenset(OS_KINDS)
 PAGING_KINDS = ("hardware", "direct", "shadow", "hap")
 DEVICE_KINDS = ("host", "split", "emulated", "virtio")
 
@@ -62,6 +76,8 @@ class ModeSpec:
     sole: bool = False
     shares_host_kernel: bool = False
     summary: str = ""
+    os_kinds: frozenset = ALL_OS
+    bits: int | None = None
 
     @property
     def virtualized(self) -> bool:
@@ -89,7 +105,7 @@ class ModeSpec:
         if self.control is None:
             return None
         if self.control == "host":
-            return "kvm"
+            return "kvm" if self.cpu == "vtx" else None  # UML: host processes, no VMM to convert from
         return "vmware" if self.cpu == "translated" else "xen"
 
     @property
@@ -105,9 +121,9 @@ MODES: dict[str, ModeSpec] = {
                  summary="bare metal: the kernel in ring 0, no hypervisor"),
         ModeSpec("container", ContainerKernel, None, None, "bare", "hardware", "host", shares_host_kernel=True,
                  summary="OS container: processes of one shared host kernel"),
-        ModeSpec("pv", PVKernel, "pv64", "dom0", "paravirt", "direct", "split",
+        ModeSpec("pv", PVKernel, "pv64", "dom0", "paravirt", "direct", "split", bits=64,
                  summary="Xen x86-64 PV: kernel in ring 3, syscalls bounce through Xen, validated page tables"),
-        ModeSpec("pv32", PV32Kernel, "pv32", "dom0", "paravirt", "direct", "split",
+        ModeSpec("pv32", PV32Kernel, "pv32", "dom0", "paravirt", "direct", "split", bits=32,
                  summary="Xen 32-bit PV (SOSP'03): kernel in ring 1, direct syscall trap gate"),
         ModeSpec("bt", BTKernel, None, "dom0", "translated", "shadow", "emulated",
                  summary="binary translation + shadow paging + emulated devices (VMware-style)"),
@@ -121,6 +137,8 @@ MODES: dict[str, ModeSpec] = {
                  summary="HAP, PV drivers and event channels, no device model"),
         ModeSpec("kvm-virtio", KVMKernel, None, "host", "vtx", "hap", "virtio", frozenset({"vtx", "hap"}),
                  summary="KVM-style: VT-x with EPT, virtio rings, vhost in the host kernel"),
+        ModeSpec("uml", UMLKernel, None, "host", "process", "hardware", "host", os_kinds=frozenset({"linux"}),
+                 summary="User-Mode Linux (skas3): the kernel a host process, syscalls and faults via ptrace"),
     )
 }
 

@@ -25,6 +25,7 @@ LATENCY_METRICS = {"us_per_op", "cycles_per_op", "ns_per_op", "ms_per_op"}  # lo
 MODE_COLORS = {  # the named palette: one colour per mode in every figure
     "native": "#4D4D4D", "container": "#A6A6A6", "pv": "#0072B2", "pv32": "#56B4E9", "bt": "#E69F00",
     "hvm-shadow": "#D55E00", "hvm": "#CC79A7", "pvhvm": "#009E73", "pvh": "#117733", "kvm-virtio": "#882255",
+    "uml": "#999933",
 }
 OTHER_MODE_COLOR = "#DDDDDD"
 SCORE_LABEL = "score relative to native (native = 1.0; higher is better)"

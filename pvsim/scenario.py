@@ -52,6 +52,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from guest_kernels.modes import CONTROL_DOMAIN, MODES, missing_hardware
+from guest_kernels.oskinds import refusal as os_refusal
 from pvsim.core.errors import ScenarioError
 from pvsim.core.profile import load_profile
 from pvsim.core.schema import unknown, validate
@@ -120,9 +121,14 @@ class DiskSpec(_M):
     mean_service_ns: float | None = Field(None, gt=0, le=1e10)
 
 
+OsKind = Literal["linux", "bsd", "solaris", "windows"]  # guest_kernels.modes.OS_KINDS
+
+
 class HostSpec(_M):
     name: str = "host"
     pcpus: int = Field(1, ge=1, le=MAX_PCPUS)
+    os: OsKind = "linux"  # the host kernel's OS (what containers share, what KVM and UML run on)
+    bits: Literal[32, 64] = 64
     memory_mib: int = Field(16384, ge=64, le=1 << 24)
     profile: str = "modern"
     scheduler: SchedulerSpec = SchedulerSpec()
@@ -202,6 +208,8 @@ class DomainSpec(_M):
     sched: dict[str, Any] = {}
     host: str = ""
     disk: str = "local"
+    os: OsKind = "linux"  # the guest's OS kind (guest_kernels.oskinds)
+    bits: Literal[32, 64] | None = None  # None: the mode's own width
 
     @field_validator("name")
     @classmethod
@@ -387,6 +395,9 @@ class Scenario:
             lack = missing_hardware(MODES[d.mode], prof.has("hvm.vmexit_cycles"), _has_hap(prof))
             if lack:
                 raise ScenarioError(f"{where}.mode", f"mode {d.mode!r} needs {lack}, which profile {prof.name!r} lacks")
+            bad = os_refusal(MODES[d.mode], d.os, d.bits, h.os, h.bits, prof)
+            if bad:
+                raise ScenarioError(f"{where}.{bad[0]}", bad[1])
             if d.workload not in self.catalogue:
                 raise unknown(f"{where}.workload", d.workload, self.catalogue.names(), what="workload")
             self.catalogue.resolve(d.workload, d.params, f"{where}.workload")

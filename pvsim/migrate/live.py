@@ -81,7 +81,7 @@ def check(sc: Scenario, reqs: list[Request], cumulative: bool = True) -> None:
         if r.domain not in names:
             raise unknown(dom_f, r.domain, names, what="domain")
         d = next(d for d in sc.domains if d.name == r.domain)
-        if MODES[d.mode].control is None:
+        if MODES[d.mode].vmm is None:  # bare metal, a container, UML's host processes
             raise ScenarioError(dom_f, f"domain {r.domain!r} runs in mode {d.mode!r}, which has no hypervisor to "
                                        "migrate it")
         if d.name in {c[0] for c in CONTROL_DOMAIN.values()}:

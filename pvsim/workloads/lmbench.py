@@ -132,3 +132,14 @@ SOSP03 = {
     "fs_create_10k": (66.9, 68.2, 85.6), "fs_delete_10k": (12.5, 13.6, 21.4), "mmap": (68.0, 139, 620),
     "prot_fault": (1.06, 1.40, 7.53), "page_fault": (1.42, 2.73, 12.4),
 }
+
+# SOSP'03 Tables 3-5, the User-Mode Linux column (skas3 on the same host, us; calibration.md §1.3-1.5
+# [MEM]): a validation target only (pvsim.validation); the model never reads it.
+SOSP03_UML = {
+    "null_call": 24.7, "null_io": 25.1, "stat": 36.1, "open_close": 62.8, "slct_tcp": 39.9, "sig_inst": 26.0,
+    "sig_hndl": 46.0, "fork": 21000, "exec": 33000, "sh": 58000,
+    "ctx_2p_0k": 15.5, "ctx_2p_16k": 14.6, "ctx_2p_64k": 14.4, "ctx_8p_16k": 16.3, "ctx_8p_64k": 36.8,
+    "ctx_16p_16k": 23.6, "ctx_16p_64k": 52.0,
+    "fs_create_0k": 130, "fs_delete_0k": 65.7, "fs_create_10k": 250, "fs_delete_10k": 113, "mmap": 1400,
+    "prot_fault": 21.8, "page_fault": 26.3,
+}

@@ -10,7 +10,7 @@ from pvsim.workloads.lmbench import SOSP03
 
 def test_the_set_has_every_published_number_once():
     es = validation.entries()
-    assert len(es) == 2 * len(PUBLISHED) + 2 * len(SOSP03)
+    assert len(es) == 2 * len(PUBLISHED) + 3 * len(SOSP03)
     assert len({(e.group, e.test, e.mode) for e in es}) == len(es)
     assert {e.test for e in es if e.role == "calibration"} == CALIBRATION_SET
 
