@@ -31,7 +31,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SECTIONS = ("cpu", "native", "xen", "hvm", "bt", "mmu", "io", "sched", "container", "migration")
+SECTIONS = ("cpu", "native", "xen", "hvm", "bt", "mmu", "io", "sched", "cache", "container", "migration")
 UNIT_SUFFIXES = ("_cycles", "_ns", "_us", "_ms", "_bytes", "_mbps", "_frac", "_count", "_pages", "_factor", "_iops")
 
 
