@@ -492,7 +492,10 @@ class HostRuntime:
         self.footprint = (FootprintTracker(cache_model(self.profile), spec.pcpus)
                           if self.profile.has("cache.line_bytes") else None)
         self.footprint_ns: dict[int, list[int]] = {}
-        base_cost = switch_cost_from_profile(self.profile, tracker=self.footprint)
+        # a bare-metal OS's host: the dispatcher is that kernel's scheduler, a switch a process switch
+        self.native_kernel = any(MODES[d.mode].sole for d in sc.domains_on(self.name))
+        self.switch_cause = "kernel.process_switch" if self.native_kernel else "world_switch.vcpu"
+        base_cost = switch_cost_from_profile(self.profile, tracker=self.footprint, native=self.native_kernel)
 
         def switch_cost(prev, nxt):
             c = int(base_cost(prev, nxt))
@@ -517,9 +520,7 @@ class HostRuntime:
 
         sched = make_scheduler(spec.scheduler.name, spec.scheduler.params)
         if spec.scheduler.dispatcher == "compiled" and has_kernel(sched.name):
-            lazy = int(round(self.profile.ns("sched.schedule_cycles")))
-            full = int(round(self.profile.ns("sched.schedule_cycles") + self.profile.ns("sched.vcpu_switch_cycles")))
-            self.runner = CompiledRunner(self.engine, sched, spec.pcpus, switch_costs=(lazy, full),
+            self.runner = CompiledRunner(self.engine, sched, spec.pcpus, switch_costs=(base_cost.lazy_ns, base_cost.full_ns),
                                          footprint=self.footprint)
         else:
             self.runner = HostRunner(self.engine, sched, spec.pcpus, switch_cost_ns=switch_cost)
@@ -903,7 +904,7 @@ def _row(dr: DomainRuntime, a: dict, b: dict, system: System) -> dict:
     fp_cache = b["fp"][0] - a["fp"][0]
     fp_tlb = b["fp"][1] - a["fp"][1]
     if switch - fp_cache - fp_tlb:
-        bd["world_switch.vcpu"] = float(switch - fp_cache - fp_tlb)
+        bd[h.switch_cause] = float(switch - fp_cache - fp_tlb)
     if fp_cache:
         bd["cache.refill"] = float(fp_cache)
     if fp_tlb:

@@ -20,11 +20,26 @@ from __future__ import annotations
 
 
 class SwitchCost:
-    """``switch_cost_ns(prev, next)`` priced from ``profile``'s ``[sched]`` constants (and footprints)."""
+    """``switch_cost_ns(prev, next)`` priced from ``profile``'s ``[sched]`` constants (and footprints).
 
-    def __init__(self, profile, meter=None, tracker=None):
-        self.switch_ns = profile.ns("sched.vcpu_switch_cycles")
-        self.sched_ns = profile.ns("sched.schedule_cycles")
+    ``native=True``: the dispatcher is a bare-metal kernel's scheduler switching processes (a
+    multi-process native OS): a switch is ``native.context_switch_cycles`` (lmbench lat_ctx 2p/0K: the
+    whole Linux ``schedule()`` + ``switch_to`` + CR3 load + the refill of the 4 pages it touches), and
+    the switch back to the task an idle CPU left (Linux's idle task borrows the mm: no address-space
+    switch) that less ``native.cr3_load_cycles`` and the 4 pages' walks
+    (``4 x native.context_switch_ws_pages_count`` references of ``native.walk_ref_cycles``)."""
+
+    def __init__(self, profile, meter=None, tracker=None, native: bool = False):
+        if native:
+            full = profile.ns("native.context_switch_cycles")
+            lazy = full - profile.ns("native.cr3_load_cycles") - \
+                4 * profile.value("native.context_switch_ws_pages_count") * profile.ns("native.walk_ref_cycles")
+        else:
+            lazy = profile.ns("sched.schedule_cycles")
+            full = lazy + profile.ns("sched.vcpu_switch_cycles")
+        self.native = native
+        self.lazy_ns = int(round(lazy))
+        self.full_ns = int(round(full))
         self.ghz = profile.clock_ghz
         self.meter = meter
         self.tracker = tracker
@@ -44,14 +59,18 @@ class SwitchCost:
                 fc, ft = self.tracker.charge(nxt, cpu)
         self.last_parts = (fc, ft)
         if meter is not None:
-            meter.add("sched.schedule", "sched.schedule_cycles", 1)
-            if not lazy:
-                meter.add("sched.context_switch", "sched.vcpu_switch_cycles", 1)
+            if self.native:
+                meter.add("kernel.process_switch", "cycles", (self.lazy_ns if lazy else self.full_ns) * self.ghz)
+            else:
+                meter.add("sched.schedule", "sched.schedule_cycles", 1)
+                if not lazy:
+                    meter.add("sched.context_switch", "sched.vcpu_switch_cycles", 1)
             meter.add("cache.refill", "cycles", fc * self.ghz)
             meter.add("tlb.refill_after_switch", "cycles", ft * self.ghz)
-        return int(round(self.sched_ns + (0 if lazy else self.switch_ns))) + fc + ft
+        return (self.lazy_ns if lazy else self.full_ns) + fc + ft
 
 
-def switch_cost_from_profile(profile, meter=None, tracker=None) -> SwitchCost:
-    """``switch_cost_ns(prev, next)`` priced from ``profile``'s ``[sched]`` constants."""
-    return SwitchCost(profile, meter, tracker)
+def switch_cost_from_profile(profile, meter=None, tracker=None, native: bool = False) -> SwitchCost:
+    """``switch_cost_ns(prev, next)`` priced from ``profile``'s ``[sched]`` constants (``native``: a
+    bare-metal kernel's process switch)."""
+    return SwitchCost(profile, meter, tracker, native)
