@@ -2,7 +2,7 @@
 
 A profile is a TOML file. Top-level keys ``name``, ``description``, ``clock_ghz`` (with
 ``clock_source``); then one table per layer (``[cpu]``, ``[native]``, ``[xen]``, ``[hvm]``,
-``[bt]``, ``[mmu]``, ``[io]``, ``[sched]``, ``[container]``). Every constant is an inline table::
+``[bt]``, ``[mmu]``, ``[io]``, ``[sched]``, ``[cache]``, ``[container]``). Every constant is an inline table::
 
     syscall_cycles = { value = 1080, source = "SOSP'03 Table 3, L-UP null call 0.45 us x 2.4 GHz [MEM]" }
 

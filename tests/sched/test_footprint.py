@@ -72,7 +72,7 @@ def test_xeon_refill_by_hand():
     assert entries == 64 and not m.tlb_tagged
     tlb_a = (entries * round(walk_ns * 1000) + 500) // 1000
     assert t.charge(a, 0) == (cache_a, tlb_a)
-    # about 0.9 ms: 4096 x 246 / 1.5 cycles of L2 refill at 2.4 GHz dominate
+    # about 0.28 ms: 4096 x 246 / 1.5 cycles of L2 refill at 2.4 GHz dominate
     assert cache_a == pytest.approx(4096 * 246 / 1.5 / 2.4 + 128 * 16 / 1.5 / 2.4, abs=2)
     # B returns after A's 4 MiB: all of B's 4096 lines gone from the L2, its 128 from L1D
     cache_b = (128 * ps1 + 4096 * ps2 + 500) // 1000
