@@ -18,8 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-CATEGORY_ORDER = ["user", "kernel", "hypercall", "trap", "exit", "mmu", "world_switch", "device", "io", "dom0",
-                  "sched", "idle"]
+CATEGORY_ORDER = ["user", "kernel", "hypercall", "trap", "exit", "mmu", "world_switch", "cache", "tlb", "device",
+                  "io", "dom0", "sched", "idle"]
 COLORS = dict(zip(CATEGORY_ORDER, plt.get_cmap("tab20").colors[::1]))
 LATENCY_METRICS = {"us_per_op", "cycles_per_op", "ns_per_op", "ms_per_op"}  # lower is better; the rest are rates
 MODE_COLORS = {  # the named palette: one colour per mode in every figure

@@ -194,6 +194,25 @@ class DomainOptions(_M):
         return (self.mmu,) + tuple((k, getattr(self, k)) for k in self.KERNEL + self.MMU)
 
 
+class ProcessSpec(_M):
+    """One process of a multi-process native OS (``[[domains]]`` ``processes``): its workload, its
+    tasks (``threads``: runnable entities of the kernel's scheduler) and its share (``weight``, the
+    scheduler's weight standing in for a nice level)."""
+
+    name: str
+    workload: str
+    params: dict[str, int | float | str] = {}
+    threads: int = Field(1, ge=1, le=MAX_VCPUS)
+    weight: int = Field(256, ge=1, le=65535)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v or len(v) > 32 or "." in v or any(c.isspace() for c in v):
+            raise ValueError("must be 1..32 characters without spaces or dots")
+        return v
+
+
 class DomainSpec(_M):
     name: str
     mode: str
@@ -210,6 +229,8 @@ class DomainSpec(_M):
     disk: str = "local"
     os: OsKind = "linux"  # the guest's OS kind (guest_kernels.oskinds)
     bits: Literal[32, 64] | None = None  # None: the mode's own width
+    processes: list[ProcessSpec] = []  # a bare-metal OS running several workloads as its processes
+    process_of: str = ""  # set by the expansion: the OS this process runs on
 
     @field_validator("name")
     @classmethod
@@ -341,7 +362,8 @@ class Scenario:
             dd = dict(d)
             if "host" not in dd:
                 dd["host"] = hosts[0].name if len(hosts) == 1 else ""
-            doms.append(validate(DomainSpec, dd, f"domains[{i}]"))
+            ds = validate(DomainSpec, dd, f"domains[{i}]")
+            doms += _expand_processes(ds, f"domains[{i}]", catalogue) if ds.processes else [ds]
         links = tuple(validate(LinkSpec, x, f"links[{i}]") for i, x in enumerate(_array(data, "links")))
         storage = tuple(validate(StorageSpec, x, f"storage[{i}]") for i, x in enumerate(_array(data, "storage")))
         timeline = tuple(_parse_timeline(t, i) for i, t in enumerate(_array(data, "timeline")))
@@ -350,6 +372,10 @@ class Scenario:
                  tuple(_array(data, "failures")), _table(data, "ha"))
         sc.validate()
         return sc
+
+    def processes_of(self, os_name: str) -> list[DomainSpec]:
+        """The processes of the multi-process native OS ``os_name`` (empty if it is not one)."""
+        return [d for d in self.domains if d.process_of == os_name]
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> "Scenario":
@@ -426,7 +452,7 @@ class Scenario:
             ctl_names = {CONTROL_DOMAIN[k][0] for k in kinds}
             doms = [d for d in doms if d.name not in ctl_names]  # a named control domain is not a guest
             specs = [MODES[d.mode] for d in doms]
-            if any(s.sole for s in specs) and len(doms) > 1:
+            if any(s.sole for s in specs) and len({d.process_of or d.name for d in doms}) > 1:
                 raise ScenarioError("domains", f"a bare-metal ('native') domain must be the only domain on host {hname!r}")
             if any(s.shares_host_kernel for s in specs) and not all(s.shares_host_kernel for s in specs):
                 raise ScenarioError("domains", "containers share one host kernel and cannot be mixed with "
@@ -532,3 +558,26 @@ def _parse_timeline(t: dict, i: int) -> TimelineEntry:
     if not params:
         raise ScenarioError(where, "changes nothing: give scheduler parameters (weight, cap, cpus, ...)")
     return TimelineEntry(float(at), dom, host, params)
+
+
+def _expand_processes(d: DomainSpec, where: str, catalogue) -> list[DomainSpec]:
+    """A native OS with ``processes``: one entry per process, ``<os>.<process>``, each a set of tasks of
+    the one kernel (its scheduler is the host's dispatcher; its disk queue is the host's disk), the OS's
+    memory split evenly between them."""
+    if d.mode not in MODES:
+        raise unknown(f"{where}.mode", d.mode, MODES, what="mode")
+    if not MODES[d.mode].sole:
+        raise ScenarioError(f"{where}.processes", f"only a bare-metal OS runs workloads as its processes; "
+                                                  f"mode {d.mode!r} is not one (use one domain per workload)")
+    names = [p.name for p in d.processes]
+    if len(set(names)) != len(names):
+        raise ScenarioError(f"{where}.processes", "process names must be unique")
+    out = []
+    mem = max(16, d.memory_mib // len(d.processes))
+    for k, p in enumerate(d.processes):
+        if p.workload not in catalogue:
+            raise unknown(f"{where}.processes[{k}].workload", p.workload, catalogue.names(), what="workload")
+        out.append(d.model_copy(update={"name": f"{d.name}.{p.name}", "workload": p.workload, "params": dict(p.params),
+                                        "vcpus": p.threads, "memory_mib": mem, "weight": p.weight,
+                                        "processes": [], "process_of": d.name}))
+    return out

@@ -54,16 +54,17 @@ from pvsim.io.xenstore import XenStore
 from pvsim.migrate import inrun
 from pvsim.mm import workloads as mmw
 from pvsim.mm.host import attach_machine_memory
-from pvsim.pricing import price_step
+from pvsim.pricing import price_actions, price_step
 from pvsim.programs import eligible as program_eligible
 from pvsim.programs import make_program
 from pvsim.results import Results, round_breakdown
 from pvsim.scenario import OUTSIDE, DomainSpec, HostSpec, Scenario, parse_cpulist
 from pvsim.sched import HostRunner, make_scheduler
 from pvsim.sched.costs import switch_cost_from_profile
+from pvsim.sched.footprint import NONE, FootprintTracker, cache_model, footprint_of
 from pvsim.sched.hk.runner import CompiledRunner, has_kernel
 from pvsim.wiring import MAX_STRUCTURAL_PAGES, attach_guest
-from pvsim.workloads.spec import RATE_METRICS
+from pvsim.workloads.spec import RATE_METRICS, A
 from pvsim.workloads.threads import thread
 
 TCPIP_HEADER_BYTES = 40
@@ -491,23 +492,44 @@ class HostRuntime:
         self.hv.host_pages = spec.memory_mib * 256
         self.xs = XenStore()
         self.switch_ns: Counter = Counter()
-        base_cost = switch_cost_from_profile(self.profile)
+        # cache/TLB footprints of switches (pvsim.sched.footprint): a profile without [cache] has none
+        self.footprint = (FootprintTracker(cache_model(self.profile), spec.pcpus)
+                          if self.profile.has("cache.line_bytes") else None)
+        self.footprint_ns: dict[int, list[int]] = {}
+        # a bare-metal OS's host: the dispatcher is that kernel's scheduler, a switch a process switch
+        self.native_kernel = any(MODES[d.mode].sole for d in sc.domains_on(self.name))
+        self.switch_cause = "kernel.process_switch" if self.native_kernel else "world_switch.vcpu"
+        base_cost = switch_cost_from_profile(self.profile, tracker=self.footprint, native=self.native_kernel)
 
         def switch_cost(prev, nxt):
             c = int(base_cost(prev, nxt))
-            self.switch_ns[nxt.dom.domid] += c
+            d = nxt.dom.domid
+            self.switch_ns[d] += c
+            fc, ft = base_cost.last_parts
+            if fc or ft:
+                f = self.footprint_ns.setdefault(d, [0, 0])
+                f[0] += fc
+                f[1] += ft
             return c
+
+        def refund(unit, c):
+            d = unit.dom.domid
+            self.switch_ns[d] -= c
+            if self.footprint is not None:
+                fc, ft = self.footprint.undo(unit.cpu)
+                if fc or ft:
+                    f = self.footprint_ns[d]
+                    f[0] -= fc
+                    f[1] -= ft
 
         sched = make_scheduler(spec.scheduler.name, spec.scheduler.params)
         if spec.scheduler.dispatcher == "compiled" and has_kernel(sched.name):
-            lazy = int(round(self.profile.ns("sched.schedule_cycles")))
-            full = int(round(self.profile.ns("sched.schedule_cycles") + self.profile.ns("sched.vcpu_switch_cycles")))
-            self.runner = CompiledRunner(self.engine, sched, spec.pcpus, switch_costs=(lazy, full))
+            self.runner = CompiledRunner(self.engine, sched, spec.pcpus, switch_costs=(base_cost.lazy_ns, base_cost.full_ns),
+                                         footprint=self.footprint)
         else:
             self.runner = HostRunner(self.engine, sched, spec.pcpus, switch_cost_ns=switch_cost)
         self.hv.sched = self.runner  # SCHEDOP_*, set_timer_op and VCPUOP_* act on the dispatcher
-        self.runner.switch_refund = lambda unit, c: self.switch_ns.__setitem__(unit.dom.domid,
-                                                                               self.switch_ns[unit.dom.domid] - c)
+        self.runner.switch_refund = refund
         # physical devices: the local disk, the NIC on the link to the outside, the bridge
         self.disk = Disk(self.engine, self.pricer, self.engine.rng(f"io/disk/{self.name}"), spec.disk.kind,
                          float(spec.disk.mean_service_ns or 0.0))
@@ -547,6 +569,8 @@ class HostRuntime:
             self._add_vcpus(dr)
 
     def _add_vcpus(self, dr: DomainRuntime) -> None:
+        if self.footprint is not None:
+            self.footprint.register(dr.domid, self.footprint_of(dr))
         aff = set(parse_cpulist(dr.spec.cpus, self.spec.pcpus, "cpus"))
         for v, vos in enumerate(dr.os.vcpus):
             self.runner.add_vcpu(dr.domid, v, vos, weight=dr.spec.weight, cap=dr.spec.cap, affinity=aff,
@@ -572,6 +596,22 @@ class HostRuntime:
         if start_threads and dr.peer is not None and dr.peer.kind == "clients":
             for conn in range(dr.n_threads):
                 dr.peer.send_request(conn, dr.peer.turnaround_ns)
+
+    def footprint_of(self, dr: DomainRuntime):
+        """The cache/TLB working set of ``dr``'s contexts: its workload's ``footprint``, a TLB page priced
+        as one miss of the mode's own walk (the guest kernel's ``tlb_walks``)."""
+        fs = dr.workload.spec.footprint
+        if fs is None or self.footprint is None:
+            return NONE
+        walk = price_actions((A("tlb_walks", (1,)),), dr.spec.mode, self.profile, dr.spec.options)
+        return footprint_of(self.footprint.model, fs.cache_kib, fs.tlb_pages, walk.cpu_cycles / self.profile.clock_ghz)
+
+    def footprint_ns_of(self, domid: int) -> tuple[int, int]:
+        """(cache refill ns, TLB refill ns) of domain ``domid``'s switch-ins so far."""
+        if isinstance(self.runner, CompiledRunner):
+            return self.runner.footprint_ns_of(domid)
+        f = self.footprint_ns.get(domid, (0, 0))
+        return int(f[0]), int(f[1])
 
     def switch_ns_of(self, domid: int) -> int:
         """The hypervisor's vCPU-switch time charged to domain ``domid`` so far."""
@@ -804,6 +844,7 @@ def _snapshot(dr: DomainRuntime) -> dict:
         "t": now,
         "rs": [h.runner.runstate_ns(u, now) for u in units],
         "switch": h.switch_ns_of(dr.domid),
+        "fp": h.footprint_ns_of(dr.domid),
         "ns": [dict(v.meter.ns) for v in dr.os.vcpus],
         "counts": [dict(v.meter.counts) for v in dr.os.vcpus],
         "iowait": [v.iowait_until(now) for v in dr.os.vcpus],
@@ -864,8 +905,14 @@ def _row(dr: DomainRuntime, a: dict, b: dict, system: System) -> dict:
     bd["idle"] = bd.get("idle", 0.0) + (blocked - iowait) + offline
     if runnable:
         bd["sched.wait"] = float(runnable)
-    if switch:
-        bd["world_switch.vcpu"] = float(switch)
+    fp_cache = b["fp"][0] - a["fp"][0]
+    fp_tlb = b["fp"][1] - a["fp"][1]
+    if switch - fp_cache - fp_tlb:
+        bd[h.switch_cause] = float(switch - fp_cache - fp_tlb)
+    if fp_cache:
+        bd["cache.refill"] = float(fp_cache)
+    if fp_tlb:
+        bd["tlb.refill_after_switch"] = float(fp_tlb)
     breakdown = round_breakdown({k: v / n for k, v in bd.items()}, int(elapsed))
     counts = Counter()
     for ca, cb in zip(a["counts"], b["counts"]):

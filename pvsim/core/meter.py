@@ -12,8 +12,9 @@ profiles is the same work at two price lists, and the breakdown always sums to t
 
 Breakdown causes are dotted; the first component is the coarse category used by charts:
 ``user``, ``kernel``, ``hypercall``, ``trap``, ``exit``, ``mmu`` (validation, shadow sync, walks,
-flushes), ``world_switch``, ``device`` (emulation), ``io`` (rings, event channels, grants),
-``dom0``, ``idle``.
+flushes), ``world_switch``, ``cache`` and ``tlb`` (the refill a context switch leaves:
+pvsim.sched.footprint), ``device`` (emulation), ``io`` (rings, event channels, grants), ``dom0``,
+``idle``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from pvsim.core.profile import Profile
 
 CATEGORIES = (
-    "user", "kernel", "hypercall", "trap", "exit", "mmu", "world_switch", "device", "io",
+    "user", "kernel", "hypercall", "trap", "exit", "mmu", "world_switch", "cache", "tlb", "device", "io",
     "dom0", "sched", "idle",
 )
 

@@ -2,7 +2,7 @@
 
 A profile is a TOML file. Top-level keys ``name``, ``description``, ``clock_ghz`` (with
 ``clock_source``); then one table per layer (``[cpu]``, ``[native]``, ``[xen]``, ``[hvm]``,
-``[bt]``, ``[mmu]``, ``[io]``, ``[sched]``, ``[container]``). Every constant is an inline table::
+``[bt]``, ``[mmu]``, ``[io]``, ``[sched]``, ``[cache]``, ``[container]``). Every constant is an inline table::
 
     syscall_cycles = { value = 1080, source = "SOSP'03 Table 3, L-UP null call 0.45 us x 2.4 GHz [MEM]" }
 
@@ -31,7 +31,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SECTIONS = ("cpu", "native", "xen", "hvm", "bt", "mmu", "io", "sched", "container", "migration", "uml")
+SECTIONS = ("cpu", "native", "xen", "hvm", "bt", "mmu", "io", "sched", "cache", "container", "migration", "uml")
 UNIT_SUFFIXES = ("_cycles", "_ns", "_us", "_ms", "_bytes", "_mbps", "_frac", "_count", "_pages", "_factor", "_iops")
 
 

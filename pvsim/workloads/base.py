@@ -27,8 +27,8 @@ def act(name: str, *args, times: float = 1) -> list:
 
 def op_mix(name: str, actions, *, metric: str = "us_per_op", native_ref=None, group: str = "",
            description: str = "", source: str = "", peer: str = "none", threads="vcpus", extra_steps=(),
-           measure: dict | None = None, writable: dict | None = None) -> WorkloadSpec:
+           measure: dict | None = None, writable: dict | None = None, footprint: dict | None = None) -> WorkloadSpec:
     steps = [{"actions": list(actions)}, *extra_steps]
     return WorkloadSpec(name=name, description=description, source=source, group=group, metric=metric,
                         native_ref=native_ref, steps=steps, peer=peer, threads=threads, measure=measure,
-                        writable=writable)
+                        writable=writable, footprint=footprint)

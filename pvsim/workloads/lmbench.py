@@ -15,12 +15,19 @@ are used. Process sizes are characterizations of the lmbench processes themselve
 * ``CTX_BASE_PAGES`` = 4: pages a lat_ctx process touches per switch besides its array: code, stack,
   pipe-buffer bookkeeping, data; plus size/4 KiB for the 16K/64K arrays.
 * ``MMAP_PAGES`` = 16: pages lat_mmap maps and touches per iteration [assumption].
+* Footprint (cache/TLB working sets, pvsim.sched.footprint): ``LOOP_KIB`` = 32 KiB and ``LOOP_PAGES``
+  = 16 per op -- an lmbench loop is a small process whose iteration runs one kernel path (entry,
+  the system call or fault path, the scheduler: ~10-30 KiB of kernel text and data) and a few user
+  pages [estimate from the code path]; lat_ctx adds its array (``-s`` KiB, size/4 KiB pages); the
+  process ops (fork, exec, sh) touch their present pages (``PROC_PAGES`` x 4 KiB, capped at the
+  pages, cf. the resident set above).
 """
 
 from __future__ import annotations
 
 from pvsim.workloads.base import act as A
 from pvsim.workloads.base import op_mix
+from pvsim.workloads.spec import FootprintSpec
 
 REF = "xeon-2003"
 PROC_PAGES = 300
@@ -29,6 +36,8 @@ EXEC_PAGES = 150
 SH_PAGES = 400
 CTX_BASE_PAGES = 4
 MMAP_PAGES = 16
+LOOP_KIB = 32
+LOOP_PAGES = 16
 PARENT = 1  # the benchmark's own process (the structural MMU's first address space)
 
 
@@ -56,6 +65,8 @@ def _ctx(procs: int, kib: int, native_us: float):
         native_ref=(REF, native_us),
         group="table4",
         description=f"lat_ctx -s {kib} {procs}: one process switch among {procs} processes each touching {kib} KiB",
+        footprint=dict(cache_kib=LOOP_KIB + kib, tlb_pages=LOOP_PAGES + (kib * 1024) // 4096,
+                       source="lat_ctx loop (LOOP_KIB, LOOP_PAGES) plus its -s array [estimate]"),
     )
 
 
@@ -108,6 +119,15 @@ LMBENCH = {
            description="lat_pagefault: first touch of a page of a mapped file"),
     )
 }
+
+_LOOP = FootprintSpec(cache_kib=LOOP_KIB, tlb_pages=LOOP_PAGES,
+                      source="an lmbench loop: one kernel path and a few user pages (LOOP_KIB, LOOP_PAGES) [estimate]")
+_PROC = FootprintSpec(cache_kib=PROC_PAGES * 4, tlb_pages=PROC_PAGES,
+                      source="lat_proc: the ~1.2 MB resident set of the forking process (PROC_PAGES) [MEM]")
+for _n, _s in list(LMBENCH.items()):
+    if _s.footprint is None:
+        LMBENCH[_n] = _s.model_copy(update={"footprint": _PROC if _n in ("lmbench.fork", "lmbench.exec", "lmbench.sh")
+                                            else _LOOP})
 
 TABLES = {
     "table3": ("Table 3: lmbench processes (us)", ["null_call", "null_io", "stat", "open_close", "slct_tcp", "sig_inst",

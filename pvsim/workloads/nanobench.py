@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pvsim.workloads.base import act as A
 from pvsim.workloads.base import op_mix
+from pvsim.workloads.spec import FootprintSpec
 
 NANO = {
     op.name: op
@@ -28,6 +29,10 @@ NANO = {
            description="one guest PTE write (trace-based shadow coherency)"),
     )
 }
+
+# footprint: a FrobOS test loop is a few instructions over one or two pages of code and data [estimate]
+_LOOP = FootprintSpec(cache_kib=4, tlb_pages=2, source="a FrobOS test loop: one or two pages of code and data [estimate]")
+NANO = {n: s.model_copy(update={"footprint": _LOOP}) for n, s in NANO.items()}
 
 # ASPLOS'06 §6.3 published values (cycles), S3 [V]; used by validation tests and the table's reference column.
 PUBLISHED = {

@@ -177,6 +177,17 @@ class WritableSpec(_M):
     source: str = ""
 
 
+class FootprintSpec(_M):
+    """A workload's cache and TLB working sets, for the footprint a context switch leaves
+    (pvsim.sched.footprint): ``cache_kib`` KiB of data and code it re-touches each time it runs,
+    ``tlb_pages`` 4 KiB pages it touches between two switches. ``source`` says which characterisation
+    of the workload the figures come from."""
+
+    cache_kib: float = Field(ge=0, le=1 << 24)
+    tlb_pages: int = Field(ge=0, le=1 << 30)
+    source: str = ""
+
+
 STEP_MODELS = {
     "cpu": CpuStep, "disk": DiskStep, "send": SendStep, "request": RequestStep, "await": AwaitStep,
     "respond": RespondStep, "sleep": TimeStep, "period": PeriodStep, "memory": MemoryStep,
@@ -204,6 +215,7 @@ class WorkloadSpec(_M):
     measure: MeasureSpec | None = None
     arrivals: ArrivalSpec | None = None
     writable: WritableSpec | None = None  # its dirty-page behaviour under live migration
+    footprint: FootprintSpec | None = None  # its cache/TLB working sets (none: no switch footprint)
 
     @field_validator("name")
     @classmethod

@@ -58,6 +58,8 @@ from pvsim.sched.hk.layout import (
     C_INTERRUPT,
     C_NONE,
     C_SCHED,
+    D_FP_CACHE_NS,
+    D_FP_TLB_NS,
     D_SWITCH_NS,
     EV_BLOCKWAKE,
     EV_DECISION,
@@ -77,6 +79,11 @@ from pvsim.sched.hk.layout import (
     F_DONE,
     F_EVER_RAN,
     F_EXTERNAL,
+    F_FP_CD,
+    F_FP_LINES,
+    F_FP_PAGE_PS,
+    F_FP_PAGES,
+    F_FP_SEQ,
     F_IDLED,
     F_IDLES,
     F_IRQ_PENDING,
@@ -102,6 +109,13 @@ from pvsim.sched.hk.layout import (
     G_CONT_CPU,
     G_CONT_V,
     G_CONT_X,
+    G_FP_CAP0,
+    G_FP_ON,
+    G_FP_PS0,
+    G_FP_SEQ,
+    G_FP_SWITCH_PAGES,
+    G_FP_TAGGED,
+    G_FP_TLB_ENTRIES,
     G_LIM_E,
     G_LIM_P,
     G_LIM_T,
@@ -111,6 +125,7 @@ from pvsim.sched.hk.layout import (
     G_NEED_V,
     G_NOW,
     G_NSCHED,
+    G_NV,
     G_QN,
     G_RBN,
     G_REFILL,
@@ -127,6 +142,11 @@ from pvsim.sched.hk.layout import (
     MARGIN_RB,
     MARGIN_T,
     P_CURR,
+    P_FP_CACHE,
+    P_FP_CD,
+    P_FP_TLB,
+    P_FP_UNDO_CD,
+    P_FP_UNDO_SEQ,
     P_GEN,
     P_IDLE_NS,
     P_IDLE_SINCE,
@@ -615,6 +635,14 @@ def _switch(A, cpu, prev, nxt, t):
         lazy = prev < 0 and P[P_LAST_ON, cpu] == nxt  # idle kept nxt's state loaded
         P[P_LAST_ON, cpu] = nxt
         cost = G[G_SCHED_NS] if lazy else G[G_SWITCH_NS]
+        P[P_FP_CACHE, cpu] = 0
+        P[P_FP_TLB, cpu] = 0
+        P[P_FP_UNDO_CD, cpu] = -2  # no footprint charge to take back
+        if not lazy and G[G_FP_ON] != 0:
+            _footprint(A, cpu, nxt)
+            cost += P[P_FP_CACHE, cpu] + P[P_FP_TLB, cpu]
+            A.D[D_FP_CACHE_NS, V[F_DOM, nxt]] += P[P_FP_CACHE, cpu]
+            A.D[D_FP_TLB_NS, V[F_DOM, nxt]] += P[P_FP_TLB, cpu]
         A.D[D_SWITCH_NS, V[F_DOM, nxt]] += cost
         P[P_LAST_COST, cpu] = cost
         P[P_WORK_START, cpu] = t + cost
@@ -640,8 +668,80 @@ def _switch(A, cpu, prev, nxt, t):
 
 
 @njit(cache=True)
-def _refund(A, v, cost):
-    A.D[D_SWITCH_NS, A.V[F_DOM, v]] -= cost
+def _lru_evicted(ws, others, cap):
+    if cap <= 0:
+        return 0
+    w = ws if ws < cap else cap
+    e = w + others - cap
+    if e <= 0:
+        return 0
+    return w if e > w else e
+
+
+@njit(cache=True)
+def _footprint(A, cpu, nxt):
+    """The cache and TLB refill of ``nxt`` switched in on ``cpu`` into ``P_FP_CACHE``/``P_FP_TLB`` (ns):
+    the compiled form of :meth:`pvsim.sched.footprint.FootprintTracker.charge` (same integers)."""
+    G = A.G
+    V = A.V
+    P = A.P
+    c = P[P_FP_CD, cpu]
+    mine = V[F_FP_SEQ, nxt]
+    P[P_FP_UNDO_SEQ, cpu] = mine
+    P[P_FP_UNDO_CD, cpu] = V[F_FP_CD, nxt]
+    G[G_FP_SEQ] += 1
+    V[F_FP_SEQ, nxt] = G[G_FP_SEQ]
+    V[F_FP_CD, nxt] = c
+    ws = V[F_FP_LINES, nxt]
+    pg = V[F_FP_PAGES, nxt]
+    if mine < 0 or (ws == 0 and pg == 0):
+        return
+    cold = P[P_FP_UNDO_CD, cpu] != c
+    lines = 0
+    pages = 0
+    if not cold:
+        for k in range(G[G_NV]):
+            if k != nxt and V[F_FP_SEQ, k] > mine and V[F_FP_CD, k] == c:
+                lines += V[F_FP_LINES, k]
+                pages += V[F_FP_PAGES, k]
+    cps = 0
+    for lv in range(3):
+        cap = G[G_FP_CAP0 + lv]
+        if cap > 0:
+            if cold:
+                n = ws if ws < cap else cap
+            else:
+                n = _lru_evicted(ws, lines, cap)
+            cps += n * G[G_FP_PS0 + lv]
+    tps = 0
+    p = pg - G[G_FP_SWITCH_PAGES]
+    if p > 0:
+        if G[G_FP_TAGGED] != 0 and not cold:
+            p = _lru_evicted(p, pages, G[G_FP_TLB_ENTRIES])
+        elif p > G[G_FP_TLB_ENTRIES]:
+            p = G[G_FP_TLB_ENTRIES]
+        tps = p * V[F_FP_PAGE_PS, nxt]
+    P[P_FP_CACHE, cpu] = (cps + 500) // 1000
+    P[P_FP_TLB, cpu] = (tps + 500) // 1000
+
+
+@njit(cache=True)
+def _refund(A, cpu, v, cost):
+    d = A.V[F_DOM, v]
+    A.D[D_SWITCH_NS, d] -= cost
+    P = A.P
+    if P[P_FP_UNDO_CD, cpu] != -2:  # a footprint was charged at this switch: take it back
+        A.D[D_FP_CACHE_NS, d] -= P[P_FP_CACHE, cpu]
+        A.D[D_FP_TLB_NS, d] -= P[P_FP_TLB, cpu]
+        if P[P_FP_UNDO_SEQ, cpu] < 0:
+            A.V[F_FP_SEQ, v] = -1
+            A.V[F_FP_CD, v] = -1
+        else:
+            A.V[F_FP_SEQ, v] = P[P_FP_UNDO_SEQ, cpu]
+            A.V[F_FP_CD, v] = P[P_FP_UNDO_CD, cpu]
+        P[P_FP_CACHE, cpu] = 0
+        P[P_FP_TLB, cpu] = 0
+        P[P_FP_UNDO_CD, cpu] = -2
 
 
 @njit(cache=True)
@@ -698,7 +798,7 @@ def schedule_loop(A, cpu):
                 return ST_ERROR
             if r == NOT_RUNNABLE:
                 if nxt != prev and P[P_LAST_COST, cpu]:
-                    _refund(A, nxt, P[P_LAST_COST, cpu])
+                    _refund(A, cpu, nxt, P[P_LAST_COST, cpu])
                 continue
         arm(A, cpu, t)
         return OK
@@ -858,7 +958,7 @@ def _continue(A, r):
             return OK
         nxt = A.P[P_CURR, cpu]
         if G[G_CONT_X] and A.P[P_LAST_COST, cpu]:
-            _refund(A, nxt, A.P[P_LAST_COST, cpu])
+            _refund(A, cpu, nxt, A.P[P_LAST_COST, cpu])
         return schedule_loop(A, cpu)
     if c == C_DECISION:
         if r == WANTS:

@@ -35,8 +35,12 @@ MAGIC = 0x70767368  # "pvsh"
 (G_NOW, G_SEQ, G_NV, G_NP, G_ND, G_QN, G_TMN, G_SCHED, G_STARTED, G_TRACE, G_TN, G_LN, G_WN,
  G_STATUS, G_CONT, G_CONT_CPU, G_CONT_V, G_CONT_X, G_LIM_T, G_LIM_P, G_LIM_E, G_REFILL,
  G_SWITCH_NS, G_SCHED_NS, G_NSCHED, G_NDEMAND, G_EVENTS, G_T0, G_WORDS, G_RBN, G_PROGS,
- G_MAXOPS, G_ZERO, G_NEED_V, G_STRICT) = range(35)
-NG = 40
+ G_MAXOPS, G_ZERO, G_NEED_V, G_STRICT,
+ # cache/TLB footprints (pvsim.sched.footprint): on, switch-in sequence, 3 levels (lines, ps per line),
+ # TLB entries, tagged, pages inside the switch constant
+ G_FP_ON, G_FP_SEQ, G_FP_CAP0, G_FP_CAP1, G_FP_CAP2, G_FP_PS0, G_FP_PS1, G_FP_PS2, G_FP_TLB_ENTRIES,
+ G_FP_TAGGED, G_FP_SWITCH_PAGES) = range(46)
+NG = 48
 
 # ---------------------------------------------------------------- V: per vCPU
 (F_RUNSTATE, F_STATE_ENTRY, F_RS0, F_RS1, F_RS2, F_RS3, F_REMAINING, F_IS_RUNNING, F_BLOCKED,
@@ -45,20 +49,24 @@ NG = 40
  F_DOM, F_EXTERNAL, F_EVER_RAN, F_VCPU_ID, F_DOMID, F_HARD_ALL, F_SOFT_NONE, F_BLOCK_AFTER,
  # program state
  F_PROG, F_PC, F_PENDING, F_T0, F_PARTS, F_BURST_PARTS, F_BURST_NS, F_LOOP_END, F_IDLED,
- F_WAKE_AT, F_IDLES, F_BUSY, F_RBPOS) = range(44)
-NVF = 48
+ F_WAKE_AT, F_IDLES, F_BUSY, F_RBPOS,
+ # footprint: working set (lines, TLB pages, ps per page), last switch-in (sequence, cache domain)
+ F_FP_LINES, F_FP_PAGES, F_FP_PAGE_PS, F_FP_SEQ, F_FP_CD) = range(49)
+NVF = 52
 
 # ---------------------------------------------------------------- P: per pCPU
 (P_CURR, P_GEN, P_SLICE_END, P_WORK_START, P_SOFTIRQ, P_SGEN, P_IDLE_NS, P_IDLE_SINCE, P_SWITCHES,
- P_LAST_COST, P_LAST_ON) = range(11)
-NPF = 12
+ P_LAST_COST, P_LAST_ON,
+ # footprint: the pCPU's cache domain, the last charge's parts, the switched-in unit's previous record
+ P_FP_CD, P_FP_CACHE, P_FP_TLB, P_FP_UNDO_SEQ, P_FP_UNDO_CD) = range(16)
+NPF = 16
 
 # ---------------------------------------------------------------- Q: the event heap
 Q_T, Q_SEQ, Q_KIND, Q_A, Q_B = range(5)
 EV_DECISION, EV_SOFTIRQ, EV_BLOCKWAKE, EV_INTERRUPT, EV_STIMER = 1, 2, 3, 4, 5
 
 # ---------------------------------------------------------------- D: per domain
-D_DOMID, D_WEIGHT, D_CAP, D_SWITCH_NS, D_NUNITS, D_ACTIVE_UNITS = range(6)
+D_DOMID, D_WEIGHT, D_CAP, D_SWITCH_NS, D_NUNITS, D_ACTIVE_UNITS, D_FP_CACHE_NS, D_FP_TLB_NS = range(8)
 NDF = 8
 
 # ---------------------------------------------------------------- TM: scheduler timers

@@ -51,10 +51,14 @@ def has_kernel(name: str) -> bool:
 class CompiledRunner(HostRunner):
     """``HostRunner`` with the compiled core. ``switch_costs = (lazy_ns, full_ns)``: the cost of a
     switch back to the vCPU an idle pCPU kept loaded, and of any other (``sched.schedule_cycles``,
-    plus ``sched.vcpu_switch_cycles``)."""
+    plus ``sched.vcpu_switch_cycles``). ``footprint``: a :class:`~pvsim.sched.footprint.FootprintTracker`
+    whose model, cache domains and per-domain working sets the kernel's footprint charge uses (its
+    state then lives in the arena)."""
 
-    def __init__(self, engine, scheduler, n_pcpus: int, switch_costs: tuple[int, int] = (0, 0)):
+    def __init__(self, engine, scheduler, n_pcpus: int, switch_costs: tuple[int, int] = (0, 0),
+                 footprint=None):
         super().__init__(engine, scheduler, n_pcpus)
+        self.footprint = footprint
         if not has_kernel(scheduler.name):
             raise ValueError(f"no compiled kernel for scheduler {scheduler.name!r}")
         self.kmod = KERNEL_SCHEDULERS[scheduler.name]
@@ -111,6 +115,14 @@ class CompiledRunner(HostRunner):
         g[L.G_SCHED] = K.KINDS[self.sched.name]
         g[L.G_NV], g[L.G_ND] = nv, len(doms)
         g[L.G_SCHED_NS], g[L.G_SWITCH_NS] = self.switch_costs
+        fpt = self.footprint
+        if fpt is not None:
+            m = fpt.model
+            g[L.G_FP_ON] = 1
+            for lv in range(3):
+                g[L.G_FP_CAP0 + lv], g[L.G_FP_PS0 + lv] = m.caps[lv], m.refill_ps[lv]
+            g[L.G_FP_TLB_ENTRIES], g[L.G_FP_TAGGED], g[L.G_FP_SWITCH_PAGES] = m.tlb_entries, int(m.tlb_tagged), \
+                m.switch_pages
         if old is None:
             g[L.G_TRACE] = 1 if self.engine._subscribers else 0
         D = a.region(L.D)
@@ -143,6 +155,10 @@ class CompiledRunner(HostRunner):
         V[L.F_DOMID, v], V[L.F_VCPU_ID, v] = u.domid, u.vcpu_id
         V[L.F_PAUSE, v], V[L.F_BLOCKED, v], V[L.F_DONE, v] = u.pause_count, int(u.blocked), int(u.done)
         V[L.F_T0, v] = -1
+        fp = self.footprint.footprint(u.domid) if self.footprint is not None else None
+        if fp is not None:
+            V[L.F_FP_LINES, v], V[L.F_FP_PAGES, v], V[L.F_FP_PAGE_PS, v] = fp.lines, fp.pages, fp.page_ps
+        V[L.F_FP_SEQ, v] = V[L.F_FP_CD, v] = -1
         self._set_affinity(u)
         b = u.behaviour
         if isinstance(b, ProgramVcpu):
@@ -428,6 +444,9 @@ class CompiledRunner(HostRunner):
         P[L.P_SLICE_END, :] = -1
         P[L.P_LAST_ON, :] = -1
         P[L.P_IDLE_SINCE, :] = now
+        P[L.P_FP_UNDO_CD, :] = -2
+        if self.footprint is not None:
+            P[L.P_FP_CD, :] = self.footprint.cd
         self._call(K.k_start, )
         self._call(K.k_start_sched, now)
         for u in list(self.units):
@@ -617,6 +636,14 @@ class CompiledRunner(HostRunner):
         if self.arena is None:
             return 0
         return int(self.arena.region(L.D)[L.D_SWITCH_NS, self._dom_index[domid]])
+
+    def footprint_ns_of(self, domid: int) -> tuple[int, int]:
+        """(cache refill ns, TLB refill ns) charged to domain ``domid``'s switch-ins so far."""
+        if self.arena is None:
+            return 0, 0
+        D = self.arena.region(L.D)
+        i = self._dom_index[domid]
+        return int(D[L.D_FP_CACHE_NS, i]), int(D[L.D_FP_TLB_NS, i])
 
     def runstate_ns(self, unit, now: int | None = None) -> list[int]:
         now = self.now if now is None else now
