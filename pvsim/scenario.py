@@ -168,6 +168,7 @@ class DomainOptions(_M):
     prefetch: int | None = Field(None, ge=0, le=512)
     oos: bool = False
     oos_pages: int = Field(3, ge=1, le=64)
+    host_page_size: Literal["4k", "2m", "1g"] | None = None  # HAP: the p2m's leaves (default: the profile's)
     grant_mode: Literal["copy", "map", "persistent"] = "copy"  # netback data movement
     persistent: bool = False  # blkback persistent grants
     indirect: bool = False  # blkif indirect descriptors
@@ -175,7 +176,8 @@ class DomainOptions(_M):
     emulated_disk: Literal["ide", "ahci"] = "ide"
 
     KERNEL: ClassVar[tuple] = ("batch", "shadow_refill_frac")
-    MMU: ClassVar[tuple] = ("early_unshadow", "pool_pages", "prefetch", "keep_shadows_on_switch", "oos", "oos_pages")
+    MMU: ClassVar[tuple] = ("early_unshadow", "pool_pages", "prefetch", "keep_shadows_on_switch", "oos", "oos_pages",
+                            "host_page_size")
 
     def kernel_options(self) -> dict:
         return {"batch": self.batch, "shadow_refill_frac": self.shadow_refill_frac}

@@ -54,6 +54,7 @@ from pvsim.io.xenstore import XenStore
 from pvsim.migrate import inrun
 from pvsim.mm import workloads as mmw
 from pvsim.mm.host import attach_machine_memory
+from pvsim.mm.x86 import PAGE_LEVELS
 from pvsim.pricing import price_step
 from pvsim.programs import eligible as program_eligible
 from pvsim.programs import make_program
@@ -296,9 +297,13 @@ class GuestEnv:
         mmu = self._mmu()
         need = b.pages
         with self.dom.metered_into(self.meter_for_now()):
-            if len(mmu.current.pages) < need:
-                mmu.populate(need)
-            pages = self.dom.page_vas(need)
+            level = PAGE_LEVELS[b.page_size]
+            if level > 1:  # a hugetlbfs / THP region (set up once, unmetered)
+                pages = mmu.huge_region(need, level)
+            else:
+                if len(mmu.current.pages) < need:
+                    mmu.populate(need)
+                pages = self.dom.page_vas(need)
             n = b.accesses
             if b.pattern == "uniform":
                 idx = self.rng.integers(0, len(pages), size=n)
@@ -583,7 +588,16 @@ class HostRuntime:
             if w.uses_memory and d.options.mmu == "structural":
                 need = max([int(s.body.pages) * (int(s.body.arrays) if s.kind == "memory" else 4)
                             for s in _walk_steps(w.steps + w.setup) if s.kind in ("memory", "churn")] or [0])
-                pages[d.name] = min(d.memory_mib * 256, MAX_STRUCTURAL_PAGES, max(need * 2 + 8192, 16384))
+                # a large-page region: whole aligned leaves, and up to one leaf skipped for alignment
+                span = max([1 << (9 * (PAGE_LEVELS[s.body.page_size] - 1))
+                            for s in _walk_steps(w.steps + w.setup) if s.kind == "memory"] or [1])
+                extra = 0 if span == 1 else (-(-need // span) + 1) * span
+                want = max(need * 2 + 8192, 16384) + extra
+                if extra and want > min(d.memory_mib * 256, MAX_STRUCTURAL_PAGES):
+                    raise ScenarioError(f"domains.{d.name}.memory_mib",
+                                        f"large pages need {want} frames ({-(-want // 256)} MiB) of modelled memory,"
+                                        f" at most {min(d.memory_mib * 256, MAX_STRUCTURAL_PAGES)}")
+                pages[d.name] = min(d.memory_mib * 256, MAX_STRUCTURAL_PAGES, want)
         if pages:
             attach_machine_memory(self.hv, sum(pages.values()) + 8192 + 4096 + 1024 * len(pages))
         return pages
