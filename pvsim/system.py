@@ -63,6 +63,7 @@ from pvsim.scenario import OUTSIDE, DomainSpec, HostSpec, Scenario, parse_cpulis
 from pvsim.sched import HostRunner, make_scheduler
 from pvsim.sched.costs import switch_cost_from_profile
 from pvsim.sched.hk.runner import CompiledRunner, has_kernel
+from pvsim.sched.topology import HostTopology, placement
 from pvsim.wiring import MAX_STRUCTURAL_PAGES, attach_guest
 from pvsim.workloads.spec import RATE_METRICS
 from pvsim.workloads.threads import thread
@@ -386,7 +387,10 @@ class DomainRuntime:
         self.domain = hv.add_domain(Domain(domid, spec.name, spec.mode, self.mode.hypercall_type, nr_vcpus=spec.vcpus,
                                            tot_pages=spec.memory_mib * 256, weight=spec.weight, cap=spec.cap,
                                            privileged=control))
-        opts = spec.options
+        pl = placement(HostTopology.from_profile(host.profile, host.spec.pcpus),
+                       parse_cpulist(spec.cpus, host.spec.pcpus, "cpus"), spec.vcpus,
+                       pinned=spec.options.pin_vcpus, guest_topology=spec.options.topology)
+        self.options = opts = spec.options.model_copy(update={"placement": (pl.wake, pl.migrate)})
         structural = self.workload.uses_memory and opts.mmu == "structural"
         kernels = []
         for v in range(spec.vcpus):
@@ -430,7 +434,7 @@ class DomainRuntime:
         if c is None:
             sc = self.host.system.scenario
             c = price_step(step, self.workload.spec, sc.catalogue, self.spec.mode, self.host.profile,
-                           self.spec.options)
+                           self.options)
             self._prices[id(step)] = c
         return c
 
@@ -549,8 +553,10 @@ class HostRuntime:
 
     def _add_vcpus(self, dr: DomainRuntime) -> None:
         aff = set(parse_cpulist(dr.spec.cpus, self.spec.pcpus, "cpus"))
+        order = sorted(aff)
         for v, vos in enumerate(dr.os.vcpus):
-            self.runner.add_vcpu(dr.domid, v, vos, weight=dr.spec.weight, cap=dr.spec.cap, affinity=aff,
+            one = {order[v % len(order)]} if dr.spec.options.pin_vcpus else aff  # 1:1 (vcpupin)
+            self.runner.add_vcpu(dr.domid, v, vos, weight=dr.spec.weight, cap=dr.spec.cap, affinity=one,
                                  name=f"{dr.spec.name}.{v}", params=dr.spec.sched_params or None,
                                  vcpu=dr.domain.vcpus[v])
 
