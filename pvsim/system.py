@@ -391,6 +391,12 @@ class DomainRuntime:
                        parse_cpulist(spec.cpus, host.spec.pcpus, "cpus"), spec.vcpus,
                        pinned=spec.options.pin_vcpus, guest_topology=spec.options.topology)
         self.options = opts = spec.options.model_copy(update={"placement": (pl.wake, pl.migrate)})
+        prof = host.profile
+        top = int(prof.value("mmu.max_page_level_count")) if prof.has("mmu.max_page_level_count") else 2
+        if opts.host_page_size is not None and PAGE_LEVELS[opts.host_page_size] > top:
+            raise ScenarioError(f"domains.{spec.name}.options.host_page_size",
+                                f"{opts.host_page_size} pages: profile {prof.name!r}'s processor has none"
+                                f" (mmu.max_page_level_count = {top})")
         structural = self.workload.uses_memory and opts.mmu == "structural"
         kernels = []
         for v in range(spec.vcpus):

@@ -88,13 +88,13 @@ def test_pv_and_old_processors_fall_back_to_4k():
         scratch_platform("hvm", load_profile("p4-2006"), nr_pages=8192, host_page_size="1g")
 
 
-def _scenario(mode, params=None, options=None, mib=4096):
+def _scenario(mode, params=None, options=None, mib=4096, profile="modern"):
     d = {"name": "g", "mode": mode, "workload": "gups"}
     if params:
         d["params"] = params
     if options:
         d["options"] = options
-    return Scenario.from_dict({"host": {"pcpus": 2, "memory_mib": 8192, "profile": "modern"},
+    return Scenario.from_dict({"host": {"pcpus": 2, "memory_mib": 8192, "profile": profile},
                                "domains": [dict(d, memory_mib=mib)], "run": {"duration_ms": 40}})
 
 
@@ -110,3 +110,8 @@ def test_gups_page_size_option_in_a_scenario():
 def test_bad_page_size_names_the_field(params, options, field):
     with pytest.raises(ScenarioError, match=field):
         build(_scenario("hvm", params, options)).run()
+
+
+def test_host_page_size_the_processor_lacks_is_refused_with_the_field():
+    with pytest.raises(ScenarioError, match="host_page_size"):
+        build(_scenario("hvm", None, {"host_page_size": "1g"}, profile="p4-2006")).run()
