@@ -249,9 +249,10 @@ class PVMachine(MachineMMU):
 
     def guest_page_level_max(self) -> int:
         """4 KiB only: ``L2_DISALLOW_MASK`` contains ``_PAGE_PSE`` (mm.c), so Xen refuses a PV
-        superpage mapping; the opt-in ``allowsuperpage`` / ``superpages`` support (Xen 4.1-4.6
-        dom0 and xl option, [MEM]) was removed, and Linux PV guests clear X86_FEATURE_PSE, so
-        hugetlbfs and THP are unavailable to them [MEM]. pvsim models today's Xen."""
+        superpage mapping. The opt-in was the Xen boot option ``allowsuperpage``
+        (``opt_allow_superpage``, default off, mm.c [V]), later removed [MEM]; Linux PV guests clear
+        X86_FEATURE_PSE, so hugetlbfs and THP are unavailable to them [MEM]. pvsim models Xen
+        with the option off (the default, and today's Xen)."""
         return 1
 
     def store(self, frame: int, idx: int, val: int) -> int:
@@ -462,7 +463,8 @@ class ShadowMMU(MachineMMU):
 
     def guest_page_level_max(self) -> int:
         """At most 2 MiB: Xen offers 1 GiB guest pages only under HAP (``hvm_pse1gb_supported``
-        needs ``paging_mode_hap``, include/asm-x86/hvm/hvm.h [MEM]); guest 2 MiB pages are shadowed
+        is ``cpu_has_page1gb && paging_mode_hap(d)``, include/asm-x86/hvm/hvm.h [V]: otherwise
+        CPUID hides PAGE1GB from the guest); guest 2 MiB pages are shadowed
         by 4 KiB entries (an ``fl1`` shadow, see :meth:`_fixup`)."""
         return min(2, super().guest_page_level_max())
 
@@ -800,8 +802,9 @@ class ShadowMMU(MachineMMU):
 
     def _fixup_splintered(self, sl2: int, last, va: int) -> None:
         """A guest 2 MiB page (PSE entry in a guest L2): Xen shadows it with an ``fl1`` shadow
-        (``SH_type_fl1_shadow``, "L1 shadow for a 2 MiB guest superpage", shadow/multi.c
-        ``get_fl1_shadow_status``/``make_fl1_shadow``): a shadow L1 with no guest L1 behind it,
+        (``SH_type_fl1_shadow``, "L1 shadow for 64-bit 2M superpg", shadow/private.h; looked up
+        by the superpage's gfn in ``get_fl1_shadow_status``, shadow/multi.c, "which maps its
+        splinters" [V]): a shadow L1 with no guest L1 behind it,
         keyed by the superpage's first gfn, whose 4 KiB entries map the superpage's frames. The
         shadow L2 entry points at it without PSE, so the TLB holds 4 KiB entries (splintered). Its
         entries are filled like an L1's: the faulting one and ``prefetch`` neighbours. The fl1 is
