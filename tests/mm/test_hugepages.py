@@ -112,6 +112,22 @@ def test_bad_page_size_names_the_field(params, options, field):
         build(_scenario("hvm", params, options)).run()
 
 
-def test_host_page_size_the_processor_lacks_is_refused_with_the_field():
-    with pytest.raises(ScenarioError, match="host_page_size"):
-        build(_scenario("hvm", None, {"host_page_size": "1g"}, profile="p4-2006")).run()
+class _No1G:
+    """The modern profile on a processor with EPT but no 1 GiB pages (the first EPT parts)."""
+
+    def __init__(self, prof):
+        self._p = prof
+
+    def __getattr__(self, k):
+        return getattr(self._p, k)
+
+    def value(self, key):
+        return 2 if key == "mmu.max_page_level_count" else self._p.value(key)
+
+
+def test_host_page_size_the_processor_lacks_is_refused():
+    prof = _No1G(load_profile("modern"))
+    with pytest.raises(ValueError, match="1g"):
+        scratch_platform("hvm", prof, nr_pages=8192, host_page_size="1g")
+    p = scratch_platform("hvm", prof, nr_pages=8192, host_page_size="2m")
+    assert p.machine_mmu.host_leaf_level == 2 and p.mmu.page_level(3) == 2
