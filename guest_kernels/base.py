@@ -23,6 +23,7 @@ exit(pages)       tear down an address space of ``pages`` pages
 mmap(pages)       map ``pages`` pages (mapping only; touching them is page_fault)
 munmap(pages)     unmap ``pages`` pages (with the TLB flush it needs)
 context_switch()  switch process (ws_pages, to): kernel path, address-space switch, stack, FPU
+llc_wakeup()      wake a task on another vCPU (lines, ws_lines): cross-LLC IPI, line transfers, migration refill
 tlb_refill(p)     after a switch or flush, the first touch of each of ``p`` pages
 io_port()         one in/out to a legacy or emulated device register
 cr8_write()       one write of the task-priority register
@@ -231,6 +232,22 @@ class GuestKernel:
     def munmap(self, pages: int) -> None:
         self._pte_writes(pages)
         self._flush_tlb()
+
+    def llc_wakeup(self, lines: float = 0, ws_lines: float = 0) -> None:
+        """One wake-up of a task on another vCPU of this guest, priced by where the vCPUs sit in
+        the host's cache topology (:mod:`pvsim.sched.topology`; the builder's ``placement`` =
+        (P wake-up across LLCs, P woken vCPU migrated across LLCs)): a cross-LLC wake-up pays the
+        IPI's extra cost and the transfer of the ``lines`` lines the waker wrote for the wakee; a
+        cross-LLC migration refills the wakee's ``ws_lines``-line working set."""
+        p_wake, p_mig = self.options.get("placement", (0.0, 0.0))
+        self.meter.count("llc_wakeup")
+        if p_wake:
+            self._add("sched.cross_llc_wakeup", "sched.cross_llc_ipi_cycles", p_wake)
+            self._add("sched.cross_llc_wakeup", "sched.cross_llc_line_cycles", p_wake * lines)
+            self.meter.count("sched.cross_llc_wakeup", p_wake)
+        if p_mig:
+            self._add("sched.llc_migration_refill", "sched.cross_llc_line_cycles", p_mig * ws_lines)
+            self.meter.count("sched.llc_migration", p_mig)
 
     def context_switch(self, ws_pages: int = 0, to: int | None = None) -> None:
         """Process switch: the kernel's switch path, the mode's extras (PV: a multicall), the

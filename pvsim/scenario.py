@@ -174,17 +174,25 @@ class DomainOptions(_M):
     prefetch: int | None = Field(None, ge=0, le=512)
     oos: bool = False
     oos_pages: int = Field(3, ge=1, le=64)
+    host_page_size: Literal["4k", "2m", "1g"] | None = None  # HAP: the p2m's leaves (default: the profile's)
+    # vCPU placement (pvsim.sched.topology): the guest told the host's LLCs ("host") or a flat
+    # topology; vCPU i pinned to the i-th pCPU of ``cpus`` (1:1); ``placement`` = (P cross-LLC
+    # wake-up, P cross-LLC migration) per wake-up, computed by the builder from those and the host
+    topology: Literal["host", "flat"] = "flat"
+    pin_vcpus: bool = False
+    placement: tuple[float, float] = (0.0, 0.0)
     grant_mode: Literal["copy", "map", "persistent"] = "copy"  # netback data movement
     persistent: bool = False  # blkback persistent grants
     indirect: bool = False  # blkif indirect descriptors
     ring_pages: int = Field(1, ge=1, le=16)  # blkif multi-page ring
     emulated_disk: Literal["ide", "ahci"] = "ide"
 
-    KERNEL: ClassVar[tuple] = ("batch", "shadow_refill_frac")
-    MMU: ClassVar[tuple] = ("early_unshadow", "pool_pages", "prefetch", "keep_shadows_on_switch", "oos", "oos_pages")
+    KERNEL: ClassVar[tuple] = ("batch", "shadow_refill_frac", "placement")
+    MMU: ClassVar[tuple] = ("early_unshadow", "pool_pages", "prefetch", "keep_shadows_on_switch", "oos", "oos_pages",
+                            "host_page_size")
 
     def kernel_options(self) -> dict:
-        return {"batch": self.batch, "shadow_refill_frac": self.shadow_refill_frac}
+        return {"batch": self.batch, "shadow_refill_frac": self.shadow_refill_frac, "placement": self.placement}
 
     def mmu_options(self) -> dict:
         return {k: getattr(self, k) for k in self.MMU if getattr(self, k) is not None}

@@ -54,6 +54,7 @@ from pvsim.io.xenstore import XenStore
 from pvsim.migrate import inrun
 from pvsim.mm import workloads as mmw
 from pvsim.mm.host import attach_machine_memory
+from pvsim.mm.x86 import PAGE_LEVELS
 from pvsim.pricing import price_actions, price_step
 from pvsim.programs import eligible as program_eligible
 from pvsim.programs import make_program
@@ -63,6 +64,7 @@ from pvsim.sched import HostRunner, make_scheduler
 from pvsim.sched.costs import switch_cost_from_profile
 from pvsim.sched.footprint import NONE, FootprintTracker, cache_model, footprint_of
 from pvsim.sched.hk.runner import CompiledRunner, has_kernel
+from pvsim.sched.topology import HostTopology, placement
 from pvsim.wiring import MAX_STRUCTURAL_PAGES, attach_guest
 from pvsim.workloads.spec import RATE_METRICS, A
 from pvsim.workloads.threads import thread
@@ -301,9 +303,13 @@ class GuestEnv:
         mmu = self._mmu()
         need = b.pages
         with self.dom.metered_into(self.meter_for_now()):
-            if len(mmu.current.pages) < need:
-                mmu.populate(need)
-            pages = self.dom.page_vas(need)
+            level = PAGE_LEVELS[b.page_size]
+            if level > 1:  # a hugetlbfs / THP region (set up once, unmetered)
+                pages = mmu.huge_region(need, level)
+            else:
+                if len(mmu.current.pages) < need:
+                    mmu.populate(need)
+                pages = self.dom.page_vas(need)
             n = b.accesses
             if b.pattern == "uniform":
                 idx = self.rng.integers(0, len(pages), size=n)
@@ -386,7 +392,16 @@ class DomainRuntime:
         self.domain = hv.add_domain(Domain(domid, spec.name, spec.mode, self.mode.hypercall_type, nr_vcpus=spec.vcpus,
                                            tot_pages=spec.memory_mib * 256, weight=spec.weight, cap=spec.cap,
                                            privileged=control))
-        opts = spec.options
+        pl = placement(HostTopology.from_profile(host.profile, host.spec.pcpus),
+                       parse_cpulist(spec.cpus, host.spec.pcpus, "cpus"), spec.vcpus,
+                       pinned=spec.options.pin_vcpus, guest_topology=spec.options.topology)
+        self.options = opts = spec.options.model_copy(update={"placement": (pl.wake, pl.migrate)})
+        prof = host.profile
+        top = int(prof.value("mmu.max_page_level_count")) if prof.has("mmu.max_page_level_count") else 2
+        if opts.host_page_size is not None and PAGE_LEVELS[opts.host_page_size] > top:
+            raise ScenarioError(f"domains.{spec.name}.options.host_page_size",
+                                f"{opts.host_page_size} pages: profile {prof.name!r}'s processor has none"
+                                f" (mmu.max_page_level_count = {top})")
         structural = self.workload.uses_memory and opts.mmu == "structural"
         kernels = []
         for v in range(spec.vcpus):
@@ -430,7 +445,7 @@ class DomainRuntime:
         if c is None:
             sc = self.host.system.scenario
             c = price_step(step, self.workload.spec, sc.catalogue, self.spec.mode, self.host.profile,
-                           self.spec.options)
+                           self.options)
             self._prices[id(step)] = c
         return c
 
@@ -572,8 +587,10 @@ class HostRuntime:
         if self.footprint is not None:
             self.footprint.register(dr.domid, self.footprint_of(dr))
         aff = set(parse_cpulist(dr.spec.cpus, self.spec.pcpus, "cpus"))
+        order = sorted(aff)
         for v, vos in enumerate(dr.os.vcpus):
-            self.runner.add_vcpu(dr.domid, v, vos, weight=dr.spec.weight, cap=dr.spec.cap, affinity=aff,
+            one = {order[v % len(order)]} if dr.spec.options.pin_vcpus else aff  # 1:1 (vcpupin)
+            self.runner.add_vcpu(dr.domid, v, vos, weight=dr.spec.weight, cap=dr.spec.cap, affinity=one,
                                  name=f"{dr.spec.name}.{v}", params=dr.spec.sched_params or None,
                                  vcpu=dr.domain.vcpus[v])
 
@@ -627,7 +644,16 @@ class HostRuntime:
             if w.uses_memory and d.options.mmu == "structural":
                 need = max([int(s.body.pages) * (int(s.body.arrays) if s.kind == "memory" else 4)
                             for s in _walk_steps(w.steps + w.setup) if s.kind in ("memory", "churn")] or [0])
-                pages[d.name] = min(d.memory_mib * 256, MAX_STRUCTURAL_PAGES, max(need * 2 + 8192, 16384))
+                # a large-page region: whole aligned leaves, and up to one leaf skipped for alignment
+                span = max([1 << (9 * (PAGE_LEVELS[s.body.page_size] - 1))
+                            for s in _walk_steps(w.steps + w.setup) if s.kind == "memory"] or [1])
+                extra = 0 if span == 1 else (-(-need // span) + 1) * span
+                want = max(need * 2 + 8192, 16384) + extra
+                if extra and want > min(d.memory_mib * 256, MAX_STRUCTURAL_PAGES):
+                    raise ScenarioError(f"domains.{d.name}.memory_mib",
+                                        f"large pages need {want} frames ({-(-want // 256)} MiB) of modelled memory,"
+                                        f" at most {min(d.memory_mib * 256, MAX_STRUCTURAL_PAGES)}")
+                pages[d.name] = min(d.memory_mib * 256, MAX_STRUCTURAL_PAGES, want)
         if pages:
             attach_machine_memory(self.hv, sum(pages.values()) + 8192 + 4096 + 1024 * len(pages))
         return pages

@@ -57,6 +57,8 @@ def attach_guest(hv, dom, spec: ModeSpec, *, vcpu_id: int = 0, structural: bool 
         mopts = {k: v for k, v in (mmu_options or {}).items() if v is not None}
         if spec.paging != "shadow":
             mopts = {k: v for k, v in mopts.items() if k not in SHADOW_OPTIONS}
+        if spec.paging != "hap":
+            mopts.pop("host_page_size", None)  # only a p2m has host pages of its own
         platform.machine_mmu = PAGING[spec.paging](hv, vcpu, cpu=spec.cpu, platform=platform, **mopts)
         platform.mmu = make_guest_mmu(spec.paging, platform, batch=int(kopts.get("batch", 2048)))
     kernel = spec.kernel(platform, **kopts)

@@ -21,8 +21,17 @@ Page-table pages come from per-level quicklists, as in Linux 2.4's ``include/asm
 the last exit freed, at the same level. ``clear_page_tables`` clears each upper-level link before
 freeing the table below it, so a table leaves (and re-enters) service clean.
 
+Large pages (hugetlbfs / THP, :meth:`GuestMMU.huge_region`): a region mapped by 2 MiB PSE leaves
+in PDEs or 1 GiB leaves in PDPTEs, each on an aligned run of contiguous guest frames, as a
+benchmark's set-up builds it (``mmap(MAP_HUGETLB)`` and first touch, or THP's
+``do_huge_pmd_anonymous_page``). The leaf size is clamped to what the machine side offers
+(``guest_page_level_max``: none for PV, at most 2 MiB under shadow paging); a clamped request
+is counted (``mm.huge_fallback``), as Linux falls back to 4 KiB pages when the CPU lacks PSE or
+pdpe1gb.
+
 Simplifications: one VMA per ``mmap``; file pages are shared read-only mappings of frames the
-page cache never frees; no swap, no huge pages in guest tables, no page-table sharing.
+page cache never frees; no swap, no page-table sharing; huge regions are set up once (unmetered),
+never faulted in, split, nor inherited by ``fork``.
 """
 
 from __future__ import annotations
@@ -33,10 +42,11 @@ import numpy as np
 
 from pvsim.core.meter import Meter  # noqa: F401  (type of platform.meter)
 
-P, RW, US, A, D = 0x1, 0x2, 0x4, 0x20, 0x40
+P, RW, US, A, D, PSE = 0x1, 0x2, 0x4, 0x20, 0x40, 0x80
 MFN_MASK = 0x000FFFFFFFFFF000
 TEXT_VA = 0x400000
 MMAP_VA = 0x7F0000000000
+HUGE_VA = 0x7E0000000000  # huge regions (1 GiB aligned)
 PGT_CACHE_LOW, PGT_CACHE_HIGH = 25, 50  # Linux 2.4 mm/memory.c pgt_cache_water
 
 
@@ -58,6 +68,8 @@ class AddressSpace:
     next_va: int = TEXT_VA
     regions: list = field(default_factory=list)  # mmap regions: [start_vpn, npages]
     live: bool = False  # in use by the MMU (pinned / loaded)
+    huge: dict = field(default_factory=dict)  # leaf level -> (4 KiB page vas of the region, leaves)
+    next_huge_va: int = HUGE_VA
 
     def table_key(self, va: int, level: int) -> tuple:
         return (level, va >> (12 + 9 * level))
@@ -178,6 +190,56 @@ class GuestMMU:
             if a is self.current:  # a running process has touched its pages (TLB, shadows)
                 vpns = np.fromiter(a.pages.keys(), dtype=np.int64)
                 self.b.access(vpns << 12, np.zeros(len(vpns), bool), 0)
+
+    def _alloc_contig(self, span: int) -> int:
+        """The first of ``span`` contiguous free frames aligned to ``span`` (a large page), taken
+        from the untouched part of the pool; frames skipped to reach alignment stay free."""
+        fr, pool = self.free.frames, self.free
+        while pool.i + span <= len(fr):
+            f0 = int(fr[pool.i])
+            if f0 % span == 0 and int(fr[pool.i + span - 1]) == f0 + span - 1:
+                pool.i += span
+                return f0
+            pool.back.insert(0, f0)  # kept free, handed out after the freed ones
+            pool.i += 1
+        raise MemoryError(f"guest out of memory: no aligned run of {span} frames for a large page")
+
+    def page_level(self, level: int) -> int:
+        """The leaf level the guest gets for a request of ``level`` (clamped to the machine's)."""
+        return max(1, min(int(level), self.b.m.guest_page_level_max()))
+
+    def huge_region(self, pages: int, level: int) -> np.ndarray:
+        """Set-up (unmetered): the current process's region of at least ``pages`` 4 KiB pages
+        mapped with level-``level`` leaves (2: 2 MiB, 3: 1 GiB), touched once; returns the vas
+        of its 4 KiB pages. Level 1, or a level the machine does not offer (counted as
+        ``mm.huge_fallback``), gives the process's ordinary present pages."""
+        got = self.page_level(level)
+        if got != level:
+            self.meter.count("mm.huge_fallback")
+        a = self.current
+        if got == 1:
+            if len(a.pages) < pages:
+                self._populate(a, pages - len(a.pages))
+            return np.fromiter(a.pages.keys(), dtype=np.int64)[:pages] << 12
+        have = a.huge.get(got)
+        if have is not None and len(have[0]) >= pages:
+            return have[0][:pages]
+        span = 1 << (9 * (got - 1))
+        nleaves = -(-int(pages) // span)
+        va0 = -(-a.next_huge_va // (span << 12)) * (span << 12)
+        with self.b.unmetered():
+            writes: list = []
+            for k in range(nleaves):
+                va = va0 + (k * span << 12)
+                t = self._ensure_table(a, va, got, writes)
+                writes.append((t, idx_of(va, got), pte(self._alloc_contig(span), P | RW | US | A | D | PSE)))
+            self.b.write(a, writes, live=a.live)
+            a.next_huge_va = va0 + (nleaves * span << 12)
+            vas = np.int64(va0) + (np.arange(nleaves * span, dtype=np.int64) << 12)
+            if a is self.current:
+                self.b.access(vas[::span], np.zeros(nleaves, bool), 0)
+        a.huge[got] = (vas, nleaves)
+        return vas[:pages]
 
     def populate(self, pages: int) -> None:
         """Set-up: give the current process ``pages`` present, touched pages (unmetered), as a

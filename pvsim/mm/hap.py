@@ -187,5 +187,9 @@ def build_translation_setup(kind: str, *, guest_levels: int = 4, guest_leaf: int
         return -(-x // hspan) * hspan
 
     p2m.map_range(0, OFFSET, up(next_gfn[0] + 1))
-    p2m.map_range(data0, OFFSET + data0, up(npages * gspan))
+    if gspan <= 512 or hspan >= gspan:
+        p2m.map_range(data0, OFFSET + data0, up(npages * gspan))
+    else:  # 1 GiB guest pages over smaller host leaves: the host maps the first 2 MiB of each
+        for k in range(npages):  # (the callers touch the first 4 KiB of a page; 2^18 leaves each is too many)
+            p2m.map_range(data0 + k * gspan, OFFSET + data0 + k * gspan, up(512))
     return (mm.rows, mm.slot, g.root, guest_levels, True, p2m.root, host_levels), vas

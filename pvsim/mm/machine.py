@@ -125,6 +125,14 @@ class MachineMMU:
         """The machine frame holding the contents of guest frame ``frame``."""
         return frame
 
+    def guest_page_level_max(self) -> int:
+        """The largest leaf level the guest may put in its tables: 1 (4 KiB only), 2 (2 MiB PSE
+        leaves in the PDE) or 3 (1 GiB leaves in the PDPTE, CPUID pdpe1gb): the processor's
+        (``mmu.max_page_level_count``), lowered by the paging kind below."""
+        prof = getattr(self.hv, "profile", None)
+        return int(prof.value("mmu.max_page_level_count")) if prof is not None and prof.has(
+            "mmu.max_page_level_count") else 2
+
     def read(self, frame: int, idx: int) -> int:
         return self.mm.read_entry(self.frame_of(frame), idx)
 
@@ -254,6 +262,14 @@ class NativeMMU(MachineMMU):
 class PVMachine(MachineMMU):
     """PV direct paging: the hardware walks the guest's validated tables (machine frames)."""
 
+    def guest_page_level_max(self) -> int:
+        """4 KiB only: ``L2_DISALLOW_MASK`` contains ``_PAGE_PSE`` (mm.c), so Xen refuses a PV
+        superpage mapping. The opt-in was the Xen boot option ``allowsuperpage``
+        (``opt_allow_superpage``, default off, mm.c [V]), later removed [MEM]; Linux PV guests clear
+        X86_FEATURE_PSE, so hugetlbfs and THP are unavailable to them [MEM]. pvsim models Xen
+        with the option off (the default, and today's Xen)."""
+        return 1
+
     def store(self, frame: int, idx: int, val: int) -> int:
         mm = self.mm
         if not (0 <= frame < mm.nr_frames) or int(mm.owner[frame]) != self.dmm.domid:
@@ -334,12 +350,19 @@ class HapMMU(MachineMMU):
 
     two_d = True
 
-    def __init__(self, hv, vcpu, *, cpu: str = "vtx", platform=None, tlb=None, host_leaf_level: int = 2,
-                 p2m: P2M | None = None):
+    def __init__(self, hv, vcpu, *, cpu: str = "vtx", platform=None, tlb=None, host_leaf_level: int | None = None,
+                 host_page_size: str | None = None, p2m: P2M | None = None):
         super().__init__(hv, vcpu, cpu=cpu, platform=platform, tlb=tlb)
         prof = getattr(hv, "profile", None)
-        if prof is not None and prof.has("mmu.hap_host_leaf_level_count"):
-            host_leaf_level = int(prof.value("mmu.hap_host_leaf_level_count"))
+        if host_page_size is not None:  # the domain's option beats the profile's default
+            host_leaf_level = C.PAGE_LEVELS[host_page_size]
+        if host_leaf_level is None:
+            host_leaf_level = (int(prof.value("mmu.hap_host_leaf_level_count"))
+                               if prof is not None and prof.has("mmu.hap_host_leaf_level_count") else 2)
+        if host_leaf_level > MachineMMU.guest_page_level_max(self):
+            raise ValueError(f"host page size {C.PAGE_NAMES[host_leaf_level]}: the profile's processor has no such pages"
+                             f" (mmu.max_page_level_count = {MachineMMU.guest_page_level_max(self)})")
+        self.host_leaf_level = host_leaf_level
         self.p2m = p2m or _build_p2m(self.mm, self.dmm, host_leaf_level)
         self.tagged = True  # VPID/ASID: VM entries and guest CR3 loads need no full flush
 
@@ -462,6 +485,13 @@ class ShadowMMU(MachineMMU):
 
     def frame_of(self, frame: int) -> int:
         return int(self.dmm.p2m[frame])
+
+    def guest_page_level_max(self) -> int:
+        """At most 2 MiB: Xen offers 1 GiB guest pages only under HAP (``hvm_pse1gb_supported``
+        is ``cpu_has_page1gb && paging_mode_hap(d)``, include/asm-x86/hvm/hvm.h [V]: otherwise
+        CPUID hides PAGE1GB from the guest); guest 2 MiB pages are shadowed
+        by 4 KiB entries (an ``fl1`` shadow, see :meth:`_fixup`)."""
+        return min(2, super().guest_page_level_max())
 
     # ------------------------------------------------------------------ charging
     def _vmexit(self, reason, handling):
@@ -784,7 +814,7 @@ class ShadowMMU(MachineMMU):
             idx = (va >> (12 + 9 * (lv - 1))) & 511
             e = self.mm.read_entry(self.frame_of(t), idx)
             path.append((t, lv, idx, e))
-            if not e & 1:
+            if not e & 1 or (lv in (2, 3) and C.get_pte_flags(e) & C._PAGE_PSE):
                 break
             t = C.pte_mfn(e)
         return path
@@ -792,11 +822,11 @@ class ShadowMMU(MachineMMU):
     def _fixup(self, va: int, kind: int, write: bool) -> bool:
         path = self._guest_path(va)
         last = path[-1]
-        if not last[3] & 1 or last[1] != 1:
+        if not last[3] & 1 or last[1] > 2:
             return False  # a true fault: the guest's own tables do not map va
         if write and not all(C.get_pte_flags(p[3]) & C._PAGE_RW for p in path):
             return False  # a true protection fault
-        leaf_gfn = C.pte_mfn(last[3])
+        leaf_gfn = C.pte_mfn(last[3]) + (((va >> 12) & 511) if last[1] == 2 else 0)
         if write and leaf_gfn in self.shadow_of:
             # a data store into a page still traced as a page table: the guest freed that table
             # and reused the page. The write-protect fault tells the VMM so; it drops the shadow
@@ -836,6 +866,10 @@ class ShadowMMU(MachineMMU):
             self.tlb.ntlb_tag[:] = -1
             self._sw_mmu("mmu.shadow_rebuild")
             smfn = child_s
+        if last[1] == 2:
+            self._fixup_splintered(smfn, last, va)
+            self._fixing = set()
+            return True
         # the L1: propagate the faulting entry and prefetch neighbours
         gl1 = path[-1][0]
         idx = path[-1][2]
@@ -854,6 +888,46 @@ class ShadowMMU(MachineMMU):
             self._sw_mmu("mmu.shadow_rebuild", n - 1)  # the faulting entry is part of the fault's work
         self._fixing = set()
         return True
+
+    def _fixup_splintered(self, sl2: int, last, va: int) -> None:
+        """A guest 2 MiB page (PSE entry in a guest L2): Xen shadows it with an ``fl1`` shadow
+        (``SH_type_fl1_shadow``, "L1 shadow for 64-bit 2M superpg", shadow/private.h; looked up
+        by the superpage's gfn in ``get_fl1_shadow_status``, shadow/multi.c, "which maps its
+        splinters" [V]): a shadow L1 with no guest L1 behind it,
+        keyed by the superpage's first gfn, whose 4 KiB entries map the superpage's frames. The
+        shadow L2 entry points at it without PSE, so the TLB holds 4 KiB entries (splintered). Its
+        entries are filled like an L1's: the faulting one and ``prefetch`` neighbours. The fl1 is
+        kept under the key ``-1 - gfn`` (never a guest frame) in the same pool."""
+        g, _lv, idx, e = last
+        base = C.pte_mfn(e)
+        key = -1 - base
+        flags = C.get_pte_flags(e) & ~C._PAGE_PSE
+        fl1 = self.shadow_of.get(key)
+        se = self.mm.read_entry(sl2, idx)
+        if not (se & 1 and fl1 is not None and C.pte_mfn(se) == fl1):
+            if fl1 is None:
+                fl1 = self._new_shadow(key, 1)
+                self.meter.count("mmu.fl1_shadow")
+            self.mm.write_entry(sl2, idx, C.make_pte(fl1, flags))
+            self.parents[fl1].add((sl2, idx))
+            self.tlb.pwc_tag[:] = -1
+            self._sw_mmu("mmu.shadow_sync")
+        i4 = (va >> 12) & 511
+        lo = max(0, i4 - self.prefetch // 2)
+        hi = min(512, lo + self.prefetch)
+        n = 0
+        for i in range(lo, hi):
+            if i != i4 and self.mm.read_entry(fl1, i) & 1:
+                continue
+            gfn = base + i
+            if gfn >= len(self.dmm.p2m):
+                continue
+            f = flags & ~C._PAGE_RW if gfn in self.shadow_of else flags
+            self.mm.write_entry(fl1, i, C.make_pte(int(self.dmm.p2m[gfn]), f))
+            n += 1
+        self.meter.count("mmu.shadow_sync", n)
+        if n > 1:
+            self._sw_mmu("mmu.shadow_sync", n - 1)
 
     def _write_protect(self, gframe: int) -> None:
         """``sh_remove_write_access``: shadow L1 entries mapping a new page table become RO."""

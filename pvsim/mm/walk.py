@@ -36,8 +36,16 @@ one of two compiled loops, :func:`_loop_1d` or :func:`_loop_2d`, over flat per-c
 :func:`translate`. The kernel's counters and A/D bits equal the reference's exactly; how it is made
 fast without changing what it computes is described at the top of the kernel section.
 
-Simplifications: no TLB prefetching or page-splintering penalties; a 2-D TLB entry has the smaller
-of the guest and host page sizes; the host walk of a 2-D walk has no separate PWC (only the NTLB).
+Large pages: a PSE leaf at level 2 (2 MiB) or 3 (1 GiB) ends a walk early (native 4-level: 3 or 2
+references instead of 4) and fills the TLB of its size. In a 2-D walk the guest leaf level ``g``
+and the host (p2m) leaf level ``h`` shorten both dimensions: with ``n = levels - g + 1`` guest and
+``m = h_levels - h + 1`` host references per translation, a cold miss costs ``(n+1)(m+1)-1``
+(4 KiB/4 KiB 24, 2M/4K and 4K/2M 19, 2M/2M 15, 1G/4K and 4K/1G 14, 1G/2M and 2M/1G 11, 1G/1G 8),
+and the TLB entry has the smaller of the two page sizes (a splintered large page): its reach is
+``min(guest, host)`` page size.
+
+Simplifications: no TLB prefetching; no STLB shared between page sizes (one array per size); the
+host walk of a 2-D walk has no separate PWC (only the NTLB).
 """
 
 from __future__ import annotations
@@ -930,7 +938,8 @@ def _kernel_args(setup, tlb: TLB, vas, writes, tag=0, start=0):
 
 def _cases(rng):
     specs = [("1d", 4, 1, 4, 1), ("1d", 4, 2, 4, 1), ("2d", 4, 1, 4, 1), ("2d", 4, 1, 4, 2),
-             ("2d", 4, 2, 4, 2), ("2d", 5, 1, 5, 1), ("2d", 4, 1, 4, 3), ("1d", 5, 1, 4, 1)]
+             ("2d", 4, 2, 4, 2), ("2d", 5, 1, 5, 1), ("2d", 4, 1, 4, 3), ("1d", 5, 1, 4, 1),
+             ("1d", 4, 3, 4, 1), ("2d", 4, 3, 4, 1), ("2d", 4, 2, 4, 3), ("2d", 4, 3, 4, 3)]
     for kind, gl, gleaf, hl, hleaf in specs:
         npages = int(rng.integers(8, 300))
         setup, vas_mapped = build_translation_setup(kind, guest_levels=gl, guest_leaf=gleaf, host_levels=hl,

@@ -118,3 +118,9 @@ LEVEL_SHIFT = {1: L1_SHIFT, 2: L2_SHIFT, 3: L3_SHIFT, 4: L4_SHIFT}
 
 def table_offset(va: int, level: int) -> int:
     return (va >> LEVEL_SHIFT[level]) & (PTES_PER_PAGE - 1)
+
+
+# Page sizes by name -> the level of the leaf that maps them in 4-level tables (Intel SDM vol. 3
+# 4.5: a PDE with PS=1 maps 2 MiB, a PDPTE with PS=1 maps 1 GiB where CPUID.80000001H:EDX.Page1GB)
+PAGE_LEVELS = {"4k": 1, "2m": 2, "1g": 3}
+PAGE_NAMES = {v: k for k, v in PAGE_LEVELS.items()}

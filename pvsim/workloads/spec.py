@@ -123,6 +123,9 @@ class PeriodStep(_M):
     phase_ns: Num = 0
 
 
+PAGE_SIZES = ("4k", "2m", "1g")  # pvsim.mm.x86.PAGE_LEVELS' names
+
+
 class MemoryStep(_M):
     pattern: Literal["uniform", "hot", "sequential"] = "uniform"
     pages: Num
@@ -132,6 +135,7 @@ class MemoryStep(_M):
     hot_prob: Num = 0.9
     arrays: Num = 3
     ref: str = "native.dram_ref_cycles"
+    page_size: str = "4k"  # the guest's pages for the region (hugetlbfs / THP): 4k, 2m or 1g (or "$param")
 
 
 class ChurnStep(_M):
@@ -456,6 +460,8 @@ def _check_step(kind: str, m: _M, w: str) -> _M:
     ints = {"bytes", "align", "span_bytes", "offset_bytes", "response_bytes", "pages", "accesses", "arrays",
             "parent_writes"}
     data = m.model_dump()
+    if kind == "memory" and data["page_size"] not in PAGE_SIZES:
+        raise ScenarioError(f"{w}.page_size", f"must be one of {', '.join(PAGE_SIZES)}, got {data['page_size']!r}")
     for k, (lo, hi) in rng.items():
         v = data.get(k)
         if v is None:

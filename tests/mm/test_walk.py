@@ -202,3 +202,64 @@ def test_mmu_update_with_and_without_kernel_is_identical():
         assert a.read_entry(f, 0) == b.read_entry(f, 0)
         if a.has_contents(f) or b.has_contents(f):
             np.testing.assert_array_equal(a.entries(f), b.entries(f))
+
+
+# ------------------------------------------------------------------ large pages (issue 12 item 7)
+LEAF = {1: "4k", 2: "2m", 3: "1g"}
+
+
+@pytest.mark.parametrize("gleaf", [1, 2, 3])
+@pytest.mark.parametrize("hleaf", [1, 2, 3])
+def test_2d_reference_counts_for_every_page_size_pair(gleaf, hleaf):
+    """Cold 2-D miss on 4-level guest and host tables: n = 5 - gleaf guest references, each of the
+    n guest table frames and the data address translated by m = 5 - hleaf host references:
+    n + (n + 1) m = (n+1)(m+1) - 1. Hand values: 4K/4K 24, 2M/4K 19, 4K/2M 19, 2M/2M 15,
+    1G/4K 14, 4K/1G 14, 1G/2M 11, 2M/1G 11, 1G/1G 8."""
+    hand = {(1, 1): 24, (2, 1): 19, (1, 2): 19, (2, 2): 15, (3, 1): 14, (1, 3): 14, (3, 2): 11, (2, 3): 11,
+            (3, 3): 8}
+    n, m = 5 - gleaf, 5 - hleaf
+    assert hand[(gleaf, hleaf)] == (n + 1) * (m + 1) - 1
+    setup, vas = build_translation_setup("2d", guest_leaf=gleaf, host_leaf=hleaf, npages=24,
+                                         rng=rng_for(7, f"pairs{gleaf}{hleaf}"))
+    out = _run(setup, vas)
+    assert out[O_MISSES] == len(vas) and out[O_REFS] == hand[(gleaf, hleaf)] * len(vas)
+    assert (out == _run(setup, vas, ref=True)).all()
+    rows, slot, root, levels, two_d, h_root, h_levels = setup
+    # and with walk caches, kernel == reference (A/D bits included)
+    r1, r2 = rows.copy(), rows.copy()
+    tlbk = TLB(pwc=(4, 4, 4, 0), ntlb=8)
+    ok = translate(r1, slot, vas, np.ones(len(vas), bool), tlbk, root=root, two_d=True, h_root=h_root)
+    orf = translate_ref(r2, slot, vas, np.ones(len(vas), bool), TLB(pwc=(4, 4, 4, 0), ntlb=8), root=root,
+                        two_d=True, h_root=h_root)
+    assert (ok == orf).all() and (r1 == r2).all()
+
+
+@pytest.mark.parametrize("gleaf,refs", [(1, 4), (2, 3), (3, 2)])
+def test_1d_large_leaf_ends_the_walk(gleaf, refs):
+    """Native 4-level: a 2 MiB leaf ends the walk at the PDE (3 references), 1 GiB at the PDPTE (2)."""
+    setup, vas = build_translation_setup("1d", guest_leaf=gleaf, npages=30, rng=rng_for(8, f"1d{gleaf}"))
+    out = _run(setup, vas)
+    assert out[O_REFS] == refs * len(vas) and out[O_MISSES] == len(vas)
+
+
+@pytest.mark.parametrize("gleaf", [1, 2, 3])
+@pytest.mark.parametrize("hleaf", [1, 2, 3])
+def test_2d_tlb_reach_is_the_smaller_page(gleaf, hleaf):
+    """A 2-D translation is cached with min(guest, host) page size: the entries land in that TLB,
+    and a second access elsewhere in the same min-size page hits while one beyond it misses."""
+    setup, vas = build_translation_setup("2d", guest_leaf=gleaf, host_leaf=hleaf, npages=4,
+                                         rng=rng_for(9, f"reach{gleaf}{hleaf}"))
+    rows, slot, root, levels, two_d, h_root, h_levels = setup
+    tlb = TLB(sets=(4, 2, 1), ways=(4, 4, 4))
+    va = np.array([vas[0]], np.int64)
+    translate(rows, slot, va, np.zeros(1, bool), tlb, root=root, two_d=True, h_root=h_root)
+    sz = min(gleaf, hleaf) - 1
+    assert [(tlb.tag[k] != -1).sum() for k in range(3)] == [1 if k == sz else 0 for k in range(3)]
+    reach = 1 << (12 + 9 * sz)
+    inside = np.array([vas[0] + reach - 4096 if reach <= 2 << 20 else vas[0] + 8192], np.int64)
+    out = translate(rows, slot, inside, np.zeros(1, bool), tlb, root=root, two_d=True, h_root=h_root)
+    assert out[O_HITS] == 1
+    if gleaf > sz + 1 and reach < (1 << 21):  # next min-size page of the same guest page: a new entry
+        out = translate(rows, slot, np.array([vas[0] + reach], np.int64), np.zeros(1, bool), tlb, root=root,
+                        two_d=True, h_root=h_root)
+        assert out[O_MISSES] == 1

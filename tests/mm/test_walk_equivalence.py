@@ -24,7 +24,9 @@ from pvsim.mm.hap import build_translation_setup
 from pvsim.mm.walk import ACC, DIRTY, O_STOP, PSE, RW, TLB, translate, translate_ref
 
 SETUPS = [("1d", 4, 1, 4, 1), ("1d", 4, 2, 4, 1), ("1d", 5, 1, 4, 1), ("1d", 4, 3, 4, 1),
-          ("2d", 4, 1, 4, 1), ("2d", 4, 1, 4, 2), ("2d", 4, 2, 4, 2), ("2d", 4, 2, 4, 1), ("2d", 5, 1, 5, 1)]
+          ("2d", 4, 1, 4, 1), ("2d", 4, 1, 4, 2), ("2d", 4, 2, 4, 2), ("2d", 4, 2, 4, 1), ("2d", 5, 1, 5, 1),
+          # large pages in both dimensions (issue 12 item 7): every (guest, host) leaf-size pair
+          ("2d", 4, 1, 4, 3), ("2d", 4, 2, 4, 3), ("2d", 4, 3, 4, 1), ("2d", 4, 3, 4, 2), ("2d", 4, 3, 4, 3)]
 
 
 @functools.lru_cache(maxsize=None)
