@@ -12,7 +12,10 @@ def test_the_set_has_every_published_number_once():
     es = validation.entries()
     assert len(es) == 2 * len(PUBLISHED) + 2 * len(SOSP03)
     assert len({(e.group, e.test, e.mode) for e in es}) == len(es)
-    assert {e.test for e in es if e.role == "calibration"} == CALIBRATION_SET
+    cal = {(e.test, e.mode) for e in es if e.role == "calibration"}
+    assert {t for t, _m in cal if all((t, m) in cal for m in ("bt", "hvm-shadow"))} == CALIBRATION_SET
+    assert cal == {(t, m) for t in CALIBRATION_SET for m in ("bt", "hvm-shadow")} | {
+        ("nano.call_ret", "bt"), ("nano.in", "hvm-shadow"), ("ctx_2p_0k", "pv32")}
 
 
 def test_bands_pass_and_fail():
