@@ -7,11 +7,17 @@ results; [MEM] = recalled figures, treat as approximate):
   (30 M cycles). ~99 % user time; one timer tick per unit (HZ=100); one system call and a fraction of a
   page fault per unit in steady state; second-level TLB misses that need a page walk ~0.1 per 1000
   instructions at IPC ~1.5 (SPEC CINT STLB miss rates [MEM]) -> 4500 walks per unit.
-* ``kernel-build`` -- one compile job of a Linux kernel build (gcc driver, cc1, as). Unit: 3 fork+exec
-  pairs; cc1 touches ~25 MB (6000 faults) and the others ~1000 pages; ~2500 system calls (open/stat/
-  read/close of ~500 headers, mmap, brk); 20 context switches through pipes; 400 M cycles of user work so
-  that system time is ~10 % of a native build (kernel-build characterizations: 85-90 % user, ~10 %
-  system [MEM]); sources and objects stay in the page cache (no blocking I/O).
+* ``kernel-build`` -- one compile job of a Linux 2.4 kernel build (make -> gcc driver -> cpp0 | cc1 | as
+  with ``-pipe``, gcc 2.95/2.96 [MEM]). Unit: 4 fork+exec+exit+wait pairs, each with the kernel path
+  length of lmbench exec (its fill, from the native L-UP exec 530 us); 4000 demand faults (cc1 ~12 MB:
+  600 text pages from the page cache + 2400 heap/stack; cpp0, as, gcc ~1000 pages, mostly text), 2700
+  of them anonymous and zero-filled (4096 B at ~1 B/cycle, io.memcpy_byte_cycles on xeon-2003 [MEM]);
+  ~2500 system calls (open/stat/read/close of ~500 headers, failed lookups along the include path,
+  mmap, brk, pipe reads/writes); 2.75 MB copied by the kernel (headers read 1.5 MB, preprocessed source
+  and assembly through two pipes, written and read, 1.2 MB, the object 50 KB) at 1 B/cycle; 20 context
+  switches; 400 M cycles of user work (~0.17 s per file at 2.4 GHz [MEM]). Native OS share: 6.4 % on
+  xeon-2003 (SOSP'03 4.1 measured ~7 %, an input: a native characterization; docs/workloads.md
+  derives it).
 * ``forkwait`` -- the ASPLOS'06 forkwait test: a small static process forks, the child exits
   immediately, the parent waits. Unit: one iteration; 120 present pages (small static binary); the
   fork/exit/wait kernel path length is lmbench fork's (the same Linux code path).
