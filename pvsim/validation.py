@@ -185,7 +185,18 @@ def summary(rows: list[Row]) -> dict:
             "validation_passed": sum(r.passed for r in val)}
 
 
-def markdown(rows: list[Row]) -> str:
+def _case_lines(checks) -> list[str]:
+    if not checks:
+        return []
+    out = ["## Visible cases 3, 4, 7 and 11 (shared/reference/calibration.md section 7)", "",
+           "| case | check | profile | pvsim | band | result | note |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for c in checks:
+        v = "-" if c.value is None else f"{c.value:.4g}"
+        out.append(f"| {c.case} | {c.name} | {c.profile} | {v} | {c.band} | {c.result} | {c.note} |")
+    return out + [""]
+
+
+def markdown(rows: list[Row], checks: tuple = ()) -> str:
     s = summary(rows)
     out = [f"# pvsim against the published numbers (pvsim {__version__})", "",
            f"{s['entries']} entries: {s['validation']} validation ({s['validation_passed']} within their band), "
@@ -200,6 +211,7 @@ def markdown(rows: list[Row]) -> str:
             out.append(f"| {d['test']} | {d['mode']} | {d['published']:g} | {d['predicted']:.4g} | "
                        f"{d['deviation']:+.1%} | {d['band']} | {d['result']} | {d['role']} | {d['source']} |")
         out.append("")
+    out += _case_lines(checks)
     return "\n".join(out)
 
 
@@ -208,7 +220,7 @@ _BANDS = ("nanobenchmarks +-20 %; lmbench ratios the range docs/calibration.md s
           "set before the predictions were seen; no constant is fitted to a validation row.")
 
 
-def html_page(rows: list[Row]) -> str:
+def html_page(rows: list[Row], checks: tuple = ()) -> str:
     """One self-contained page: the tables and the figures (PNG, inline)."""
     s = summary(rows)
     esc = html.escape
@@ -235,6 +247,15 @@ def html_page(rows: list[Row]) -> str:
                          f"<td class='n'>{d['published']:g}</td><td class='n'>{d['predicted']:.4g}</td>"
                          f"<td class='n'>{d['deviation']:+.1%}</td><td>{esc(d['band'])}</td><td>{d['result']}</td>"
                          f"<td>{d['role']}</td><td>{esc(d['source'])}</td></tr>")
+        parts.append("</table>")
+    if checks:
+        parts.append("<h2>Visible cases 3, 4, 7 and 11 (calibration.md section 7)</h2><table><tr><th>case</th>"
+                     "<th>check</th><th>profile</th><th>pvsim</th><th>band</th><th>result</th><th>note</th></tr>")
+        for c in checks:
+            v = "-" if c.value is None else f"{c.value:.4g}"
+            cls = "calibration" if c.passed is None else c.result
+            parts.append(f"<tr class='{cls}'><td>{esc(c.case)}</td><td>{esc(c.name)}</td><td>{esc(c.profile)}</td>"
+                         f"<td class='n'>{v}</td><td>{esc(c.band)}</td><td>{c.result}</td><td>{esc(c.note)}</td></tr>")
         parts.append("</table>")
     parts.append("</body></html>\n")
     return "".join(parts)
@@ -277,6 +298,11 @@ class Check:
     @property
     def result(self) -> str:
         return "n/a" if self.passed is None else ("pass" if self.passed else "fail")
+
+    def record(self) -> dict:
+        return {"group": f"case{self.case}", "test": self.name, "profile": self.profile, "predicted": self.value,
+                "band": self.band, "result": self.result, "role": self.role, "note": self.note,
+                "source": CASE_SOURCES[self.case], "command": CASE_COMMANDS[self.case], "pvsim_version": __version__}
 
 
 def _ratio_rows(workloads: list[str], modes: list[str], profile: str, ops: int, seed: int, progress) -> dict:
