@@ -9,9 +9,12 @@ or ``validation``), its band and the command that reproduces it. Bands are the p
 bands, fixed before the predictions were seen: +-20 % for a nanobenchmark (ASPLOS'06 rows), and for
 an lmbench ratio the range ``docs/calibration.md`` states where it states one, else +-30 % of the
 published ratio. Only native lmbench latencies are inputs to the model (the L-UP column); the Xen
-and VMware columns are never read by it. Simplification: the memory, I/O and scheduler checks of
-``docs/calibration.md`` are identities and bands of the test suite, not published numbers, and are
-not in the report.
+and VMware columns are never read by it. A row's role comes from the bundled profiles'
+``calibrated_on`` fields (:func:`calibrated_measurements`): ``group.test`` marks every mode's row of
+that test, ``group.test:mode`` one row. The visible cases 3, 4, 7 and 11 of
+``shared/reference/calibration.md`` section 7 (bands, orderings, exact counts, scheduler shares) are
+:class:`Check` objects computed by running the model (:func:`case_checks`); the I/O identities of
+``docs/calibration.md`` stay in the test suite.
 """
 
 from __future__ import annotations
