@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench report mutants campaign setup clean lint
+.PHONY: demo test bench report calibration-doc mutants campaign setup clean lint
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ bench: $(STAMP)
 report: $(STAMP)
 	mkdir -p out
 	$(VENV)/bin/pvsim report --html out/report.html --markdown out/report.md
+
+# regenerate the calibration and validation tables of docs/calibration.md (after merging new constants)
+calibration-doc: $(STAMP)
+	$(PY) tools/calibration_doc.py
 # single-rule mutants of the shipped code, each against the tests that should catch it (tools/mutants.py)
 mutants: $(STAMP)
 	$(PY) tools/mutants.py -j 2

@@ -39,7 +39,7 @@ from pvsim.system import build
 from pvsim.trace.cli import xenalyze
 from pvsim.trace.session import Tracing
 from pvsim.trace.xentrace import parse_mask
-from pvsim.workloads import BUILTIN, CALIBRATION_SET, NANO, PUBLISHED, TABLES
+from pvsim.workloads import BUILTIN, NANO, PUBLISHED, TABLES
 from pvsim.xl import app as xl_app
 from pvsim.xlcfg import is_xlcfg, load_scenario
 
@@ -371,7 +371,7 @@ def nanobench(modes: str = typer.Option("native,bt,hvm-shadow", "--modes", "-m",
             cells.append(f"{r['value']:.0f}")
             if profile == "p4-2006" and m in PUBLISHED[w]:
                 pub = PUBLISHED[w][m]
-                tag = " (calibration)" if w in CALIBRATION_SET and m != BASELINE else ""
+                tag = " (calibration)" if m != BASELINE and validation.role_of(w, m) == "calibration" else ""
                 cells.append(f"{pub}{tag}" if pub is not None else "-")
         t.add_row(w.split(".", 1)[1], *cells)
     out.print(t)
@@ -616,9 +616,11 @@ def report(html_out: Path = typer.Option(Path("out/report.html"), "--html", help
                                                  help="the same as Markdown (default: beside the HTML, .md)"),
            json_out: Optional[Path] = typer.Option(None, "--json"),
            groups: str = typer.Option(",".join(validation.GROUPS), help="comma-separated: nano, lmbench"),
-           ops: int = typer.Option(2000, help="operations per (test, mode) run")):
+           ops: int = typer.Option(2000, help="operations per (test, mode) run"),
+           cases: bool = typer.Option(True, help="also run the visible section-7 cases 3, 4, 7 and 11")):
     """Every published number of the validation set beside pvsim's prediction: deviation, band, pass or
-    fail, calibration or validation, the figure, the profile and the command that reproduces it."""
+    fail, calibration or validation, the figure, the profile and the command that reproduces it; and the
+    checks of the visible cases 3, 4, 7 and 11."""
     md_out = md_out or html_out.with_suffix(".md")
     _check_outputs(html=html_out, markdown=md_out, json=json_out)
     if ops < 1:
@@ -627,6 +629,8 @@ def report(html_out: Path = typer.Option(Path("out/report.html"), "--html", help
     with _progress() as prog:
         task = prog.add_task("predicting", total=None)
         rows = validation.predict(gs, ops=ops, progress=lambda d: prog.update(task, description=f"predicting {d}"))
+        checks = tuple(validation.case_checks(ops=ops, progress=lambda d: prog.update(
+            task, description=f"case checks {d}"))) if cases else ()
     s = validation.summary(rows)
     t = Table(title=f"validation: {s['validation_passed']} of {s['validation']} within their band "
                     f"(+{s['calibration']} calibration rows)")
@@ -637,11 +641,19 @@ def report(html_out: Path = typer.Option(Path("out/report.html"), "--html", help
         t.add_row(d["test"], d["mode"], f"{d['published']:g}", f"{d['predicted']:.4g}", f"{d['deviation']:+.1%}",
                   d["band"], d["result"], d["role"])
     out.print(t)
+    if checks:
+        tc = Table(title="visible cases 3, 4, 7, 11")
+        for c in ("case", "check", "profile", "pvsim", "band", "result"):
+            tc.add_column(c)
+        for c in checks:
+            tc.add_row(c.case, c.name, c.profile, "-" if c.value is None else f"{c.value:.4g}", c.band, c.result)
+        out.print(tc)
     with Outputs() as outs:
-        outs.write(html_out, validation.html_page(rows))
-        outs.write(md_out, validation.markdown(rows) + "\n")
+        outs.write(html_out, validation.html_page(rows, checks))
+        outs.write(md_out, validation.markdown(rows, checks) + "\n")
         if json_out:
-            Results([r.record() for r in rows], {"pvsim_version": __version__, "summary": s}).to_json(json_out, outs)
+            Results([r.record() for r in rows] + [c.record() for c in checks],
+                    {"pvsim_version": __version__, "summary": s}).to_json(json_out, outs)
 
 
 @app.command()

@@ -7,11 +7,17 @@ results; [MEM] = recalled figures, treat as approximate):
   (30 M cycles). ~99 % user time; one timer tick per unit (HZ=100); one system call and a fraction of a
   page fault per unit in steady state; second-level TLB misses that need a page walk ~0.1 per 1000
   instructions at IPC ~1.5 (SPEC CINT STLB miss rates [MEM]) -> 4500 walks per unit.
-* ``kernel-build`` -- one compile job of a Linux kernel build (gcc driver, cc1, as). Unit: 3 fork+exec
-  pairs; cc1 touches ~25 MB (6000 faults) and the others ~1000 pages; ~2500 system calls (open/stat/
-  read/close of ~500 headers, mmap, brk); 20 context switches through pipes; 400 M cycles of user work so
-  that system time is ~10 % of a native build (kernel-build characterizations: 85-90 % user, ~10 %
-  system [MEM]); sources and objects stay in the page cache (no blocking I/O).
+* ``kernel-build`` -- one compile job of a Linux 2.4 kernel build (make -> gcc driver -> cpp0 | cc1 | as
+  with ``-pipe``, gcc 2.95/2.96 [MEM]). Unit: 4 fork+exec+exit+wait pairs, each with the kernel path
+  length of lmbench exec (its fill, from the native L-UP exec 530 us); 4000 demand faults (cc1 ~12 MB:
+  600 text pages from the page cache + 2400 heap/stack; cpp0, as, gcc ~1000 pages, mostly text), 2700
+  of them anonymous and zero-filled (4096 B at ~1 B/cycle, io.memcpy_byte_cycles on xeon-2003 [MEM]);
+  ~2500 system calls (open/stat/read/close of ~500 headers, failed lookups along the include path,
+  mmap, brk, pipe reads/writes); 2.75 MB copied by the kernel (headers read 1.5 MB, preprocessed source
+  and assembly through two pipes, written and read, 1.2 MB, the object 50 KB) at 1 B/cycle; 20 context
+  switches; 400 M cycles of user work (~0.17 s per file at 2.4 GHz [MEM]). Native OS share: 6.4 % on
+  xeon-2003 (SOSP'03 4.1 measured ~7 %, an input: a native characterization; docs/workloads.md
+  derives it).
 * ``forkwait`` -- the ASPLOS'06 forkwait test (§6.2): 40,000 iterations of ``fork()``, the child
   calling ``exit(0)`` at once, the parent ``waitpid()``; a small statically linked C program on
   Linux 2.6. Unit: one iteration. Its address space (``FW_*`` below, docs/workloads.md derives
@@ -73,12 +79,18 @@ MACRO = {
                writable=dict(mib=256, mb_per_s=40, pattern="hot", hot_frac=0.2, hot_share=0.9, free_frac=0.5,
                              source="SPEC CINT2006 resident sets of 100-900 MB, heap writes on a hot fifth [MEM]")),
         op_mix("kernel-build", (A("user", 400_000_000),
-                                A("syscall", times=3), A("fork", 400, times=3), A("exec", 400, times=3),
-                                A("page_fault", "anon", times=7000), A("syscall", times=2500), A("kernel", 7_500_000),
-                                A("context_switch", 8, times=20), A("exit", 400, times=3), A("timer_tick", times=17),
+                                # make -> gcc, gcc -> cpp0 | cc1 | as: 4 fork+exec+exit+wait, each with the
+                                # kernel path length lmbench exec measures natively (the fill)
+                                A("syscall", times=4), A("fork", 400, times=4), A("exec", 400, times=4),
+                                A("fill", "lmbench.exec", times=4),
+                                # 4000 demand faults, 2700 of them anonymous and zero-filled (4096 B each)
+                                A("page_fault", "anon", times=4000), A("kernel", 4096, times=2700),
+                                # headers, pipes, object file: 2500 system calls, 2.75 MB copied at 1 B/cycle
+                                A("syscall", times=2500), A("kernel", 2_750_000),
+                                A("context_switch", 8, times=20), A("exit", 400, times=4), A("timer_tick", times=17),
                                 A("tlb_walks", 60_000)),
                metric="ops_per_s", group="macro", description="Linux kernel build; unit = one compile job",
-               footprint=dict(cache_kib=4096, tlb_pages=1536, source="cc1 touches ~25 MB per job (6000 faults, above): more than any L2 or L3 slice here; between two switches it re-touches its heap and code, taken as 4 MiB and 1536 pages (6 MiB reach) [estimate]"),
+               footprint=dict(cache_kib=4096, tlb_pages=1536, source="cc1 touches ~12 MB per job (the faults above): more than any L2 or L3 slice here; between two switches it re-touches its heap and code, taken as 4 MiB and 1536 pages (6 MiB reach) [estimate]"),
                writable=dict(mib=512, mb_per_s=80, pattern="uniform", free_frac=0.3,
                              source="cc1 processes (~50-100 MB each), object files through the page cache [MEM]")),
         op_mix("forkwait", (A("syscall"), A("fork", FW_PAGES, FW_ANON),  # fork: only the anon PTEs are copied

@@ -12,7 +12,10 @@ def test_the_set_has_every_published_number_once():
     es = validation.entries()
     assert len(es) == 2 * len(PUBLISHED) + 3 * len(SOSP03)
     assert len({(e.group, e.test, e.mode) for e in es}) == len(es)
-    assert {e.test for e in es if e.role == "calibration"} == CALIBRATION_SET
+    cal = {(e.test, e.mode) for e in es if e.role == "calibration"}
+    assert {t for t, _m in cal if all((t, m) in cal for m in ("bt", "hvm-shadow"))} == CALIBRATION_SET
+    assert cal == {(t, m) for t in CALIBRATION_SET for m in ("bt", "hvm-shadow")} | {
+        ("nano.call_ret", "bt"), ("nano.in", "hvm-shadow"), ("ctx_2p_0k", "pv32")}
 
 
 def test_bands_pass_and_fail():
@@ -26,13 +29,24 @@ def test_bands_pass_and_fail():
 def test_report_from_a_subset(tmp_path):
     h, m, j = tmp_path / "r.html", tmp_path / "r.md", tmp_path / "r.json"
     r = CliRunner().invoke(app, ["report", "--groups", "nano", "--ops", "200", "--html", str(h), "--markdown", str(m),
-                                 "--json", str(j)])
+                                 "--json", str(j), "--no-cases"])
     assert r.exit_code == 0, r.output
     page = h.read_text()
     assert page.count("<tr class=") == 2 * len(PUBLISHED)
     assert "data:image/png;base64," in page and "pvsim nanobench" in page
     md = m.read_text()
     assert md.count("| nano.") == 2 * len(PUBLISHED) and "calibration" in md
+
+
+def test_case_checks_are_shown_in_both_pages():
+    checks = (validation.Check("7", "2-D 4/4: references per TLB miss", "(structural)", 24.0, "= 24", True),
+              validation.Check("4", "fork: bt << uml", "xeon-2003", None, ">= 5 x bt", None, "not yet modelled"))
+    md = validation.markdown([], checks)
+    assert "| 7 | 2-D 4/4: references per TLB miss | (structural) | 24 | = 24 | pass |" in md
+    assert "| 4 | fork: bt << uml | xeon-2003 | - | >= 5 x bt | n/a | not yet modelled |" in md
+    page = validation.html_page([], checks)
+    assert page.count("<tr class=") == 2 and "n/a" in page
+    assert checks[1].record()["result"] == "n/a" and checks[0].record()["group"] == "case7"
 
 
 def test_an_unknown_group_is_one_line(tmp_path):

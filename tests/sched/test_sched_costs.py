@@ -15,7 +15,10 @@ from pvsim.sched.workloads import CpuHog
 def test_every_bundled_profile_has_the_sched_keys(name):
     p = load_profile(name)
     assert p.cycles("sched.vcpu_switch_cycles") > 0 and p.cycles("sched.schedule_cycles") > 0
-    assert "sched.vcpu_switch_cycles" not in p.calibrations()
+    # calibrated at most on the lmbench row its derivation starts from (docs/calibration.md), never on a
+    # scheduler case: the share checks run without switch costs
+    assert p.calibrations().get("sched.vcpu_switch_cycles") in (None, "lmbench.ctx_2p_0k:pv32")
+    assert "sched.schedule_cycles" not in p.calibrations()
 
 
 def test_switches_are_priced_and_metered():
