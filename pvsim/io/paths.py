@@ -120,6 +120,18 @@ class Completion:
             self.ev.succeed(not self.error)
 
 
+def host_thread_woken(os_) -> None:
+    """A host thread serving a device (the vhost worker, the device model's I/O thread) woken
+    from its sleep: ``try_to_wake_up`` (``io.thread_wake_cycles``) and the switch to it
+    (``native.context_switch_cycles``, unless the OS already switched from another thread: then
+    it charged that switch), both under ``wake.host_thread``. The wait for its (v)CPU is the
+    simulated schedulers' and the IPI to an idle CPU is its vCPU's ``wake``."""
+    os_.work("wake.host_thread", "io.thread_wake_cycles")
+    if not os_.switched_in:
+        os_.work("wake.host_thread", "native.context_switch_cycles")
+    os_.count("wake.host_thread")
+
+
 class _Base:
     def __init__(self, sys, gdom=None, gos=None):
         self.sys = sys
@@ -129,12 +141,13 @@ class _Base:
         self.d = sys.d
 
     def stack_tx(self, n: int, payload: int) -> None:
-        self.g.work("kernel.net_stack", "io.tcp_packet_cycles", n)
-        self.g.work("kernel.net_stack", "io.memcpy_byte_cycles", payload)
+        """The guest's TCP/IP stack for ``n`` segments sent: the kernel's ``net_stack`` (the same
+        in every mode: a native characterization, per segment and per byte, with its netfilter
+        hooks)."""
+        self.g.k("net_stack", n, payload)
 
     def stack_rx(self, n: int, payload: int) -> None:
-        self.g.work("kernel.net_stack", "io.tcp_packet_cycles", n)
-        self.g.work("kernel.net_stack", "io.memcpy_byte_cycles", payload)
+        self.g.k("net_stack", n, payload)
 
 
 # =============================================================================== native
@@ -223,6 +236,7 @@ class _RingDev(_Base):
         self.error = None
         self.wake = None
         self.wake_pending = False
+        self.slept = False
         self.irq_pending = False
         self.xdev = None
         self.front_port = self.back_port = 0
@@ -270,7 +284,7 @@ class _RingDev(_Base):
             d.hypercall(HYPERVISOR_event_channel_op, O.EVTCHNOP_send, A.EvtchnSend(self.back_port))
         else:
             d.work("io.evtchn", "io.virq_inject_cycles")  # irqfd -> posted interrupt
-            self.g.raise_irq(self._virtio_irq)
+            self.g.raise_irq(self._virtio_irq, source="event")  # irqfd -> kvm_vcpu_kick
 
     def _virtio_irq(self):
         self.sys.guest_irq_entry(self.g)
@@ -300,10 +314,18 @@ class _RingDev(_Base):
 
     def backend_sleep(self):
         self.wake = self.engine.event()
+        self.slept = not self.wake_pending
         if self.wake_pending:
             self.wake_pending = False
             self.wake.succeed()
         return ("wait", self.wake)
+
+    def thread_woken(self) -> None:
+        """The backend thread runs again after sleeping: for vhost (a host kernel thread), the
+        wake-up (:func:`host_thread_woken`). netback/blkback's wake-up is Domain-0's event-channel
+        path (its vCPU's ``wake``), their thread switch the OS's own."""
+        if self.flavour == "virtio" and self.slept:
+            host_thread_woken(self.d)
 
     def fail(self, reason: str) -> None:
         """The backend found the frontend misbehaving: close the device (Closing -> Closed)."""
@@ -578,6 +600,7 @@ class RingNet(_RingDev):
                 continue
             yield d.flush()
             yield self.backend_sleep()
+            self.thread_woken()
 
 
 class RingBlk(_RingDev):
@@ -784,6 +807,7 @@ class RingBlk(_RingDev):
                 continue
             yield d.flush()
             yield self.backend_sleep()
+            self.thread_woken()
 
 
 # =============================================================================== emulated devices
@@ -816,6 +840,7 @@ class DeviceModel:
                 done.succeed()
             self.wake = self.sys.engine.event()
             yield ("wait", self.wake)
+            host_thread_woken(d)  # QEMU's I/O thread: woken by the ioreq event, then scheduled
 
 
 class EmuNet(_Base):
@@ -880,7 +905,7 @@ class EmuNet(_Base):
     def _guest_irq(self):
         if not self.irq_pending:
             self.irq_pending = True
-            self.g.raise_irq(self.isr)
+            self.g.raise_irq(self.isr, source="event")  # the device model's interrupt: vcpu_kick
 
     def isr(self):
         g, sys = self.g, self.sys
@@ -957,7 +982,7 @@ class EmuBlk(_Base):
         self.done.append(c)
         if not self.irq_pending:
             self.irq_pending = True
-            self.g.raise_irq(self.isr)
+            self.g.raise_irq(self.isr, source="event")  # the device model's interrupt: vcpu_kick
 
     def isr(self):
         g = self.g
