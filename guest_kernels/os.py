@@ -149,7 +149,7 @@ class VcpuOS:
         ev = self._wake_ev
         if ev is not None and not ev.triggered:
             self.kick(source)
-        elif not self.cur_irq:
+        elif self.polling or not self.cur_irq:
             self.kernel.p.interrupt()
 
     def preempt(self, ns: int) -> bool:
