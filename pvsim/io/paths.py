@@ -18,6 +18,14 @@ Design note
   suppression (``vring_need_event`` differs from ring.h only by the offset of the event index);
   a kick is one trapped access (``exit.io_instruction``, ioeventfd) to a vhost thread in the host
   kernel, and completions are injected interrupts (irqfd).
+* netback receive by page flipping (``rx_mode="flip"``, the 2003-2006 design): netfront posts
+  ``GTF_accept_transfer`` grants and gives its buffer pages away; netback zaps its mapping of
+  each received page, maps a replacement and hands the pages over with ``GNTTABOP_transfer``;
+  netfront maps each page it got (cause ``io.flip``: validated PTE updates, multicall entries, one
+  TLB flush per batch). Otherwise netback grant-copies into the guest's granted buffers.
+* Host threads that serve devices (the vhost worker, the device model's I/O thread) pay their
+  wake-up (:func:`host_thread_woken`: ``try_to_wake_up`` + the switch to the thread) each time
+  they run after sleeping.
 * :class:`EmuNet` / :class:`EmuBlk`: an e1000-like NIC and an IDE/AHCI-like disk whose every
   register access traps (VT-x exit or BT callout) and is forwarded to the device model, a thread
   on dom0's vCPU; the vCPU blocks until the device model answers (Xen ioreq semantics).
