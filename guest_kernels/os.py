@@ -234,7 +234,7 @@ class VcpuOS:
     def _poll_window(self) -> int:
         """The halt-poll window of this idle period: KVM's per-vCPU ``halt_poll_ns`` (0 without
         halt polling)."""
-        mx = self.kernel.halt_poll_ns
+        mx = getattr(self.kernel, "halt_poll_ns", 0)
         return min(self._poll_ns, mx) if mx > 0 else 0
 
     def _halt_done(self, now: int, hit: bool) -> None:
@@ -260,7 +260,8 @@ class VcpuOS:
         meter = self.meter
         if self._wake_src is not None:  # first decision after a block: the wake-up path
             src, self._wake_src = self._wake_src, None
-            self.k("wake", src)
+            if hasattr(self.kernel, "wake"):  # every GuestKernel has one (a test's stub may not)
+                self.k("wake", src)
         if self.cur is not None and not self.cur_irq and self.ready:
             # CFS-like: a runnable thread takes over when the current one has used its slice, or
             # when one woke from a sleep and the current one has run past the wake-up granularity
@@ -307,7 +308,7 @@ class VcpuOS:
                             return Run(ns)
                     if not self._polled:
                         self._polled = True
-                        if self.kernel.halt_poll_ns > 0:
+                        if getattr(self.kernel, "halt_poll_ns", 0) > 0:
                             self._halt_start = now_ns
                         poll = self._poll_window()
                         if poll > 0:  # halt polling: spin on the pCPU, cut short by any wake-up
