@@ -9,14 +9,16 @@ from guest_kernels.modes import MODES
 from hypercalls import args as A
 from hypercalls import ops as O
 from hypercalls.table import HYPERVISOR_grant_table_op
+from pvsim.core.errors import ScenarioError
 from pvsim.core.meter import Meter
 from pvsim.core.profile import load_profile
 from pvsim.hypervisor.domain import Domain
 from pvsim.hypervisor.hypervisor import Hypervisor
 from pvsim.io import gnttab as gt
 from pvsim.io.paths import flip_flush, flip_pte_updates
+from pvsim.scenario import Scenario
 from pvsim.wiring import scratch_platform
-from tests.io.io_helpers import run_io
+from tests.io.io_helpers import run_io, scenario_dict
 
 
 def _kernel(mode, profile, **opts):
@@ -222,3 +224,9 @@ def test_page_flipping_counts_per_packet():
     modern = run_io("ttcp-500", "pv", ms=6)
     assert "grant.transfer" not in modern["counts"]
     assert run_io("ttcp-500", "pv", ms=6, options={"netback_rx": "flip"})["counts"]["grant.transfer"] > 0
+
+
+@pytest.mark.parametrize("field,bad", [("container_net", "macvlan"), ("netback_rx", "swap")])
+def test_bad_network_option_names_the_field(field, bad):
+    with pytest.raises(ScenarioError, match=f"options.{field}"):
+        Scenario.from_dict(scenario_dict("netperf-rr", "pv", options={field: bad}))
