@@ -392,7 +392,9 @@ class RingNet(_RingDev):
         # profile's era default unless the domain says
         if rx_mode is None:
             rx_mode = "flip" if sys.hv.profile.value("io.netback_rx_flip_count") else "copy"
-        self.flip = flavour == "xen" and rx_mode == "flip"
+        # only a PV guest can take flipped pages (it remaps them with update_va_mapping); PV drivers
+        # in an HVM guest always ask for the receive copy (Linux-2.6.18-xen netfront)
+        self.flip = flavour == "xen" and rx_mode == "flip" and sys.gdom.is_pv
         self.next_mfn = 0x700000
         self.tx_s = SharedRing(ring_size(12))
         self.rx_s = SharedRing(ring_size(8))

@@ -230,3 +230,8 @@ def test_page_flipping_counts_per_packet():
 def test_bad_network_option_names_the_field(field, bad):
     with pytest.raises(ScenarioError, match=f"options.{field}"):
         Scenario.from_dict(scenario_dict("netperf-rr", "pv", options={field: bad}))
+
+
+def test_pv_drivers_in_hvm_guests_never_flip():
+    r = run_io("netperf-rr", "pvhvm", ms=4, options={"netback_rx": "flip"})
+    assert "grant.transfer" not in r["counts"] and r["counts"]["grant.copy"] > 0
