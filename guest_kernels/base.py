@@ -60,6 +60,11 @@ class Platform(Protocol):
     def value(self, key: str) -> float: ...  # a count-type profile constant
 
 
+# Netfilter hooks an IPv4 segment crosses in the host stack it is sent or received by: LOCAL_OUT +
+# POST_ROUTING on transmit, PRE_ROUTING + LOCAL_IN on receive (include/uapi/linux/netfilter.h,
+# net/ipv4/ip_output.c and ip_input.c)
+NF_HOOKS_PER_PACKET = 2
+
 # Page-table geometry per paging format: (levels, entries per table)
 PAGING = {"2level": (2, 1024), "4level": (4, 512)}
 
@@ -169,6 +174,21 @@ class GuestKernel:
     def idle(self) -> None:
         """Nothing to run: the OS halts until an interrupt (free natively)."""
 
+    halt_poll_ns = 0  # a VMM's halt polling before a halted vCPU blocks (KVM's kvm_vcpu_halt)
+
+    def wake(self, source: str = "event") -> None:
+        """The wake-up path after a block (``source``: ``event``, ``irq``, ``thread`` or ``timer``,
+        see :class:`guest_kernels.os.VcpuOS`). Natively a device interrupt or the CPU's own timer
+        is the wake-up (priced by :meth:`irq`); a thread woken by another CPU reaches an idle CPU by
+        the reschedule IPI (Linux ``try_to_wake_up`` -> ``smp_send_reschedule``)."""
+        if source == "thread":
+            self._add("wake.ipi", "native.ipi_cycles")
+            self.meter.count("wake.ipi")
+
+    def next_halt_poll_ns(self, cur: int, halt_ns: int, hit: bool) -> int:
+        """The next halt-poll window after a halt of ``halt_ns`` (no halt polling: 0)."""
+        return 0
+
     def device_access(self, n: int, reason: str) -> None:
         """``n`` accesses to device registers that a VMM intercepts (none natively)."""
 
@@ -177,9 +197,12 @@ class GuestKernel:
         self._add("kernel.nic_driver", "io.native_nic_packet_cycles", n)
 
     def net_stack(self, n: int, payload: int) -> None:
-        """The TCP/IP stack's work for ``n`` segments carrying ``payload`` bytes (sent or received)."""
+        """The TCP/IP stack's work for ``n`` segments carrying ``payload`` bytes (sent or received),
+        with the netfilter hooks each segment crosses (:data:`NF_HOOKS_PER_PACKET`)."""
         self._add("kernel.net_stack", "io.tcp_packet_cycles", n)
         self._add("kernel.net_stack", "io.memcpy_byte_cycles", payload)
+        self._add("kernel.netfilter", "io.netfilter_hook_cycles", NF_HOOKS_PER_PACKET * n)
+        self.meter.count("net.netfilter_hook", NF_HOOKS_PER_PACKET * n)
 
     # ----------------------------------------------------------------- MMU
     def _pte_writes(self, n: int, cause: str = "kernel.pte_write") -> None:

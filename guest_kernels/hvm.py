@@ -43,7 +43,23 @@ class _VTx:
         self.device_access(int(self.p.value("io.eoi_exit_count")), "apic_access")  # EOI to the LAPIC
 
     def idle(self) -> None:
+        """``HLT`` exits (``vmx_vmexit_handler`` EXIT_REASON_HLT -> ``hvm_hlt`` -> ``vcpu_block``):
+        the vCPU is descheduled until an interrupt is pending. The exit's VM entry (priced with
+        the exit) is the one that resumes the vCPU when it is woken."""
         self.p.vmexit("hlt")
+
+    def wake(self, source: str = "event") -> None:
+        """A halted HVM vCPU woken by an interrupt: ``vcpu_kick`` / ``vcpu_unblock`` ->
+        ``vcpu_wake`` (credit's BOOST wake, ``wake.sched``) and, from a remote waker (the device
+        model's or Xen's interrupt, an event channel), the IPI to its pCPU (``wake.ipi``): with
+        posted interrupts the PI wake-up vector that ``pi_wakeup_interrupt`` handles
+        (``xen/arch/x86/hvm/vmx/vmx.c``), without them the event-check IPI of ``vcpu_kick``.
+        The VMCS reload and the switch are the scheduler's vCPU switch (``world_switch.vcpu``)."""
+        self._add("wake.sched", "io.vcpu_wake_cycles")
+        self.meter.count("wake.vcpu")
+        if source in ("event", "thread"):
+            self._add("wake.ipi", "native.ipi_cycles")
+            self.meter.count("wake.pi_wakeup" if self.p.value("io.posted_interrupts_count") else "wake.ipi")
 
     def device_access(self, n: int, reason: str) -> None:
         if n:
@@ -175,8 +191,47 @@ class PVHKernel(PVHVMKernel):
 class KVMKernel(HVMKernel):
     """A KVM-style guest: VT-x with EPT, virtio devices whose kicks are intercepted I/O writes
     (ioeventfd) to vhost threads in the host kernel, completions injected (irqfd); no Xen
-    hypercalls and no device model."""
+    hypercalls and no device model.
+
+    A ``HLT`` exit enters ``kvm_vcpu_halt`` (``virt/kvm/kvm_main.c``): the vCPU thread first polls
+    for a pending interrupt for up to its per-vCPU ``halt_poll_ns`` (at most the module parameter,
+    ``io.halt_poll_ns``; ``Documentation/virt/kvm/halt-polling.rst``), keeping its pCPU; a wake-up
+    inside the window costs no wake-up path. Otherwise the thread blocks (``kvm_vcpu_block``) and a
+    wake-up is ``kvm_vcpu_kick`` -> ``rcuwait_wake_up`` -> ``try_to_wake_up`` of the vCPU thread
+    (``wake.host_thread``) plus the reschedule IPI from a remote waker (``wake.ipi``)."""
 
     mode = "kvm-virtio"
     device_model = False
     dm_access_price = None
+
+    # virt/kvm/kvm_main.c module parameters: halt_poll_ns_grow = 2, halt_poll_ns_grow_start =
+    # 10000 ns, halt_poll_ns_shrink = 0 (a long block resets the window)
+    HALT_POLL_GROW = 2
+    HALT_POLL_GROW_START_NS = 10_000
+    HALT_POLL_SHRINK = 0
+
+    @property
+    def halt_poll_ns(self) -> int:
+        return int(self.p.value("io.halt_poll_ns"))
+
+    def next_halt_poll_ns(self, cur: int, halt_ns: int, hit: bool) -> int:
+        """``kvm_vcpu_halt``'s update: keep a window that caught the wake-up, shrink after a block
+        longer than the maximum, grow (x2, from 10 us) after a shorter one."""
+        mx = self.halt_poll_ns
+        if mx <= 0:
+            return 0
+        if halt_ns <= cur:
+            return cur
+        if cur and halt_ns > mx:
+            val = cur // self.HALT_POLL_SHRINK if self.HALT_POLL_SHRINK else 0
+            return val if val >= self.HALT_POLL_GROW_START_NS else 0
+        if cur < mx and halt_ns < mx:
+            return min(max(cur * self.HALT_POLL_GROW, self.HALT_POLL_GROW_START_NS), mx)
+        return cur
+
+    def wake(self, source: str = "event") -> None:
+        self._add("wake.host_thread", "io.thread_wake_cycles")
+        self.meter.count("wake.host_thread")
+        if source in ("event", "thread"):
+            self._add("wake.ipi", "native.ipi_cycles")
+            self.meter.count("wake.ipi")

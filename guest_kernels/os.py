@@ -23,7 +23,13 @@ scheduler, as Linux's does inside a Xen domain:
   - ``("sleep", ns)``: the thread sleeps for ``ns`` (a timer);
   - ``("bwait", event)``: the whole vCPU blocks (a trapped access waiting for the device model);
 * with nothing runnable the vCPU idles: the kernel's ``idle()`` runs once (``SCHEDOP_block`` for
-  PV, a ``HLT`` exit under VT-x) and the vCPU waits for :meth:`VcpuOS.kick` (``vcpu_kick``).
+  PV, a ``HLT`` exit under VT-x) and the vCPU waits for :meth:`VcpuOS.kick` (``vcpu_kick``); a
+  kernel with ``halt_poll_ns`` (KVM's halt polling) first polls: a ``Run`` of its current poll
+  window that any wake-up cuts short, so the vCPU keeps its pCPU and skips the wake-up path; only
+  when the window passes does it block. The first thing a vCPU does after a block is its
+  kernel's ``wake(source)``: the wake-up path's work (``wake.*`` causes), where ``source`` says
+  what woke it (``event``: an event channel or a remote CPU's kick, ``irq``: a device interrupt,
+  ``thread``: another CPU woke one of its threads, ``timer``: its own timer).
 
 Work is reported to each vCPU's :class:`~pvsim.core.meter.LiveMeter`, priced as it comes; a thread or
 handler *tagged* with the domain it serves (a backend working for a guest) also tees its work into
@@ -89,6 +95,12 @@ class VcpuOS:
         # no thread (a finished thread's flush, the idle hypercall); each (ns left, units, Run ns)
         self._resume: dict = {}
         self._orphan = None
+        self._wake_src: str | None = None  # what woke the vCPU from its last block (for kernel.wake)
+        self.switched_in = False  # the last thread picked was a switch from another thread
+        self.polling = False  # a halt-poll Run is in flight (any wake-up cuts it, whatever is left)
+        self._polled = False  # this idle period has polled already
+        self._poll_ns = 0  # KVM's per-vCPU adaptive halt_poll_ns (vcpu->halt_poll_ns)
+        self._halt_start: int | None = None
 
     # ------------------------------------------------------------------ work reporting
     def work(self, cause: str, price: str, n: float = 1) -> None:
@@ -128,21 +140,27 @@ class VcpuOS:
         self.ready.append(gen)
         self.poke()
 
-    def raise_irq(self, handler_factory, serves=None) -> None:
+    def raise_irq(self, handler_factory, serves=None, source: str = "irq") -> None:
         self.irqs.append((handler_factory, serves))
-        self.poke()
+        self.poke(source)
 
-    def poke(self) -> None:
+    def poke(self, source: str = "thread") -> None:
         """Something became runnable: wake the vCPU if it idles, else cut a long Run short."""
         ev = self._wake_ev
         if ev is not None and not ev.triggered:
-            self.kick()
-        elif not self.cur_irq:
+            self.kick(source)
+        elif self.polling or not self.cur_irq:
             self.kernel.p.interrupt()
 
     def preempt(self, ns: int) -> bool:
         """The dispatcher cuts the Run in flight short with ``ns`` of it left (an interrupt): keep
         the rest to resume. Refused while an interrupt handler runs (handlers do not nest)."""
+        if self.polling:  # a wake-up ends the halt poll: the rest of the window is not spent
+            self.polling = False
+            self.busy_ns -= ns
+            self.meter.ns["idle.halt_poll"] = self.meter.ns.get("idle.halt_poll", 0.0) - ns
+            self._halt_done(self.engine.now_ns, hit=True)
+            return True
         if self.cur_irq:
             return False
         burst = self.burst
@@ -178,10 +196,18 @@ class VcpuOS:
                 u += units * max(0.0, 1.0 - ns / total)
         return u
 
-    def kick(self) -> None:
-        """``vcpu_kick``: wake the vCPU if it is idle."""
+    def kick(self, source: str = "event") -> None:
+        """``vcpu_kick``: wake the vCPU if it is idle (``source``: what woke it, for the kernel's
+        wake-up path)."""
         ev = self._wake_ev
         if ev is not None and not ev.triggered:
+            now = self.engine.now_ns
+            # a wake-up at the instant the vCPU blocked is its own last work completing (an event
+            # that work succeeded, whose callbacks run after the Run's decision): no wake-up path
+            own = self._idle_since is not None and now == self._idle_since
+            self._wake_src = None if own else source
+            if self._halt_start is not None and not own:
+                self._halt_done(now, hit=False)
             if self._idle_since is not None:
                 if self._idle_io:
                     self.iowait_ns += self.engine.now_ns - self._idle_since
@@ -194,15 +220,32 @@ class VcpuOS:
             return self.iowait_ns + (now - self._idle_since)
         return self.iowait_ns
 
-    def _ready_cb(self, gen, io: bool):
+    def _ready_cb(self, gen, io: bool, source: str = "thread"):
         def cb(_ev):
             if io:
                 self.io_waiting -= 1
             self.ready.append(gen)
             self._woken_set.add(gen)
             self._woken += 1
-            self.poke()
+            self.poke(source)
         return cb
+
+    # ------------------------------------------------------------------ halt polling (KVM)
+    def _poll_window(self) -> int:
+        """The halt-poll window of this idle period: KVM's per-vCPU ``halt_poll_ns`` (0 without
+        halt polling)."""
+        mx = getattr(self.kernel, "halt_poll_ns", 0)
+        return min(self._poll_ns, mx) if mx > 0 else 0
+
+    def _halt_done(self, now: int, hit: bool) -> None:
+        """The halt ended (``hit``: inside the poll window): KVM's adaptive window update
+        (``kvm_vcpu_halt``: grow when the vCPU blocked for less than the maximum, shrink when it
+        blocked for longer; see :mod:`guest_kernels.hvm`)."""
+        t0, self._halt_start = self._halt_start, None
+        if t0 is None:
+            return
+        self._poll_ns = self.kernel.next_halt_poll_ns(self._poll_ns, now - t0, hit)
+        self.count("idle.halt_poll_hit" if hit else "idle.halt_poll_miss")
 
     def _set_cur(self, gen, is_irq: bool, tag) -> None:
         self.cur, self.cur_irq = gen, is_irq
@@ -212,7 +255,13 @@ class VcpuOS:
         if self.burst is not None:
             self.dom_os.units += self.burst[0]
             self.burst = None
+        if self.polling:  # the poll window passed with nothing to do: the vCPU blocks now
+            self.polling = False
         meter = self.meter
+        if self._wake_src is not None:  # first decision after a block: the wake-up path
+            src, self._wake_src = self._wake_src, None
+            if hasattr(self.kernel, "wake"):  # every GuestKernel has one (a test's stub may not)
+                self.k("wake", src)
         if self.cur is not None and not self.cur_irq and self.ready:
             # CFS-like: a runnable thread takes over when the current one has used its slice, or
             # when one woke from a sleep and the current one has run past the wake-up granularity
@@ -227,6 +276,7 @@ class VcpuOS:
                     self.ready.appendleft(self.cur)
                 factory, tag = self.irqs.popleft()
                 self._set_cur(factory(), True, tag)
+                self._polled = False  # the handler returns to the idle loop, which halts (and polls) again
             if self.cur is None:
                 if self._orphan is not None:
                     stash, self._orphan = self._orphan, None
@@ -237,10 +287,12 @@ class VcpuOS:
                     self._turn_start = now_ns
                     self._woken = max(0, self._woken - 1) if gen in self._woken_set else self._woken
                     self._woken_set.discard(gen)
-                    if self.last_thread is not None and gen is not self.last_thread:
+                    self.switched_in = self.last_thread is not None and gen is not self.last_thread
+                    if self.switched_in:
                         meter.add(_SWITCH[0], _SWITCH[1])
                     self.last_thread = gen
                     self._idle_charged = False
+                    self._polled = False
                 else:
                     meter.tee = None
                     if not self._idle_charged:
@@ -252,6 +304,18 @@ class VcpuOS:
                     if not self.kernel.p.blocking():  # a hypercall block waits now; its cost runs on wake
                         ns = int(meter.take())
                         if ns > 0:
+                            self.busy_ns += ns
+                            return Run(ns)
+                    if not self._polled:
+                        self._polled = True
+                        if getattr(self.kernel, "halt_poll_ns", 0) > 0:
+                            self._halt_start = now_ns
+                        poll = self._poll_window()
+                        if poll > 0:  # halt polling: spin on the pCPU, cut short by any wake-up
+                            self.polling = True
+                            meter.add_ns("idle.halt_poll", poll)
+                            meter.count("idle.halt_poll")
+                            ns = int(meter.take())
                             self.busy_ns += ns
                             return Run(ns)
                     self._wake_ev = ev = self.engine.event()
@@ -301,7 +365,7 @@ class VcpuOS:
                     continue
                 if self.cur_irq:
                     raise RuntimeError(f"{self.name}: an interrupt handler may not sleep")
-                self.engine.timeout_ns(ns).callbacks.append(self._ready_cb(self.cur, False))
+                self.engine.timeout_ns(ns).callbacks.append(self._ready_cb(self.cur, False, "timer"))
                 self.cur = None
                 meter.tee = None
                 continue
@@ -397,7 +461,7 @@ class DomainOS:
         """Xen marked an upcall pending for ``vcpu_id`` (``vcpu_mark_events_pending``) and kicks it
         (``vcpu_kick``: a vCPU blocked in the hypervisor is unblocked)."""
         v = self.vcpus[vcpu_id if vcpu_id < len(self.vcpus) else 0]
-        v.raise_irq(lambda v=v: self._upcall(v))
+        v.raise_irq(lambda v=v: self._upcall(v), source="event")
         v.kernel.p.kick()
 
     def _upcall(self, v: VcpuOS):

@@ -116,6 +116,22 @@ class PVKernel(GuestKernel):
         """The idle loop blocks the vCPU with ``SCHEDOP_block`` (events are unmasked first)."""
         self.p.hypercall("sched_op", Schedop.SCHEDOP_block, None)
 
+    def wake(self, source: str = "event") -> None:
+        """A blocked PV vCPU woken by an event (``evtchn_send`` -> ``evtchn_2l_set_pending`` ->
+        ``vcpu_mark_events_pending`` -> ``vcpu_kick`` -> ``vcpu_unblock`` -> ``vcpu_wake``,
+        ``xen/common/event_channel.c``, ``sched/core.c``): credit's ``csched_unit_wake`` inserts
+        it with BOOST and tickles a pCPU (``sched/credit.c``) -- ``wake.sched``; a remote waker's
+        tickle of that pCPU is an IPI (``cpumask_raise_softirq`` -> ``smp_send_event_check_mask``)
+        -- ``wake.ipi``; a device interrupt or the vCPU's own timer reaches the pCPU without one.
+        The wait for the pCPU is the simulated scheduler's; the upcall that follows is
+        :meth:`irq`. The waker's share of ``vcpu_wake`` is charged here, on the woken vCPU's
+        critical path."""
+        self._add("wake.sched", "io.vcpu_wake_cycles")
+        self.meter.count("wake.vcpu")
+        if source in ("event", "thread"):
+            self._add("wake.ipi", "native.ipi_cycles")
+            self.meter.count("wake.ipi")
+
     # -------------------------------------------------------------- timer
     def timer_tick(self) -> None:
         """VIRQ_TIMER arrives as an event-channel upcall; the one-shot timer is re-armed."""

@@ -186,13 +186,16 @@ class DomainOptions(_M):
     indirect: bool = False  # blkif indirect descriptors
     ring_pages: int = Field(1, ge=1, le=16)  # blkif multi-page ring
     emulated_disk: Literal["ide", "ahci"] = "ide"
+    container_net: Literal["host", "bridge", "nat"] = "bridge"  # a container's network (docker --net)
+    netback_rx: Literal["copy", "flip"] | None = None  # netback receive; None: the profile's era default
 
-    KERNEL: ClassVar[tuple] = ("batch", "shadow_refill_frac", "placement")
+    KERNEL: ClassVar[tuple] = ("batch", "shadow_refill_frac", "placement", "container_net")
     MMU: ClassVar[tuple] = ("early_unshadow", "pool_pages", "prefetch", "keep_shadows_on_switch", "oos", "oos_pages",
                             "host_page_size")
 
     def kernel_options(self) -> dict:
-        return {"batch": self.batch, "shadow_refill_frac": self.shadow_refill_frac, "placement": self.placement}
+        return {"batch": self.batch, "shadow_refill_frac": self.shadow_refill_frac, "placement": self.placement,
+                "container_net": self.container_net}
 
     def mmu_options(self) -> dict:
         return {k: getattr(self, k) for k in self.MMU if getattr(self, k) is not None}

@@ -19,13 +19,20 @@ Design note
   a writable grant), a frame side must be the caller's own unless privileged, ``offset + len`` may
   not cross the page (``GNTST_bad_copy_arg``). Work: ``io.grant_copy_cycles`` per op and
   ``io.memcpy_byte_cycles`` per byte. No PTE change, no flush.
+* :func:`grant_transfer` follows ``gnttab_transfer`` (the page flipping of the 2003-2006 netback
+  receive path): the *receiver* wrote a ``GTF_accept_transfer`` entry for the caller's domid
+  (:meth:`GrantTable.grant_foreign_transfer`); Xen steals the caller's page (``steal_page``),
+  assigns it to the receiver, writes the frame into the entry and sets ``GTF_transfer_committed``
+  then ``GTF_transfer_completed``. The caller must have unmapped the page first (its PTE zap and
+  TLB flush are the backend's own work, :class:`pvsim.io.paths.RingNet`). Work:
+  ``io.grant_transfer_cycles`` per op.
 
 Status codes are written into each op record; the hypercall itself returns 0 (or ``-EFAULT``,
 ``-EINVAL``, ``-ENOSYS`` for a malformed call), as Xen does.
 
 Simplifications: only v1 (``set_version`` to 2 returns ``-EOPNOTSUPP``); frames are numbers, page
-contents are not stored (only who may touch what); no transitive grants, no IOMMU mappings,
-no ``transfer``; a frame side of a copy is not checked against the P2M.
+contents are not stored (only who may touch what); no transitive grants, no IOMMU mappings;
+``transfer`` does not check the page's reference count (the backend's unmap is trusted); a frame side of a copy is not checked against the P2M.
 """
 
 from __future__ import annotations
@@ -122,6 +129,28 @@ class GrantTable:
         self.frame[ref] = frame
         self.flags[ref] = O.GTF_permit_access | (O.GTF_readonly if readonly else 0)
         return ref
+
+    def grant_foreign_transfer(self, domid: int, pfn: int) -> int:
+        """``gnttab_grant_foreign_transfer``: accept one page from ``domid`` into ``pfn``'s slot
+        (flags ``GTF_accept_transfer``). Returns the ref (or -1)."""
+        ref = self.alloc_ref()
+        if ref < 0:
+            return -1
+        self.gdomid[ref] = domid
+        self.frame[ref] = pfn
+        self.flags[ref] = O.GTF_accept_transfer
+        return ref
+
+    def end_transfer(self, ref: int) -> int:
+        """``gnttab_end_foreign_transfer_ref``: the frame Xen transferred (-1 if no transfer
+        completed); the ref is freed."""
+        if not (0 <= ref < self.nr_entries) or not self.flags[ref] & O.GTF_transfer_completed:
+            return -1
+        frame = self.frame[ref]
+        self.flags[ref] = 0
+        if ref >= O.GNTTAB_NR_RESERVED_ENTRIES:
+            self._free_refs.append(ref)
+        return frame
 
     def end_access(self, ref: int, free: bool = True) -> bool:
         """``gnttab_end_foreign_access_ref``: cmpxchg flags to 0 unless reading/writing. Ending a
@@ -294,6 +323,32 @@ def grant_copy(hv, ld, op: A.GnttabCopy) -> int:
     return st
 
 
+def grant_transfer(hv, ld, op: A.GnttabTransfer) -> int:
+    """One ``gnttab_transfer`` op: page ``op.mfn`` of the caller goes to ``op.domid`` through the
+    receiver's ``GTF_accept_transfer`` entry ``op.ref``."""
+    rd = _lookup(hv, ld, op.domid)
+    if rd is None or rd is ld:
+        op.status = O.GNTST_bad_domain
+        return op.status
+    rgt = gnttab_for(rd)
+    ref = op.ref
+    if not isinstance(ref, int) or not (0 <= ref < rgt.nr_entries):
+        op.status = O.GNTST_bad_gntref
+        return op.status
+    # gnttab_prepare_for_transfer: the entry must accept a transfer from this domain, not yet committed
+    if (rgt.flags[ref] & O.GTF_type_mask) != O.GTF_accept_transfer or rgt.gdomid[ref] != ld.domid \
+            or rgt.flags[ref] & O.GTF_transfer_committed:
+        op.status = O.GNTST_general_error
+        return op.status
+    rgt.flags[ref] |= O.GTF_transfer_committed
+    rgt.frame[ref] = op.mfn  # the receiver learns the machine frame it now owns
+    rgt.flags[ref] |= O.GTF_transfer_completed
+    op.status = O.GNTST_okay
+    hv.meter.add("io.grant", "io.grant_transfer_cycles")
+    hv.meter.count("grant.transfer")
+    return 0
+
+
 def setup_table(hv, ld, op: A.GnttabSetupTable) -> int:
     d = _lookup(hv, ld, op.dom)
     if d is None:
@@ -330,6 +385,7 @@ _RECORDS = {
     O.GNTTABOP_map_grant_ref: A.GnttabMapGrantRef,
     O.GNTTABOP_unmap_grant_ref: A.GnttabUnmapGrantRef,
     O.GNTTABOP_copy: A.GnttabCopy,
+    O.GNTTABOP_transfer: A.GnttabTransfer,
     O.GNTTABOP_setup_table: A.GnttabSetupTable,
     O.GNTTABOP_query_size: A.GnttabQuerySize,
 }
@@ -368,6 +424,9 @@ def grant_table_op(hv, ld, cmd, uop, count) -> int:
     elif cmd == O.GNTTABOP_copy:
         for op in ops:
             grant_copy(hv, ld, op)
+    elif cmd == O.GNTTABOP_transfer:
+        for op in ops:
+            grant_transfer(hv, ld, op)
     elif cmd == O.GNTTABOP_setup_table:
         if count != 1:
             return -E.EINVAL

@@ -18,6 +18,14 @@ Design note
   suppression (``vring_need_event`` differs from ring.h only by the offset of the event index);
   a kick is one trapped access (``exit.io_instruction``, ioeventfd) to a vhost thread in the host
   kernel, and completions are injected interrupts (irqfd).
+* netback receive by page flipping (``rx_mode="flip"``, the 2003-2006 design): netfront posts
+  ``GTF_accept_transfer`` grants and gives its buffer pages away; netback zaps its mapping of
+  each received page, maps a replacement and hands the pages over with ``GNTTABOP_transfer``;
+  netfront maps each page it got (cause ``io.flip``: validated PTE updates, multicall entries, one
+  TLB flush per batch). Otherwise netback grant-copies into the guest's granted buffers.
+* Host threads that serve devices (the vhost worker, the device model's I/O thread) pay their
+  wake-up (:func:`host_thread_woken`: ``try_to_wake_up`` + the switch to the thread) each time
+  they run after sleeping.
 * :class:`EmuNet` / :class:`EmuBlk`: an e1000-like NIC and an IDE/AHCI-like disk whose every
   register access traps (VT-x exit or BT callout) and is forwarded to the device model, a thread
   on dom0's vCPU; the vCPU blocks until the device model answers (Xen ioreq semantics).
@@ -120,6 +128,46 @@ class Completion:
             self.ev.succeed(not self.error)
 
 
+def host_thread_woken(os_) -> None:
+    """A host thread serving a device (the vhost worker, the device model's I/O thread) woken
+    from its sleep: ``try_to_wake_up`` (``io.thread_wake_cycles``) and the switch to it
+    (``native.context_switch_cycles``, unless the OS already switched from another thread: then
+    it charged that switch), both under ``wake.host_thread``. The wait for its (v)CPU is the
+    simulated schedulers' and the IPI to an idle CPU is its vCPU's ``wake``."""
+    os_.work("wake.host_thread", "io.thread_wake_cycles")
+    if not os_.switched_in:
+        os_.work("wake.host_thread", "native.context_switch_cycles")
+    os_.count("wake.host_thread")
+
+
+def charge_calls(os_, names) -> None:
+    """One hypercall entry of each of ``names`` made by ``os_`` on a counted path (priced and
+    counted for its guest type by the hypervisor)."""
+    hv = os_.hv
+    prev, hv.meter = hv.meter, os_.meter
+    try:
+        for name in names:
+            os_.kernel.p.charge_hypercall(name)
+    finally:
+        hv.meter = prev
+
+
+def flip_pte_updates(os_, ptes: int, entries: int) -> None:
+    """Page flipping's page-table work in ``os_``: ``ptes`` validated PTE updates
+    (``xen.pte_validate_cycles``) in ``entries`` multicall entries, under ``io.flip``."""
+    os_.work("io.flip", "xen.pte_validate_cycles", ptes)
+    os_.work("io.flip", "xen.multicall_entry_cycles", entries)
+    os_.count("flip.pte_update", ptes)
+
+
+def flip_flush(os_, calls) -> None:
+    """The hypercalls that carry a flip batch and the TLB flush its last entry asks for
+    (``UVMF_TLB_FLUSH``), under ``io.flip``."""
+    charge_calls(os_, calls)
+    os_.work("io.flip", "io.grant_tlb_flush_cycles")
+    os_.count("flip.tlb_flush")
+
+
 class _Base:
     def __init__(self, sys, gdom=None, gos=None):
         self.sys = sys
@@ -129,12 +177,13 @@ class _Base:
         self.d = sys.d
 
     def stack_tx(self, n: int, payload: int) -> None:
-        self.g.work("kernel.net_stack", "io.tcp_packet_cycles", n)
-        self.g.work("kernel.net_stack", "io.memcpy_byte_cycles", payload)
+        """The guest's TCP/IP stack for ``n`` segments sent: the kernel's ``net_stack`` (the same
+        in every mode: a native characterization, per segment and per byte, with its netfilter
+        hooks)."""
+        self.g.k("net_stack", n, payload)
 
     def stack_rx(self, n: int, payload: int) -> None:
-        self.g.work("kernel.net_stack", "io.tcp_packet_cycles", n)
-        self.g.work("kernel.net_stack", "io.memcpy_byte_cycles", payload)
+        self.g.k("net_stack", n, payload)
 
 
 # =============================================================================== native
@@ -223,6 +272,7 @@ class _RingDev(_Base):
         self.error = None
         self.wake = None
         self.wake_pending = False
+        self.slept = False
         self.irq_pending = False
         self.xdev = None
         self.front_port = self.back_port = 0
@@ -270,7 +320,7 @@ class _RingDev(_Base):
             d.hypercall(HYPERVISOR_event_channel_op, O.EVTCHNOP_send, A.EvtchnSend(self.back_port))
         else:
             d.work("io.evtchn", "io.virq_inject_cycles")  # irqfd -> posted interrupt
-            self.g.raise_irq(self._virtio_irq)
+            self.g.raise_irq(self._virtio_irq, source="event")  # irqfd -> kvm_vcpu_kick
 
     def _virtio_irq(self):
         self.sys.guest_irq_entry(self.g)
@@ -300,10 +350,18 @@ class _RingDev(_Base):
 
     def backend_sleep(self):
         self.wake = self.engine.event()
+        self.slept = not self.wake_pending
         if self.wake_pending:
             self.wake_pending = False
             self.wake.succeed()
         return ("wait", self.wake)
+
+    def thread_woken(self) -> None:
+        """The backend thread runs again after sleeping: for vhost (a host kernel thread), the
+        wake-up (:func:`host_thread_woken`). netback/blkback's wake-up is Domain-0's event-channel
+        path (its vCPU's ``wake``), their thread switch the OS's own."""
+        if self.flavour == "virtio" and self.slept:
+            host_thread_woken(self.d)
 
     def fail(self, reason: str) -> None:
         """The backend found the frontend misbehaving: close the device (Closing -> Closed)."""
@@ -323,11 +381,21 @@ class _RingDev(_Base):
 class RingNet(_RingDev):
     """netfront/netback (``flavour="xen"``) or virtio-net + vhost-net (``flavour="virtio"``)."""
 
-    def __init__(self, sys, nic, sock, mss, flavour="xen", grant_mode="copy"):
+    def __init__(self, sys, nic, sock, mss, flavour="xen", grant_mode="copy", rx_mode=None):
         self.nic, self.sock, self.mss = nic, sock, mss
         if grant_mode not in ("copy", "map", "persistent"):
             raise ValueError(f"grant_mode must be copy, map or persistent, got {grant_mode!r}")
+        if rx_mode not in (None, "copy", "flip"):
+            raise ValueError(f"netback_rx must be copy or flip, got {rx_mode!r}")
         self.grant_mode = grant_mode
+        # netback receive by page flipping (GNTTABOP_transfer, Xen 1.0-3.0) or by grant copy; the
+        # profile's era default unless the domain says
+        if rx_mode is None:
+            rx_mode = "flip" if sys.hv.profile.value("io.netback_rx_flip_count") else "copy"
+        # only a PV guest can take flipped pages (it remaps them with update_va_mapping); PV drivers
+        # in an HVM guest always ask for the receive copy (Linux-2.6.18-xen netfront)
+        self.flip = flavour == "xen" and rx_mode == "flip" and sys.gdom.is_pv
+        self.next_mfn = 0x700000
         self.tx_s = SharedRing(ring_size(12))
         self.rx_s = SharedRing(ring_size(8))
         self.txf, self.txb = FrontRing(self.tx_s), BackRing(self.tx_s)
@@ -345,18 +413,31 @@ class RingNet(_RingDev):
         self.rxf.push_requests()
 
     def features(self):
-        return {"feature-rx-copy": 1, "feature-rx-notify": 1, "feature-split-event-channels": 0}
+        return {"feature-rx-copy": int(not self.flip), "feature-rx-flip": int(self.flip), "feature-rx-notify": 1,
+                "feature-split-event-channels": 0}
 
     # ------------------------------------------------------------ frontend
     def _post_rx(self, k: int) -> None:
+        bdom = self.sys.bdom.domid
         for _ in range(k):
             rid = self.next_id & 0xFFFF  # netif_*_request.id is a uint16_t (netif.h)
             self.next_id += 1
-            ref = self.fgt.grant_access(0, 0x20000 + (rid & 0xFFFF)) if self.flavour == "xen" else rid
+            if self.flip:  # gnttab_grant_foreign_transfer_ref: accept a page from the backend
+                ref = self.fgt.grant_foreign_transfer(bdom, 0x20000 + (rid & 0xFFFF))
+            elif self.flavour == "xen":
+                ref = self.fgt.grant_access(0, 0x20000 + (rid & 0xFFFF))
+            else:
+                ref = rid
             self.rx_out[rid] = ref
             self.rxf.put_request((rid, ref))
         self.grant_entry(k)
         self.g.work("io.ring", "io.ring_slot_cycles", k)
+        if self.flip and k:
+            # network_alloc_rx_buffers (flipping receiver): each buffer page is given up -- its
+            # PTE zapped in a multicall of update_va_mapping, its P2M entry invalidated -- and
+            # returned with one XENMEM_decrease_reservation; the last entry flushes the TLB
+            flip_pte_updates(self.g, k, entries=k)
+            flip_flush(self.g, ("multicall", "memory_op"))
 
     def send(self, nbytes: int, meta):
         g = self.g
@@ -414,7 +495,7 @@ class RingNet(_RingDev):
             ws, self.tx_waiters = self.tx_waiters, []
             for w in ws:
                 w.succeed()
-        got = payload = 0
+        got = payload = flipped = 0
         metas = []
         while True:
             for _ in range(self.rxf.has_unconsumed_responses()):
@@ -424,7 +505,13 @@ class RingNet(_RingDev):
                     self.front_error = f"rx response id {rid} never issued"
                     g.count("io.frontend_error")
                     continue
-                if self.flavour == "xen":
+                if self.flip:
+                    if self.fgt.end_transfer(ref) < 0:  # no page came with this response
+                        self.front_error = f"rx response id {rid}: no page transferred"
+                        g.count("io.frontend_error")
+                        continue
+                    flipped += 1
+                elif self.flavour == "xen":
                     self.fgt.end_access(ref)
                 got += 1
                 payload += max(0, size - TCPIP_HEADER_BYTES)
@@ -432,6 +519,11 @@ class RingNet(_RingDev):
                     metas.append(meta)
             if not self.rxf.final_check_for_responses():
                 break
+        if flipped:
+            # netif_poll (flipping receiver): per page, set the P2M, MMU_MACHPHYS_UPDATE and map it
+            # at the buffer's address (update_va_mapping): two multicall entries, one validated PTE
+            flip_pte_updates(g, flipped, entries=2 * flipped)
+            charge_calls(g, ("multicall",))
         if got:
             g.work("io.ring", "io.ring_slot_cycles", got)
             drv = "io.netfront_packet_cycles" if self.flavour == "xen" else "io.virtio_driver_packet_cycles"
@@ -483,6 +575,18 @@ class RingNet(_RingDev):
                 d.work("io.grant", "io.memcpy_byte_cycles", nbytes)
         d.work("dom0.backend", "io.netback_packet_cycles", n)
         return ok
+
+    def _flip(self, ops) -> bool:
+        """netback's flipping receive (Linux 2.6.18-xen ``net_rx_action``): per packet its page's
+        dom0 mapping is zapped and a fresh page mapped in its place (two validated PTE updates in
+        a multicall, the last flushing the TLB), then one ``GNTTABOP_transfer`` batch gives the
+        pages to the guest; no data is copied."""
+        d = self.d
+        flip_pte_updates(d, 2 * len(ops), entries=2 * len(ops))
+        flip_flush(d, ("multicall",))
+        rc = d.hypercall(HYPERVISOR_grant_table_op, O.GNTTABOP_transfer, ops, len(ops))
+        d.work("dom0.backend", "io.netback_packet_cycles", len(ops))
+        return rc == 0 and all(o.status == O.GNTST_okay for o in ops)
 
     def backend(self):
         d, nic = self.d, self.nic
@@ -547,8 +651,12 @@ class RingNet(_RingDev):
                                 return
                             rid, ref = rq
                             last = (take == batch[0]) and j == take - 1
-                            ops.append(A.GnttabCopy(P(gmfn=0x900 + j, domid=DOMID_SELF), P(ref=ref, domid=guest),
-                                                      min(per, PAGE), O.GNTCOPY_dest_gref))
+                            if self.flip:
+                                ops.append(A.GnttabTransfer(self.next_mfn, guest, ref))
+                                self.next_mfn += 1
+                            else:
+                                ops.append(A.GnttabCopy(P(gmfn=0x900 + j, domid=DOMID_SELF), P(ref=ref, domid=guest),
+                                                          min(per, PAGE), O.GNTCOPY_dest_gref))
                             sizes.append((rid, per, batch[2] if last else None))
                         moved += take
                         batch[0] -= take
@@ -557,7 +665,11 @@ class RingNet(_RingDev):
                             self.rx_backlog.popleft()
                     d.work("io.ring", "io.ring_slot_cycles", moved)
                     d.work("dom0.backend", "io.dom0_net_packet_cycles", moved)
-                    if not self._move(moved, sum(s[1] for s in sizes), ops):
+                    if self.flip:
+                        ok = self._flip(ops)
+                    else:
+                        ok = self._move(moved, sum(s[1] for s in sizes), ops)
+                    if not ok:
                         self.fail("rx request with a grant reference the frontend did not grant")
                         return
                     self.rx_requests += moved
@@ -578,6 +690,7 @@ class RingNet(_RingDev):
                 continue
             yield d.flush()
             yield self.backend_sleep()
+            self.thread_woken()
 
 
 class RingBlk(_RingDev):
@@ -784,6 +897,7 @@ class RingBlk(_RingDev):
                 continue
             yield d.flush()
             yield self.backend_sleep()
+            self.thread_woken()
 
 
 # =============================================================================== emulated devices
@@ -816,6 +930,7 @@ class DeviceModel:
                 done.succeed()
             self.wake = self.sys.engine.event()
             yield ("wait", self.wake)
+            host_thread_woken(d)  # QEMU's I/O thread: woken by the ioreq event, then scheduled
 
 
 class EmuNet(_Base):
@@ -880,7 +995,7 @@ class EmuNet(_Base):
     def _guest_irq(self):
         if not self.irq_pending:
             self.irq_pending = True
-            self.g.raise_irq(self.isr)
+            self.g.raise_irq(self.isr, source="event")  # the device model's interrupt: vcpu_kick
 
     def isr(self):
         g, sys = self.g, self.sys
@@ -957,7 +1072,7 @@ class EmuBlk(_Base):
         self.done.append(c)
         if not self.irq_pending:
             self.irq_pending = True
-            self.g.raise_irq(self.isr)
+            self.g.raise_irq(self.isr, source="event")  # the device model's interrupt: vcpu_kick
 
     def isr(self):
         g = self.g
@@ -994,7 +1109,8 @@ DEVICE_PATHS = {
                        lambda att, nic, sock, mss, dm, o: NativeNet(att, nic, sock, mss)),
     "split": DevicePath(lambda att, disk, dm, o: RingBlk(att, disk, "xen", persistent=o.persistent,
                                                          indirect=o.indirect, ring_pages=o.ring_pages),
-                        lambda att, nic, sock, mss, dm, o: RingNet(att, nic, sock, mss, "xen", o.grant_mode)),
+                        lambda att, nic, sock, mss, dm, o: RingNet(att, nic, sock, mss, "xen", o.grant_mode,
+                                                                   o.netback_rx)),
     "virtio": DevicePath(lambda att, disk, dm, o: RingBlk(att, disk, "virtio"),
                          lambda att, nic, sock, mss, dm, o: RingNet(att, nic, sock, mss, "virtio")),
     "emulated": DevicePath(lambda att, disk, dm, o: EmuBlk(att, disk, dm, o.emulated_disk),

@@ -383,13 +383,14 @@ class HostRunner:
         hypercall, and a behaviour without ``preempt`` are left alone."""
         if vcpu.irq_pending or vcpu.block_after or vcpu.blocked or vcpu.done or not self.started:
             return
+        polling = getattr(vcpu.behaviour, "polling", False)  # a halt poll ends at any wake-up
         if vcpu.is_running:
-            if self.remaining_now(vcpu) <= INTERRUPT_MIN_NS:
+            if self.remaining_now(vcpu) <= INTERRUPT_MIN_NS and not polling:
                 return
             vcpu.irq_pending = True
             ev = self.engine.after(0)
             ev.callbacks.append(lambda _ev, v=vcpu: self._interrupt(v))
-        elif vcpu.remaining > INTERRUPT_MIN_NS and vcpu.runnable:
+        elif (vcpu.remaining > INTERRUPT_MIN_NS or polling) and vcpu.runnable:
             self._take_back(vcpu)  # asked for its next demand when it is next dispatched
 
     @staticmethod

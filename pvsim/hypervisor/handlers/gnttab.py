@@ -6,7 +6,7 @@ Design note
 record's ``status``; the call returns 0, or ``-EINVAL``/``-EFAULT``/``-ENOSYS``/``-EOPNOTSUPP``
 for a malformed call. The work is in :mod:`pvsim.io.gnttab`, reported under ``io.grant``.
 
-Simplifications: see :mod:`pvsim.io.gnttab` (v1 only, no transfer, no preemption of long batches).
+Simplifications: see :mod:`pvsim.io.gnttab` (v1 only, no preemption of long batches).
 """
 
 from __future__ import annotations

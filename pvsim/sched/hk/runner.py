@@ -531,11 +531,12 @@ class CompiledRunner(HostRunner):
         v = vcpu.uid
         if V[L.F_IRQ_PENDING, v] or V[L.F_BLOCK_AFTER, v] or V[L.F_BLOCKED, v] or V[L.F_DONE, v]:
             return
+        polling = getattr(vcpu.behaviour, "polling", False)  # a halt poll ends at any wake-up
         if V[L.F_IS_RUNNING, v]:
-            if self.remaining_now(vcpu) <= INTERRUPT_MIN_NS:
+            if self.remaining_now(vcpu) <= INTERRUPT_MIN_NS and not polling:
                 return
             self._call(K.k_push_interrupt, v)
-        elif V[L.F_REMAINING, v] > INTERRUPT_MIN_NS and not V[L.F_PAUSE, v] and not V[L.F_DONE, v]:
+        elif (V[L.F_REMAINING, v] > INTERRUPT_MIN_NS or polling) and not V[L.F_PAUSE, v] and not V[L.F_DONE, v]:
             pre = getattr(vcpu.behaviour, "preempt", None)
             if pre is not None and pre(int(V[L.F_REMAINING, v])):
                 V[L.F_REMAINING, v] = 0
