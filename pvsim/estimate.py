@@ -137,6 +137,29 @@ def estimate_sweep(runs) -> Estimate:
                     all(e.known for e in ests))
 
 
+def estimate_many(scenarios, samples: int = SWEEP_SAMPLES) -> Estimate:
+    """The estimate of a list of independent runs (``compare``, ``lmbench``, ``nanobench``): each
+    distinct ``[run]`` length is probed on up to ``samples`` of its scenarios (first, middle, last),
+    and their mean wall time is scaled to the number of scenarios of that length; the groups add up."""
+    groups: dict[tuple, list] = {}
+    for sc in scenarios:
+        groups.setdefault((sc.run.ops, sc.run.duration_ms), []).append(sc)
+    parts = []
+    for scs in groups.values():
+        picks = sorted({0, len(scs) - 1, len(scs) // 2})[:samples]
+        ests = [estimate(scs[i]) for i in picks]
+        k = len(scs) / len(ests)
+        parts.append(Estimate(k * sum(e.wall_s for e in ests), k * sum(e.build_s for e in ests),
+                              int(k * sum(e.probe_sim_ns for e in ests)), k * sum(e.probe_wall_s for e in ests),
+                              int(k * sum(e.sim_ns_needed for e in ests)), all(e.finished_in_probe for e in ests),
+                              all(e.known for e in ests)))
+    if not parts:
+        return Estimate(0.0, 0.0, 0, 0.0, 0, True, True)
+    return Estimate(sum(e.wall_s for e in parts), sum(e.build_s for e in parts), sum(e.probe_sim_ns for e in parts),
+                    sum(e.probe_wall_s for e in parts), sum(e.sim_ns_needed for e in parts),
+                    all(e.finished_in_probe for e in parts), all(e.known for e in parts))
+
+
 class ProgressLog:
     """Periodic progress lines (``LOG_EVERY_S``) with the time left, where no terminal shows a bar."""
 
