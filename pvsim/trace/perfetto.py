@@ -23,8 +23,12 @@ A run of several hosts (``hosts``: one entry per host, with its range of pCPU nu
 one file with a process per host for its pCPUs and a process per domain of each host, named with
 the host; a record is routed to its host by its pCPU number.
 
+* a counter per vCPU of its credit2 credit, from ``TRC_CSCHED2_CREDIT_BURN`` (``{unit, dom; credit;
+  budget; delta}``, as ``burn_credits()`` writes it).
+
 Timestamps are microseconds (the format's unit) with nanosecond decimals. Simplifications: no
-credit value counter (the schedulers' records pvsim writes do not carry it).
+credit counter under credit1 (Xen's credit1 records carry no credit value: ``TRC_CSCHED_ACCOUNT_*``
+carry the domain's active vCPUs, which is the counter drawn for it).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from hypercalls.trace import (
     PVSIM_TRC_MIG_RESUME,
     PVSIM_TRC_MIG_ROUND,
     PVSIM_TRC_MIG_SUSPEND,
+    TRC_CSCHED2_CREDIT_BURN,
     TRC_CSCHED_ACCOUNT_START,
     TRC_CSCHED_ACCOUNT_STOP,
     TRC_HVM_VMEXIT,
@@ -209,6 +214,10 @@ class ChromeTraceWriter:
         elif ev in (TRC_CSCHED_ACCOUNT_START, TRC_CSCHED_ACCOUNT_STOP) and len(w) >= 3:
             self._ev({"ph": "C", "name": "credit: active vCPUs", "pid": self._pid(w[0], hi), "ts": _us(t),
                       "args": {"active": w[2]}})
+        elif ev == TRC_CSCHED2_CREDIT_BURN and len(w) >= 2:
+            credit = w[1] - (1 << 32) if w[1] >= 1 << 31 else w[1]  # an int in Xen's record
+            self._ev({"ph": "C", "name": f"credit2 credit v{w[0] & 0xFFFF}", "pid": self._pid(w[0] >> 16, hi),
+                      "ts": _us(t), "args": {"credit": credit}})
         elif ev == PVSIM_TRC_MIG_ROUND and len(w) >= 7:
             self._migration_round(t, hi, w)
         elif ev in (PVSIM_TRC_MIG_SUSPEND, PVSIM_TRC_MIG_RESUME, PVSIM_TRC_MIG_ABORT):

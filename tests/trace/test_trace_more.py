@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from hypercalls.trace import TRC_CSCHED2_CREDIT_BURN
 from pvsim.results import Outputs
 from pvsim.scenario import Scenario
+from pvsim.sched.credit2 import CSCHED2_CARRYOVER_MAX, CSCHED2_CREDIT_INIT, CSCHED2_CREDIT_MIN
 from pvsim.system import build
 from pvsim.trace.session import Tracing, host_path
 from pvsim.trace.xenalyze import Summary
@@ -127,3 +129,35 @@ def test_perfetto_has_a_process_per_host_and_migration_slices(migrated):
     assert len(rounds) == n and all(e["dur"] > 0 for e in rounds)
     dirty = [e for e in ev if e["ph"] == "C" and e["name"] == "migration: dirty pages"]
     assert len(dirty) == n and dirty[-1]["args"]["dirty"] == 0
+
+
+def _credit2(dispatcher):
+    return Scenario.from_dict({"name": "c2", "seed": 2, "host": {"pcpus": 1},
+                               "scheduler": {"name": "credit2", "dispatcher": dispatcher}, "run": {"duration_ms": 40},
+                               "domains": [{"name": "a", "mode": "pv", "workload": "cpu-int", "weight": 512},
+                                           {"name": "b", "mode": "pv", "workload": "cpu-int"}]})
+
+
+def test_credit2_credit_in_xentrace_and_perfetto(tmp_path):
+    """TRC_CSCHED2_CREDIT_BURN carries each vCPU's credit as Xen's burn_credits() does; the Perfetto
+    file draws it as a counter per vCPU; both dispatchers write the same records."""
+
+
+
+    seqs = {}
+    for disp in ("python", "compiled"):
+        d = tmp_path / disp
+        d.mkdir()
+        system, _res, xt, pf = _trace(_credit2(disp), d, perfetto=True)
+        burns = [r for r in read_trace(xt) if r.event == TRC_CSCHED2_CREDIT_BURN]
+        assert len(burns) > 10
+        for r in burns:
+            credit = r.words[1] - (1 << 32) if r.words[1] >= 1 << 31 else r.words[1]
+            assert CSCHED2_CREDIT_MIN <= credit <= CSCHED2_CREDIT_INIT + CSCHED2_CARRYOVER_MAX
+            assert r.words[2] == 1 << 31  # no cap: INT_MIN
+        seqs[disp] = [(r.tsc, r.words) for r in burns]
+        ev = json.loads(pf.read_text())["traceEvents"]
+        counters = {(e["pid"], e["name"]) for e in ev if e["ph"] == "C" and e["name"].startswith("credit2 credit")}
+        doms = {system.domain(n).domid for n in ("a", "b")}
+        assert {p - 1 for p, _n in counters} >= doms
+    assert seqs["python"] == seqs["compiled"]
