@@ -36,7 +36,7 @@ DPI = 200
 #: with this matplotlib (the stored-image tests of tests/test_figure_baselines.py rely on it):
 #: matplotlib's own defaults, the Agg backend, DejaVu Sans (shipped with matplotlib), fixed DPI.
 STYLE = {"font.family": "sans-serif", "font.sans-serif": ["DejaVu Sans"], "font.size": 8.0,
-         "figure.dpi": DPI, "savefig.dpi": DPI, "text.hinting": "default", "text.hinting_factor": 8,
+         "figure.dpi": DPI, "savefig.dpi": DPI, "text.hinting": "default",
          "text.usetex": False, "axes.unicode_minus": True, "svg.hashsalt": "pvsim", "path.simplify": True}
 
 
