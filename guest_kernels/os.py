@@ -76,6 +76,7 @@ class VcpuOS:
         self.name = f"{dom_os.name}.{vcpu_id}"
         self.irqs: deque = deque()
         self.ready: deque = deque()
+        self._irq_held = None  # the thread an interrupt handler took the vCPU from
         self.cur = None
         self.cur_irq = False
         self.last_thread = None
@@ -274,6 +275,7 @@ class VcpuOS:
             if self.irqs and (self.cur is None or not self.cur_irq):
                 if self.cur is not None:
                     self.ready.appendleft(self.cur)
+                    self._irq_held = self.cur  # resumes after the handler with its turn as it was
                 factory, tag = self.irqs.popleft()
                 self._set_cur(factory(), True, tag)
                 self._polled = False  # the handler returns to the idle loop, which halts (and polls) again
@@ -284,7 +286,9 @@ class VcpuOS:
                 if self.ready:
                     gen = self.ready.popleft()
                     self._set_cur(gen, False, self.tags.get(gen))
-                    self._turn_start = now_ns
+                    if gen is not self._irq_held:  # an interrupt does not restart a thread's turn (CFS
+                        self._turn_start = now_ns  # keeps its vruntime), else one thread starves the rest
+                    self._irq_held = None
                     self._woken = max(0, self._woken - 1) if gen in self._woken_set else self._woken
                     self._woken_set.discard(gen)
                     self.switched_in = self.last_thread is not None and gen is not self.last_thread
@@ -385,8 +389,8 @@ class VcpuOS:
         done), cut where CFS would let a runnable thread in (the rest kept to resume)."""
         if self.ready and not self.cur_irq:
             limit = (WAKEUP_GRANULARITY_NS if self._woken else THREAD_SLICE_NS) - (now_ns - self._turn_start)
-            if ns - limit > CUT_MIN_NS:
-                run = max(limit, CUT_MIN_NS)
+            run = min(ns, max(limit, CUT_MIN_NS))  # a turn already used up (kept across interrupts)
+            if ns - limit > CUT_MIN_NS and run < ns:
                 self._resume[self.cur] = (ns - run, units, total)
                 self.busy_ns += run
                 return Run(run)

@@ -189,6 +189,8 @@ _ENTRIES = (
 
 HYPERCALLS: dict[int, Hypercall] = {h.nr: h for h in _ENTRIES}
 _BY_NAME: dict[str, Hypercall] = {h.name: h for h in _ENTRIES}
+#: hypercalls by name (public: tracing looks counted calls up by their meter name)
+HYPERCALLS_BY_NAME = _BY_NAME
 
 # Parameters each hypercall handler takes. Xen's call_handlers_*() pass exactly this many of the
 # five argument registers; the rest are ignored. HYPERVISOR_iret takes none (its frame is on the

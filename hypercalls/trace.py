@@ -189,3 +189,9 @@ PVSIM_TRC_END = PVSIM_TRC_BASE + 0xF02  # the simulated time the trace stops
 PVSIM_TRC_EVTCHN_SEND = PVSIM_TRC_BASE + 0xF10  # {dom, port}: EVTCHNOP_send
 PVSIM_TRC_RING_NOTIFY = PVSIM_TRC_BASE + 0xF11  # {dom, ring, requests in flight}
 PVSIM_RING_KINDS = {"tx_req": 0, "rx_req": 1, "blk_req": 2}
+# Live migration (the toolstack's save loop, which Xen's trace does not see: its log-dirty
+# XEN_DOMCTL_SHADOW_OP_CLEAN/PEEK calls are domctls, and Xen traces no domctl)
+PVSIM_TRC_MIG_ROUND = PVSIM_TRC_BASE + 0xF20  # {dom, round | live << 31, pages, skipped, dirty after, ns lo, ns hi}
+PVSIM_TRC_MIG_SUSPEND = PVSIM_TRC_BASE + 0xF21  # {dom}: SHUTDOWN_suspend, the downtime starts
+PVSIM_TRC_MIG_RESUME = PVSIM_TRC_BASE + 0xF22  # {dom, new domid}: running on the target
+PVSIM_TRC_MIG_ABORT = PVSIM_TRC_BASE + 0xF23  # {dom}: the migration failed, the guest runs on

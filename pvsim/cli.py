@@ -18,18 +18,20 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from typer._click import exceptions as click_exc  # Typer's own Click (vendored since 0.26)
+from typer.core import TyperGroup
 
 from guest_kernels.modes import BASELINE, MODES
 from hypercalls.table import HYPERCALLS
 from pvsim import calibrate as cal
 from pvsim import plots, validation
 from pvsim import sweep as sw
-from pvsim.compare import check_modes, split_list
+from pvsim.compare import check_modes, plan, split_list
 from pvsim.compare import compare as run_compare
 from pvsim.core.errors import ScenarioError
 from pvsim.core.profile import bundled_profiles, load_profile
 from pvsim.core.version import __version__
-from pvsim.estimate import DEFAULT_LIMIT_S, ProgressLog, check_limit, estimate, estimate_sweep
+from pvsim.estimate import DEFAULT_LIMIT_S, ProgressLog, check_limit, estimate, estimate_many, estimate_sweep
 from pvsim.hacli import convert, failover, remus
 from pvsim.migrate import live as migration
 from pvsim.results import Outputs, Results, check_output_path
@@ -43,7 +45,72 @@ from pvsim.workloads import BUILTIN, NANO, PUBLISHED, TABLES
 from pvsim.xl import app as xl_app
 from pvsim.xlcfg import is_xlcfg, load_scenario
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+
+def _command_path(group, args) -> str:
+    """``pvsim run`` / ``pvsim xl sched-credit``: the (sub)commands named in ``args``."""
+    path, cmd = ["pvsim"], group
+    for tok in args:
+        sub = getattr(cmd, "commands", {}).get(tok) if not tok.startswith("-") else None
+        if sub is None:
+            break
+        path.append(tok)
+        cmd = sub
+    return " ".join(path)
+
+
+def usage_line(e: click_exc.UsageError, command: str = "pvsim") -> str:
+    """Click's usage error as pvsim's one line ``<option>: <why> (<command> --help)``, no usage box."""
+    msg = " ".join(e.format_message().split())
+    where = None
+    if isinstance(e, click_exc.NoSuchOption):
+        where = e.option_name
+        msg = "unknown option" + (f"; did you mean {', '.join(sorted(e.possibilities))}?" if e.possibilities else "")
+    elif isinstance(e, click_exc.BadOptionUsage):
+        where = e.option_name
+        if "requires an argument" in msg:
+            msg = "needs a value"
+    elif isinstance(e, click_exc.BadParameter) and e.param is not None:
+        p = e.param
+        longs = [o for o in p.opts if o.startswith("--")] or list(p.opts)
+        where = longs[0] if p.param_type_name == "option" and longs else (p.name or "argument").upper()
+        if isinstance(e, click_exc.MissingParameter):
+            msg = "missing (required)" if p.param_type_name == "option" else "missing argument"
+        else:
+            msg = "invalid value: " + " ".join(str(e.message).split())
+    elif msg.startswith("No such command"):
+        where = "command"
+    head = f"{where}: " if where else ""
+    return f"{head}{msg} (see '{command} --help')"
+
+
+class PvsimGroup(TyperGroup):
+    """The top-level group: every usage error of every command (an option without its value, an
+    unknown option or command, a value of the wrong type, a missing argument) is one line
+    ``pvsim: error: ...`` naming the option, exit status 2 -- not Click's usage box."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            rv = super().main(args=argv, prog_name=prog_name or "pvsim", complete_var=complete_var,
+                              standalone_mode=False, **extra)
+        except click_exc.NoArgsIsHelpError as e:  # `pvsim` or `pvsim xl` alone: its help, as before
+            typer.echo(e.ctx.get_help())
+            rv = 0
+        except click_exc.UsageError as e:
+            typer.echo(f"pvsim: error: {usage_line(e, _command_path(self, argv))}", err=True)
+            rv = 2
+        except click_exc.Abort:
+            typer.echo("pvsim: interrupted; no output written", err=True)
+            rv = 130
+        except click_exc.ClickException as e:  # e.g. a file Click itself could not open
+            typer.echo(f"pvsim: error: {' '.join(e.format_message().split())}", err=True)
+            rv = e.exit_code
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+app = typer.Typer(cls=PvsimGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="pvsim: simulate a Xen-style hypervisor; compare paravirtualization, binary translation, "
                        "VT-x (shadow/EPT), containers and bare metal, and see where the time goes.")
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -98,7 +165,12 @@ def _check_outputs(**paths) -> None:
             check_output_path(p, f"--{opt}")
 
 
-def _run_rows(workloads, modes, profile, seed, ops, duration_ms, pcpus, options=None) -> list[dict]:
+def _run_rows(workloads, modes, profile, seed, ops, duration_ms, pcpus, options=None, limit: float | None = None,
+              what: str = "comparison") -> list[dict]:
+    if limit is not None:  # probe a few of the runs first, and refuse past the limit (as run and sweep)
+        runs = plan(workloads, modes, profile, seed=seed, ops=ops, duration_ms=duration_ms, pcpus=pcpus,
+                    options=options)
+        check_limit(estimate_many([sc for _w, _m, sc in runs]), limit, what)
     n = len(workloads) * len(set(modes) | {"native"})
     with _progress() as prog:
         task = prog.add_task("simulating", total=n)
@@ -271,14 +343,18 @@ def compare(workload: str = typer.Option(..., "--workload", "-w", help="comma-se
             json_out: Optional[Path] = typer.Option(None, "--json", help="write rows as JSON"),
             csv_out: Optional[Path] = typer.Option(None, "--csv", help="write rows as CSV"),
             plot: Optional[Path] = typer.Option(None, "--plot", help="write the relative-performance bar chart "
-                                                                     "(and <name>-breakdown.png beside it)")):
+                                                                     "(and <name>-breakdown.png beside it)"),
+            no_limit: bool = typer.Option(False, "--no-limit", help=NO_LIMIT_HELP),
+            max_wall_s: float = typer.Option(DEFAULT_LIMIT_S, "--max-wall-s", help=MAX_WALL_HELP)):
     """Run workloads under several modes; print a table relative to native; plot SOSP'03 Figure 3 style."""
+    limit = _limit(no_limit, max_wall_s)
     _check_profile(profile, seed)
     _check_outputs(json=json_out, csv=csv_out, plot=plot)
     ws = split_list(workload, "--workload", list(BUILTIN))
     ms = split_list(modes, "--modes", list(MODES))
     check_modes(ms, profile)
-    rows = _run_rows(ws, ms, profile, seed, ops, duration_ms, pcpus, {"mmu": mmu} if mmu != "structural" else None)
+    rows = _run_rows(ws, ms, profile, seed, ops, duration_ms, pcpus, {"mmu": mmu} if mmu != "structural" else None,
+                     limit=limit, what="comparison")
     t = Table(title=f"pvsim compare (profile {profile}; value ({plots.SCORE_LABEL}))")
     t.add_column("workload")
     t.add_column("metric")
@@ -313,14 +389,20 @@ def lmbench(modes: str = typer.Option("native,pv32,bt", "--modes", "-m", help=MO
             mmu: str = typer.Option("structural", help="structural (page tables as data) or counted"),
             json_out: Optional[Path] = typer.Option(None, "--json"),
             csv_out: Optional[Path] = typer.Option(None, "--csv"),
-            plot: Optional[Path] = typer.Option(None, "--plot", help="bar chart of ratios to native")):
+            plot: Optional[Path] = typer.Option(None, "--plot", help="bar chart of ratios to native"),
+            no_limit: bool = typer.Option(False, "--no-limit", help=NO_LIMIT_HELP),
+            max_wall_s: float = typer.Option(DEFAULT_LIMIT_S, "--max-wall-s", help=MAX_WALL_HELP)):
     """lmbench latencies laid out as SOSP'03 Tables 3 (processes), 4 (context switches) and 5 (file & VM)."""
+    limit = _limit(no_limit, max_wall_s)
+    if ops < 1:
+        raise ScenarioError("--ops", f"must be at least 1, got {ops}")
     _check_profile(profile, seed)
     _check_outputs(json=json_out, csv=csv_out, plot=plot)
     ms = split_list(modes, "--modes", list(MODES))
     check_modes(ms, profile)
     ws = [f"lmbench.{c}" for _, cols in TABLES.values() for c in cols]
-    rows = _run_rows(ws, ms, profile, seed, ops, None, 1, {"mmu": mmu} if mmu != "structural" else None)
+    rows = _run_rows(ws, ms, profile, seed, ops, None, 1, {"mmu": mmu} if mmu != "structural" else None,
+                     limit=limit, what="lmbench run")
     for _key, (title, cols) in TABLES.items():
         t = Table(title=f"{title}, profile {profile}")
         t.add_column("Config")
@@ -350,14 +432,19 @@ def nanobench(modes: str = typer.Option("native,bt,hvm-shadow", "--modes", "-m",
               ops: int = typer.Option(10000, help="iterations per test"),
               json_out: Optional[Path] = typer.Option(None, "--json"),
               csv_out: Optional[Path] = typer.Option(None, "--csv"),
-              plot: Optional[Path] = typer.Option(None, "--plot")):
+              plot: Optional[Path] = typer.Option(None, "--plot"),
+              no_limit: bool = typer.Option(False, "--no-limit", help=NO_LIMIT_HELP),
+              max_wall_s: float = typer.Option(DEFAULT_LIMIT_S, "--max-wall-s", help=MAX_WALL_HELP)):
     """The ASPLOS'06 nanobenchmarks (cycles per operation), beside the published values where the profile is p4-2006."""
+    limit = _limit(no_limit, max_wall_s)
+    if ops < 1:
+        raise ScenarioError("--ops", f"must be at least 1, got {ops}")
     _check_profile(profile, seed)
     _check_outputs(json=json_out, csv=csv_out, plot=plot)
     ms = split_list(modes, "--modes", list(MODES))
     check_modes(ms, profile)
     ws = list(NANO)
-    rows = _run_rows(ws, ms, profile, seed, ops, None, 1)
+    rows = _run_rows(ws, ms, profile, seed, ops, None, 1, limit=limit, what="nanobench run")
     t = Table(title=f"ASPLOS'06 nanobenchmarks (cycles), profile {profile}")
     t.add_column("test")
     for m in ms:

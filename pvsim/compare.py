@@ -94,6 +94,18 @@ def check_modes(modes: list[str], profile: str, field: str = "--modes") -> None:
             raise ScenarioError(field, f"mode {m!r} needs {lack}, which profile {prof.name!r} lacks")
 
 
+def plan(workloads: list[str], modes: list[str], profile: str, *, seed: int = 0, ops: int | None = None,
+         duration_ms: float | None = None, pcpus: int | None = None, options: dict | None = None,
+         params: dict | None = None, catalogue: Catalogue = DEFAULT) -> list[tuple[str, str, Scenario]]:
+    """The ``(workload, mode, scenario)`` runs of a comparison, native first for each workload (what
+    :func:`compare` runs, and what ``pvsim.estimate`` probes before it)."""
+    run_modes = list(modes) if BASELINE in modes else [BASELINE, *modes]
+    check_modes(run_modes, profile)
+    return [(w, m, single_scenario(w, m, profile, seed=seed, ops=ops, duration_ms=duration_ms, pcpus=pcpus,
+                                   options=options, params=params, catalogue=catalogue))
+            for w in workloads for m in run_modes]
+
+
 def compare(workloads: list[str], modes: list[str], profile: str, *, seed: int = 0, ops: int | None = None,
             duration_ms: float | None = None, pcpus: int | None = None, options: dict | None = None,
             params: dict | None = None, catalogue: Catalogue = DEFAULT,
@@ -102,11 +114,8 @@ def compare(workloads: list[str], modes: list[str], profile: str, *, seed: int =
     for w in workloads:
         if w not in catalogue:
             raise unknown("--workload", w, catalogue.names(), what="workload")
-    run_modes = list(modes) if BASELINE in modes else [BASELINE, *modes]
-    check_modes(run_modes, profile)
-    scenarios = [(w, m, single_scenario(w, m, profile, seed=seed, ops=ops, duration_ms=duration_ms, pcpus=pcpus,
-                                        options=options, params=params, catalogue=catalogue))
-                 for w in workloads for m in run_modes]
+    scenarios = plan(workloads, modes, profile, seed=seed, ops=ops, duration_ms=duration_ms, pcpus=pcpus,
+                     options=options, params=params, catalogue=catalogue)
     rows: list[dict] = []
     native: dict[str, float] = {}
     for w, m, sc in scenarios:

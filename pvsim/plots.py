@@ -9,6 +9,7 @@ native's rate (higher is better); *time relative to native* is time / native's (
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import matplotlib
@@ -32,6 +33,12 @@ SCORE_LABEL = "score relative to native (native = 1.0; higher is better)"
 TIME_RATIO_LABEL = "time relative to native (native = 1.0; lower is better)"
 MAX_WIDTH_IN = 7.0
 DPI = 200
+#: The pinned style every figure is drawn in, so that a figure is the same picture on any machine
+#: with this matplotlib (the stored-image tests of tests/test_figure_baselines.py rely on it):
+#: matplotlib's own defaults, the Agg backend, DejaVu Sans (shipped with matplotlib), fixed DPI.
+STYLE = {"font.family": "sans-serif", "font.sans-serif": ["DejaVu Sans"], "font.size": 8.0,
+         "figure.dpi": DPI, "savefig.dpi": DPI, "text.hinting": "default",
+         "text.usetex": False, "axes.unicode_minus": True, "svg.hashsalt": "pvsim", "path.simplify": True}
 
 
 def mode_color(mode: str) -> str:
@@ -50,12 +57,24 @@ def _width(n_bars: int, per_bar: float = 0.18) -> float:
     return float(min(MAX_WIDTH_IN, max(3.5, per_bar * n_bars + 1.0)))
 
 
+def _styled(fn):
+    """Draw ``fn``'s figure in :data:`STYLE` from matplotlib's defaults, whatever the caller's rcParams."""
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        with matplotlib.rc_context():
+            matplotlib.rcdefaults()
+            matplotlib.rcParams.update(STYLE)
+            return fn(*a, **kw)
+    return wrapper
+
+
 def _save(fig, path: str | Path) -> None:
     """Write the figure to ``path`` (callers stage it: see :class:`pvsim.results.Outputs`)."""
-    fig.savefig(path, dpi=DPI, format="png")
+    fig.savefig(path, dpi=DPI, format="png", metadata={"Software": None})
     plt.close(fig)
 
 
+@_styled
 def relative_bars(rows: list[dict], path: str | Path, title: str = "") -> None:
     """Grouped bars of relative_to_native, one group per workload (SOSP'03 Figure 3 style).
 
@@ -92,6 +111,7 @@ def relative_bars(rows: list[dict], path: str | Path, title: str = "") -> None:
     return used
 
 
+@_styled
 def breakdown_bars(rows: list[dict], path: str | Path, title: str = "") -> None:
     """Stacked time per unit of work by category, one bar per (workload, mode), normalised to native."""
     labels, stacks = [], []
@@ -138,6 +158,7 @@ def breakdown_bars(rows: list[dict], path: str | Path, title: str = "") -> None:
     _save(fig, path)
 
 
+@_styled
 def grouped_log_bars(rows: list[dict], path: str | Path, title: str, ylabel: str, label_key=lambda r: r["workload"],
                      log: bool = True, published: dict | None = None) -> dict:
     """Bars per (name, mode); ``published`` ``{(name, mode): value}`` draws the papers' values beside
@@ -171,6 +192,7 @@ def grouped_log_bars(rows: list[dict], path: str | Path, title: str, ylabel: str
     return used
 
 
+@_styled
 def validation_points(records: list[dict], path, title: str) -> None:
     """Published against predicted, one point per entry on log-log axes with the y = x line: filled
     points are validation (green within the band, red outside), hollow grey ones calibration."""

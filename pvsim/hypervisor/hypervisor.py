@@ -89,6 +89,9 @@ class SchedPort:
 class Hypervisor:
     """Holds every domain and dispatches hypercalls. Subsystems attach machine-wide state."""
 
+    #: added to the pCPU of its trace records (a traced run of several hosts: see ``HostRunner``)
+    trace_base: int = 0
+
     def __init__(self, profile=None, engine=None):
         self.profile = profile
         self.engine = engine
@@ -161,8 +164,8 @@ class Hypervisor:
             for c in range(self.nr_pcpus or getattr(self.sched, "n_pcpus", 0) or 0):
                 u = curr(c)
                 if u is not None and match(u):
-                    return c
-        return 0
+                    return self.trace_base + c
+        return self.trace_base
 
     def trace(self, vcpu, event: int, *words: int) -> None:
         """A record on the trace bus from the pCPU ``vcpu`` runs on (nothing is built unless someone

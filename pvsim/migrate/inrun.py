@@ -19,6 +19,11 @@ vCPUs join the dispatcher only at resume); a unit of work in flight at suspend i
 restarts its loop on the target, with what is left of its budget); guest writes follow the
 workload's declared writable working set (:mod:`pvsim.migrate.dirty`), not the instructions it runs;
 a domain whose memory steps run on the structural MMU is not migrated in-run.
+
+Tracing: Xen's trace has no migration records (the save loop is the toolstack's; its log-dirty
+``XEN_DOMCTL_SHADOW_OP_CLEAN``/``PEEK`` calls are domctls, which Xen does not trace), so each round,
+the suspend, the resume and an abort are written as pvsim's own guest-class records
+(``PVSIM_TRC_MIG_*`` in ``hypercalls.trace``) on the source host's bus.
 """
 
 from __future__ import annotations
@@ -26,6 +31,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from hypercalls.trace import (
+    PVSIM_TRC_MIG_ABORT,
+    PVSIM_TRC_MIG_RESUME,
+    PVSIM_TRC_MIG_ROUND,
+    PVSIM_TRC_MIG_SUSPEND,
+)
 from pvsim.core.errors import ScenarioError
 from pvsim.migrate import live
 from pvsim.migrate.save import Migration
@@ -72,6 +83,7 @@ def plan(system) -> list[InRun]:
         m = InRun(r, i, src, dst, mig, free=free)
         mig.on_populate = lambda n, m=m: _populate(m, n)
         mig.on_abort = lambda _mig, m=m: _abort(system, m)
+        mig.on_round = lambda r, m=m: _traced_round(m, r)
         out.append(m)
     return out
 
@@ -91,6 +103,20 @@ def start(system, runs: list[InRun]) -> None:
         eng.process(proc())
 
 
+def _trace(m: InRun, event: int, *words: int) -> None:
+    """A migration record on the source host's trace bus (nothing is built unless someone listens)."""
+    hv = m.src.host.hv
+    if m.src.host.engine._subscribers:
+        hv.trace_dom(m.src.domain, event, *words)
+
+
+def _traced_round(m: InRun, r) -> None:
+    """``PVSIM_TRC_MIG_ROUND`` as a round ends: what it sent, the pages dirty after it, its length."""
+    ns = max(0, int(r.end_ns - r.start_ns))
+    _trace(m, PVSIM_TRC_MIG_ROUND, m.src.domid, (r.index & 0x7FFFFFFF) | (int(bool(r.live)) << 31), r.pages,
+           r.skipped, r.dirty_after, ns & 0xFFFFFFFF, ns >> 32)
+
+
 def _populate(m: InRun, n: int) -> bool:
     """The receiver allocates ``n`` more frames on the target (``xc_domain_populate_physmap_exact``)."""
     if m.free[m.req.to] < n:
@@ -104,6 +130,7 @@ def _abort(system, m: InRun) -> None:
     """The receiver failed: its domain is destroyed (frames freed), the guest runs on at the source."""
     m.free[m.req.to] += m.frames
     m.frames = 0
+    _trace(m, PVSIM_TRC_MIG_ABORT, m.src.domid)
     if m.state == "downtime":  # already suspended: resumed in place (libxl's suspend-cancel)
         for u in m.src.domain.units:
             m.src.host.runner.unpause(u)
@@ -114,6 +141,7 @@ def _suspend(system, m: InRun) -> None:
     """``SHUTDOWN_suspend``: the guest stops running on the source."""
     h = m.src.host
     m.snaps["suspend"] = system.snap(m.src)
+    _trace(m, PVSIM_TRC_MIG_SUSPEND, m.src.domid)
     for u in m.src.domain.units:
         h.runner.pause(u)
     m.state = "downtime"
@@ -133,6 +161,7 @@ def _resume(system, m: InRun) -> None:
     if math.isfinite(dst.budget) and not finished:
         system.migrated_in(src, dst)
     m.snaps["resume"] = system.snap(dst)
+    _trace(m, PVSIM_TRC_MIG_RESUME, src.domid, dst.domid)
     m.state = "done"
     m.frames = 0
     m.free[src.host.name] += src.spec.memory_mib * 256  # the source's frames are released

@@ -192,6 +192,7 @@ class Migration:
         # on_populate(n) -> False when the target cannot allocate n more frames, and the migration aborts
         self.on_populate = None
         self.on_abort = None  # called once the sender has given up (the guest keeps running here)
+        self.on_round = None  # called with each Round as it ends (tracing: pvsim.migrate.inrun)
         self.aborted = ""
         self._populated = np.zeros(len(mem.version), dtype=bool)
 
@@ -278,6 +279,8 @@ class Migration:
         r.dirty_after = self.mem.dirty_count()
         self.out.pages_sent += r.pages
         self.out.rounds.append(r)
+        if self.on_round is not None:
+            self.on_round(r)
         return r
 
     def _clean(self) -> np.ndarray:

@@ -35,7 +35,12 @@ node; no SMT-aware placement.
 
 from __future__ import annotations
 
-from hypercalls.trace import TRC_CSCHED2_CREDIT_RESET, TRC_CSCHED2_LOAD_BALANCE, TRC_CSCHED2_TICKLE
+from hypercalls.trace import (
+    TRC_CSCHED2_CREDIT_BURN,
+    TRC_CSCHED2_CREDIT_RESET,
+    TRC_CSCHED2_LOAD_BALANCE,
+    TRC_CSCHED2_TICKLE,
+)
 from pvsim.sched.ops import XEN_SCHEDULER_CREDIT2, Scheduler, register_scheduler
 
 US = 1_000
@@ -149,6 +154,10 @@ class Credit2(Scheduler):
         if unit.dom.cap:
             s.budget -= delta
         s.start_time = now
+        r = self.runner
+        if r.engine._subscribers:  # TRC_CSCHED2_CREDIT_BURN, as burn_credits() writes it
+            r._trace(unit.cpu, TRC_CSCHED2_CREDIT_BURN, (unit.dom.domid << 16) | unit.vcpu_id, s.credit,
+                     s.budget if unit.dom.cap else -(1 << 31), delta)
 
     def _runq_insert(self, unit):
         s = unit.priv

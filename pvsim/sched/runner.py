@@ -108,6 +108,10 @@ class HostRunner:
     ``runner.start()``; ``engine.run(until_ns)``; ``runner.stats()``.
     """
 
+    #: added to the pCPU number of every trace record: a traced run of several hosts gives each its
+    #: own range of pCPU numbers on the one bus (set by ``pvsim.trace.session``; 0 otherwise)
+    trace_base: int = 0
+
     def __init__(self, engine, scheduler, n_pcpus: int,
                  switch_cost_ns: Callable | None = None):
         if isinstance(n_pcpus, bool) or not isinstance(n_pcpus, int) or not 1 <= n_pcpus <= 4096:
@@ -472,12 +476,12 @@ class HostRunner:
         if new == RUNSTATE_runnable:
             unit.runnable_since = now
         if self.engine._subscribers:
-            self.engine.trace(unit.cpu, TRC_SCHED_RUNSTATE_CHANGE | (old << 8) | (new << 4),
+            self.engine.trace(self.trace_base + unit.cpu, TRC_SCHED_RUNSTATE_CHANGE | (old << 8) | (new << 4),
                               (unit.dom.domid << 16) | unit.vcpu_id)
 
     def _trace(self, cpu, ev, *words):
         if self.engine._subscribers:
-            self.engine.trace(cpu, ev, *words)
+            self.engine.trace(self.trace_base + cpu, ev, *words)
 
     def _next_demand(self, unit: VCPU, now: int) -> bool:
         """Ask the behaviour until it wants the CPU (True) or blocks / goes offline (False)."""
@@ -635,7 +639,7 @@ class HostRunner:
         if self.engine._subscribers:
             pd, pu = (prev.dom.domid, prev.vcpu_id) if prev is not None else (DOMID_IDLE, cpu)
             nd, nu = (nxt.dom.domid, nxt.vcpu_id) if nxt is not None else (DOMID_IDLE, cpu)
-            self.engine.trace(cpu, TRC_SCHED_SWITCH, pd, pu, nd, nu)
+            self.engine.trace(self.trace_base + cpu, TRC_SCHED_SWITCH, pd, pu, nd, nu)
         if prev is not None and prev.migrate_pending:
             prev.migrate_pending = False
             prev.pause_count -= 1

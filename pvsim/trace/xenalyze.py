@@ -18,6 +18,9 @@ Models the summary of ``tools/xentrace/xenalyze.c`` (``summary()``, ``domain_sum
   grant map/unmap (``TRC_MEM_PAGE_GRANT_*``, the granting domain in word 0) done *by* the domain
   running on the pCPU and *for* the granting domain; records are attributed to the vCPU that
   the pCPU runs (from ``TRC_SCHED_SWITCH`` and the runstate records), as xenalyze does;
+* pvsim's migration records (``PVSIM_TRC_MIG_*``, which real xenalyze passes over): per migrated
+  domain its rounds (pages sent, skipped, dirty after, length) and the downtime from suspend to
+  resume;
 * every statistic line is ``<label>: <count> <seconds>s <avg cycles> {p5|p50|p95}``.
 
 Simplifications: no interval or scatterplot modes, no CR3, MMIO or interrupt enumeration, no
@@ -35,6 +38,10 @@ import numpy as np
 from hypercalls import table as hc_table
 from hypercalls.ops import DOMID_IDLE, RUNSTATE_NAMES
 from hypercalls.trace import (
+    PVSIM_TRC_MIG_ABORT,
+    PVSIM_TRC_MIG_RESUME,
+    PVSIM_TRC_MIG_ROUND,
+    PVSIM_TRC_MIG_SUSPEND,
     TRC_HVM_VMEXIT,
     TRC_MEM_PAGE_GRANT_MAP,
     TRC_MEM_PAGE_GRANT_UNMAP,
@@ -145,6 +152,7 @@ class Summary:
         self.vcpus: dict[tuple[int, int], VcpuSummary] = {}
         self.domains: dict[int, DomainSummary] = {}
         self.unattributed = 0
+        self.migrations: dict[int, dict] = {}  # migrated domid -> rounds, pages, downtime (pvsim records)
         self._scan(recs)
 
     def _scan(self, recs: list[Rec]) -> None:
@@ -217,11 +225,38 @@ class Summary:
                     self.domains.setdefault(by, DomainSummary(by, since=self.t0)).grants_by[op] += 1
                 fd = r.words[0]
                 self.domains.setdefault(fd, DomainSummary(fd, since=self.t0)).grants_for[op] += 1
+            elif ev in (PVSIM_TRC_MIG_ROUND, PVSIM_TRC_MIG_SUSPEND, PVSIM_TRC_MIG_RESUME, PVSIM_TRC_MIG_ABORT):
+                self._migration(ev, t, r.words)
         for key, v in self.vcpus.items():
             v.close(self.t_end, where.get(key))
         for d in self.domains.values():
             if d.cls is not None:
                 d.classes[d.cls].add(self.t_end - d.since)
+
+    def _migration(self, ev: int, t: int, w) -> None:
+        m = self.migrations.setdefault(w[0], {"rounds": [], "suspend": None, "resume": None, "new_domid": None,
+                                              "aborted": False})
+        if ev == PVSIM_TRC_MIG_ROUND and len(w) >= 7:
+            m["rounds"].append({"round": w[1] & 0x7FFFFFFF, "live": bool(w[1] >> 31), "pages": w[2],
+                                "skipped": w[3], "dirty_after": w[4], "ns": w[5] | (w[6] << 32)})
+        elif ev == PVSIM_TRC_MIG_SUSPEND:
+            m["suspend"] = t
+        elif ev == PVSIM_TRC_MIG_RESUME:
+            m["resume"] = t
+            m["new_domid"] = w[1] if len(w) > 1 else None
+        else:
+            m["aborted"] = True
+
+    def migration_dicts(self) -> list[dict]:
+        out = []
+        for dom, m in sorted(self.migrations.items()):
+            down = (m["resume"] - m["suspend"]) / self.hz * 1e9 if m["suspend"] is not None and \
+                m["resume"] is not None else None
+            out.append({"domain": dom, "new_domid": m["new_domid"], "aborted": m["aborted"],
+                        "rounds": len(m["rounds"]), "pages_sent": sum(r["pages"] for r in m["rounds"]),
+                        "round_ns": sum(r["ns"] for r in m["rounds"]), "downtime_ns": down,
+                        "per_round": m["rounds"]})
+        return out
 
     def _on(self, current, r: Rec) -> VcpuSummary | None:
         key = current.get(r.cpu)
@@ -270,7 +305,7 @@ class Summary:
                          "vcpus": vc})
         return {"cpu_hz": hz, "total_time_s": (self.t_end - self.t0) / hz,
                 "log_volume": {str(c): v for c, v in sorted(self.volume.items())},
-                "domains": doms, "unattributed_records": self.unattributed}
+                "domains": doms, "migrations": self.migration_dicts(), "unattributed_records": self.unattributed}
 
     def text(self) -> str:
         hz = self.hz
@@ -317,4 +352,14 @@ class Summary:
                     out.append(" Exit reasons:")
                     for r, s in sorted(v.exits.items()):
                         out.append(s.line(EXIT_REASON_NAMES.get(r, f"#{r}"), hz, width=24))
+        for m in self.migration_dicts():
+            out.append(f"|-- Migration of domain {m['domain']} (pvsim records) --|")
+            out.append(f"  rounds: {m['rounds']}  pages sent: {m['pages_sent']}  round time: "
+                       f"{m['round_ns'] / 1e6:.3f} ms" + (f"  downtime: {m['downtime_ns'] / 1e6:.3f} ms"
+                                                          if m["downtime_ns"] is not None else "")
+                       + (f"  -> d{m['new_domid']}" if m["new_domid"] is not None else "")
+                       + ("  ABORTED" if m["aborted"] else ""))
+            for r in m["per_round"]:
+                out.append(f"   round {r['round']:3d} {'live' if r['live'] else 'stop':>4}: {r['pages']:8d} pages "
+                           f"{r['skipped']:6d} skipped {r['ns'] / 1e6:9.3f} ms, dirty after {r['dirty_after']}")
         return "\n".join(out) + "\n"

@@ -47,7 +47,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hypercalls.trace import TRC_CSCHED2_CREDIT_RESET, TRC_CSCHED2_LOAD_BALANCE, TRC_CSCHED2_TICKLE
+from hypercalls.trace import (
+    TRC_CSCHED2_CREDIT_BURN,
+    TRC_CSCHED2_CREDIT_RESET,
+    TRC_CSCHED2_LOAD_BALANCE,
+    TRC_CSCHED2_TICKLE,
+)
 from pvsim.sched.credit2 import (
     CSCHED2_BDGT_REPL_PERIOD,
     CSCHED2_CARRYOVER_MAX,
@@ -78,8 +83,10 @@ from pvsim.sched.hk.layout import (
     D_WEIGHT,
     F_CPU,
     F_DOM,
+    F_DOMID,
     F_IS_RUNNING,
     F_LAST_RUN_START,
+    F_VCPU_ID,
     G_ND,
     G_NOW,
     G_TMN,
@@ -264,6 +271,9 @@ def _burn(A, v, now):
     if A.D[D_CAP, d]:
         SV_[S_BUDGET, v] -= delta
     SV_[S_START, v] = now
+    # TRC_CSCHED2_CREDIT_BURN {unit:16, dom:16; credit; budget (INT_MIN without a cap); delta}
+    trace(A, A.V[F_CPU, v], TRC_CSCHED2_CREDIT_BURN, 4, (A.V[F_DOMID, v] << 16) | A.V[F_VCPU_ID, v],
+          SV_[S_CREDIT, v], SV_[S_BUDGET, v] if A.D[D_CAP, d] else -(1 << 31), delta, 0)
 
 
 @njit(cache=True)

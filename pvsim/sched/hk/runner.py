@@ -234,7 +234,7 @@ class CompiledRunner(HostRunner):
             subs = self.engine._subscribers
             for k in range(n):
                 nw = int(T[L.T_N, k])
-                rec = TraceRecord(int(T[L.T_TIME, k]), int(T[L.T_CPU, k]), int(T[L.T_EV, k]),
+                rec = TraceRecord(int(T[L.T_TIME, k]), self.trace_base + int(T[L.T_CPU, k]), int(T[L.T_EV, k]),
                                   tuple(int(w) for w in T[L.T_N + 1:L.T_N + 1 + nw, k]))
                 for fn in subs:
                     fn(rec)
