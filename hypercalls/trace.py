@@ -160,6 +160,11 @@ TRC_CSCHED_BOOST_END = TRC_SCHED_CLASS_EVT(TRC_SCHED_CSCHED, 8)
 TRC_CSCHED_SCHEDULE = TRC_SCHED_CLASS_EVT(TRC_SCHED_CSCHED, 9)
 TRC_CSCHED_RATELIMIT = TRC_SCHED_CLASS_EVT(TRC_SCHED_CSCHED, 10)
 TRC_CSCHED_STEAL_CHECK = TRC_SCHED_CLASS_EVT(TRC_SCHED_CSCHED, 11)
+# pvsim-private credit1 records (Xen's credit1 records carry no credit value): in credit1's
+# scheduler-class space, so ``xentrace -e`` keeps them with the other credit1 records, at event
+# numbers far above the 1-11 Xen uses (credit.c defines no event above 11)
+PVSIM_TRC_CSCHED_ACCT_CREDIT = TRC_SCHED_CLASS_EVT(TRC_SCHED_CSCHED, 0x1F0)  # {dom, vcpu, credit, pri}: csched_acct
+PVSIM_TRC_CSCHED_BURN_CREDIT = TRC_SCHED_CLASS_EVT(TRC_SCHED_CSCHED, 0x1F1)  # {dom, vcpu, credit, burned}: burn_credits
 
 # credit2 (xen/common/sched/credit2.c)
 TRC_CSCHED2_TICK = TRC_SCHED_CLASS_EVT(TRC_SCHED_CSCHED2, 1)

@@ -39,6 +39,8 @@ import time
 import numpy as np
 
 from hypercalls.trace import (
+    PVSIM_TRC_CSCHED_ACCT_CREDIT,
+    PVSIM_TRC_CSCHED_BURN_CREDIT,
     TRC_CSCHED_ACCOUNT_START,
     TRC_CSCHED_BOOST_END,
     TRC_CSCHED_BOOST_START,
@@ -224,6 +226,9 @@ class Credit(Scheduler):
         self.credit[u] -= credits
         self.ledger["burned"] += credits
         self.start_time[u] += credits * MS // CSCHED_CREDITS_PER_MSEC
+        if credits and self.runner.engine._subscribers:  # pvsim's record: the credit after the burn
+            self.runner._trace(unit.cpu, PVSIM_TRC_CSCHED_BURN_CREDIT, unit.dom.domid, unit.vcpu_id,
+                               int(self.credit[u]), int(credits))
 
     # ------------------------------------------------------------------ placement
     def pick_cpu(self, unit, commit: bool = True):
@@ -432,6 +437,8 @@ class Credit(Scheduler):
         if not ustate.flags.c_contiguous:
             ustate = np.ascontiguousarray(ustate)
         old_flags = self.flags[:n].copy()
+        listed = set(self.active_doms)  # the domains csched_acct walks (credit1 credits only their units)
+        walked = self.weight != 0
         balance_before = self.credit_balance
         before = int(self.credit[:n].sum())
         size = out_size(n, nd)
@@ -471,6 +478,13 @@ class Credit(Scheduler):
         self.active_doms = [int(x) for x in out[base:base + k]]
         self.credit_balance = int(s[0])
         self.weight = int(s[1])
+        if walked and self.runner.engine._subscribers:
+            # pvsim's record per vCPU the pass credited (ascending units): its credit and priority after it
+            for u in range(n):
+                if old_flags[u] & FLAG_ACTIVE and int(self.udom[u]) in listed:
+                    unit = self.units[u]
+                    self.runner._trace(unit.cpu, PVSIM_TRC_CSCHED_ACCT_CREDIT, unit.dom.domid, unit.vcpu_id,
+                                       int(self.credit[u]), int(self.pri[u]))
         info = {"now": now, "issued": int(s[2]), "clamp_added": int(s[3]), "halving_removed": int(s[4]),
                 "parks": int(s[6]), "unparks": int(s[7]), "credit_before": before,
                 "credit_after": int(self.credit[:n].sum()), "credit_total": self.prv_credit,

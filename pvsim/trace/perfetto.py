@@ -24,11 +24,13 @@ one file with a process per host for its pCPUs and a process per domain of each 
 the host; a record is routed to its host by its pCPU number.
 
 * a counter per vCPU of its credit2 credit, from ``TRC_CSCHED2_CREDIT_BURN`` (``{unit, dom; credit;
-  budget; delta}``, as ``burn_credits()`` writes it).
+  budget; delta}``, as ``burn_credits()`` writes it);
+* a counter per vCPU of its credit1 credit, from pvsim's own credit1 records (Xen's credit1 records
+  carry no credit value): ``PVSIM_TRC_CSCHED_ACCT_CREDIT`` ``{dom, vcpu, credit, pri}`` per vCPU each
+  ``csched_acct`` pass credits, and ``PVSIM_TRC_CSCHED_BURN_CREDIT`` ``{dom, vcpu, credit, burned}`` at
+  each ``burn_credits`` that burns a credit (docs/interfaces.md).
 
-Timestamps are microseconds (the format's unit) with nanosecond decimals. Simplifications: no
-credit counter under credit1 (Xen's credit1 records carry no credit value: ``TRC_CSCHED_ACCOUNT_*``
-carry the domain's active vCPUs, which is the counter drawn for it).
+Timestamps are microseconds (the format's unit) with nanosecond decimals.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ from typing import TextIO
 from hypercalls import table as hc_table
 from hypercalls.ops import DOMID_IDLE, RUNSTATE_NAMES
 from hypercalls.trace import (
+    PVSIM_TRC_CSCHED_ACCT_CREDIT,
+    PVSIM_TRC_CSCHED_BURN_CREDIT,
     PVSIM_TRC_MIG_ABORT,
     PVSIM_TRC_MIG_RESUME,
     PVSIM_TRC_MIG_ROUND,
@@ -217,6 +221,10 @@ class ChromeTraceWriter:
         elif ev == TRC_CSCHED2_CREDIT_BURN and len(w) >= 2:
             credit = w[1] - (1 << 32) if w[1] >= 1 << 31 else w[1]  # an int in Xen's record
             self._ev({"ph": "C", "name": f"credit2 credit v{w[0] & 0xFFFF}", "pid": self._pid(w[0] >> 16, hi),
+                      "ts": _us(t), "args": {"credit": credit}})
+        elif ev in (PVSIM_TRC_CSCHED_ACCT_CREDIT, PVSIM_TRC_CSCHED_BURN_CREDIT) and len(w) >= 3:
+            credit = w[2] - (1 << 32) if w[2] >= 1 << 31 else w[2]  # a signed 32-bit word
+            self._ev({"ph": "C", "name": f"credit1 credit v{w[1]}", "pid": self._pid(w[0], hi),
                       "ts": _us(t), "args": {"credit": credit}})
         elif ev == PVSIM_TRC_MIG_ROUND and len(w) >= 7:
             self._migration_round(t, hi, w)

@@ -9,14 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from hypercalls.trace import TRC_CSCHED2_CREDIT_BURN
+from hypercalls.trace import (
+    PVSIM_TRC_CSCHED_ACCT_CREDIT,
+    PVSIM_TRC_CSCHED_BURN_CREDIT,
+    TRC_CSCHED2_CREDIT_BURN,
+    TRC_SCHED_CLASS,
+    TRC_SCHED_MIN,
+)
 from pvsim.results import Outputs
 from pvsim.scenario import Scenario
 from pvsim.sched.credit2 import CSCHED2_CARRYOVER_MAX, CSCHED2_CREDIT_INIT, CSCHED2_CREDIT_MIN
 from pvsim.system import build
 from pvsim.trace.session import Tracing, host_path
 from pvsim.trace.xenalyze import Summary
-from pvsim.trace.xentrace import read_trace
+from pvsim.trace.xentrace import mask_keeps, read_trace
 
 ROOT = Path(__file__).resolve().parents[2]
 MIG = ROOT / "examples" / "migrate_in_run.toml"
@@ -161,3 +167,113 @@ def test_credit2_credit_in_xentrace_and_perfetto(tmp_path):
         doms = {system.domain(n).domid for n in ("a", "b")}
         assert {p - 1 for p, _n in counters} >= doms
     assert seqs["python"] == seqs["compiled"]
+
+
+C1_EVENTS = (PVSIM_TRC_CSCHED_ACCT_CREDIT, PVSIM_TRC_CSCHED_BURN_CREDIT)
+
+
+def _s32(w: int) -> int:
+    return w - (1 << 32) if w >= 1 << 31 else w
+
+
+def _credit1(dispatcher):
+    """Three uncapped CPU hogs of unequal weight on one pCPU (no parks), 200 ms: six accounting passes."""
+    return Scenario.from_dict({"name": "c1", "seed": 3, "host": {"pcpus": 1},
+                               "scheduler": {"name": "credit", "dispatcher": dispatcher},
+                               "run": {"duration_ms": 200},
+                               "domains": [{"name": "a", "mode": "pv", "workload": "cpu-int", "weight": 512},
+                                           {"name": "b", "mode": "pv", "workload": "cpu-int", "vcpus": 2},
+                                           {"name": "c", "mode": "pv", "workload": "cpu-int", "weight": 128}]})
+
+
+def _traced_credit1(dispatcher, tmp_path, hook=None):
+    system = build(_credit1(dispatcher))
+    if hook is not None:
+        system.hosts[0].runner.sched.acct_hooks.append(hook)
+    bus = []
+    system.engine.subscribe(lambda r: bus.append((r.time_ns, r.pcpu, r.event, tuple(r.words))))
+    d = tmp_path / dispatcher
+    d.mkdir()
+    xt, pf = d / "t.xentrace", d / "t.json"
+    with Outputs() as outs:
+        tr = Tracing(system, outs, xt, pf)
+        res = system.run()
+        tr.close()
+    return system, res, bus, xt, pf
+
+
+def test_credit1_credit_records_are_the_schedulers_state_at_acct(tmp_path):
+    """PVSIM_TRC_CSCHED_ACCT_CREDIT: one record per vCPU each csched_acct pass credits, carrying the
+    credit and priority the pass left (read from the scheduler in an accounting hook)."""
+    seen = []
+
+    def hook(sched, info):
+        seen.append((info["now"], {(u.dom.domid, u.vcpu_id): (int(sched.credit[u.uid]), int(sched.pri[u.uid]),
+                                                               bool(sched.flags[u.uid] & 1))
+                                   for u in sched.units if not u.dom.is_idle}))
+
+    system, _res, bus, xt, _pf = _traced_credit1("python", tmp_path, hook)
+    assert len(seen) >= 5
+    acct = collections.defaultdict(dict)
+    for t, _cpu, ev, w in bus:
+        if ev == PVSIM_TRC_CSCHED_ACCT_CREDIT:
+            assert (w[0], w[1]) not in acct[t]  # one record per vCPU per pass
+            acct[t][(w[0], w[1])] = (_s32(w[2]), _s32(w[3]))
+    assert sorted(acct) == [t for t, _ in seen]
+    guests = {(system.domain(n).domid, v) for n, nv in (("a", 1), ("b", 2), ("c", 1)) for v in range(nv)}
+    n_full = 0
+    for t, state in seen:
+        got = acct[t]
+        assert set(got) <= set(state)
+        for key, (credit, pri) in got.items():
+            assert (credit, pri) == state[key][:2], f"{key} at {t}"
+        assert {k for k, s in state.items() if s[2]} <= set(got)  # still active -> it was credited
+        n_full += set(got) >= guests
+    assert n_full >= 1  # all four hogs credited in a pass at least once
+    # the xentrace file carries the same records, in credit1's scheduler-class space
+    recs = [(_s32(r.words[2]), r.words[:2]) for r in read_trace(xt) if r.event == PVSIM_TRC_CSCHED_ACCT_CREDIT]
+    assert recs == [(_s32(w[2]), w[:2]) for _t, _c, ev, w in bus if ev == PVSIM_TRC_CSCHED_ACCT_CREDIT]
+    burns = [w for _t, _c, ev, w in bus if ev == PVSIM_TRC_CSCHED_BURN_CREDIT]
+    assert len(burns) > 20 and all(w[3] > 0 for w in burns)
+
+
+def test_credit1_credit_counter_per_vcpu_in_perfetto(tmp_path):
+    """The Perfetto file has a ``credit1 credit v<N>`` counter per guest vCPU, in its domain's
+    process, whose values are the records' credits in order."""
+    system, _res, bus, _xt, pf = _traced_credit1("python", tmp_path)
+    ev = json.loads(pf.read_text())["traceEvents"]
+    counters = collections.defaultdict(list)
+    for e in ev:
+        if e["ph"] == "C" and e["name"].startswith("credit1 credit v"):
+            counters[(e["pid"] - 1, int(e["name"].rsplit("v", 1)[1]))].append(e["args"]["credit"])
+    want = collections.defaultdict(list)
+    for _t, _c, e, w in bus:
+        if e in C1_EVENTS:
+            want[(w[0], w[1])].append(_s32(w[2]))
+    guests = {(system.domain(n).domid, v) for n, nv in (("a", 1), ("b", 2), ("c", 1)) for v in range(nv)}
+    assert set(counters) >= guests
+    assert dict(counters) == dict(want)
+    assert any(c < 0 for k in guests for c in counters[k])  # the hogs go OVER between passes
+
+
+def test_credit1_credit_records_same_from_both_dispatchers_and_change_nothing(tmp_path):
+    out = {}
+    for disp in ("python", "compiled"):
+        _system, res, bus, xt, _pf = _traced_credit1(disp, tmp_path)
+        out[disp] = ([b for b in bus if b[2] in C1_EVENTS], res.rows, read_trace(xt))
+        assert type(_system.hosts[0].runner).__name__ == ("CompiledRunner" if disp == "compiled" else "HostRunner") \
+            or disp == "python"
+    assert len(out["python"][0]) > 20
+    assert out["python"][0] == out["compiled"][0]
+    for disp in ("python", "compiled"):  # the same rows untraced
+        assert build(_credit1(disp)).run().rows == out[disp][1]
+    recs = out["compiled"][2]
+    # xenalyze passes over them: the summary is the same without them
+    assert Summary(recs).to_dict() == Summary([r for r in recs if r.event not in C1_EVENTS]).to_dict()
+
+
+def test_credit1_credit_records_follow_the_class_mask():
+    for ev in C1_EVENTS:
+        assert ev & 0x0FFFF000 == TRC_SCHED_CLASS
+        assert mask_keeps(0x0002F000, ev) and mask_keeps(TRC_SCHED_CLASS, ev)
+        assert not mask_keeps(TRC_SCHED_MIN, ev) and not mask_keeps(0x0010F000, ev)

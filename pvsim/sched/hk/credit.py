@@ -42,6 +42,8 @@ import numpy as np
 from numba import njit
 
 from hypercalls.trace import (
+    PVSIM_TRC_CSCHED_ACCT_CREDIT,
+    PVSIM_TRC_CSCHED_BURN_CREDIT,
     TRC_CSCHED_ACCOUNT_START,
     TRC_CSCHED_BOOST_END,
     TRC_CSCHED_BOOST_START,
@@ -374,6 +376,9 @@ def _burn(A, v, now):
     SV_[CV_CREDIT, v] -= credits
     SG_[CG_BURNED] += credits
     SV_[CV_START, v] += credits * MS // 10
+    if credits != 0:  # pvsim's record {dom, vcpu, credit, burned}, as Credit._burn
+        trace(A, A.V[F_CPU, v], PVSIM_TRC_CSCHED_BURN_CREDIT, 4, A.V[F_DOMID, v], A.V[F_VCPU_ID, v],
+              SV_[CV_CREDIT, v], credits, 0)
 
 
 # ============================================================================== placement
@@ -738,6 +743,8 @@ def _acct(A, now):
             SV_[CV_CREDIT, u] = c
             SV_[CV_PRI, u] = p
             SV_[CV_FLAGS, u] = f
+            # pvsim's record {dom, vcpu, credit, pri} per credited unit, as Credit._acct writes it
+            trace(A, A.V[F_CPU, u], PVSIM_TRC_CSCHED_ACCT_CREDIT, 4, A.V[F_DOMID, u], A.V[F_VCPU_ID, u], c, p, 0)
             if (f ^ f0) & FLAG_PARKED:
                 SV_[CV_CHG, u] = 1
     # the new active-domain order: moved domains (latest move first), then the others; drop emptied

@@ -95,8 +95,10 @@ class CompiledRunner(HostRunner):
         sizes = self.kmod.SIZES
         if old is not None and old.dims[L.TM][1] > sizes.get("timers", 16):  # timers the scheduler grew
             sizes = dict(sizes, timers=old.dims[L.TM][1])
+        # trace room: a csched_acct pass writes a record per vCPU in one event, beyond MARGIN_T
         a = L.Arena(max(nv, 1), self.n_pcpus, max(len(doms), 1), sizes, nprogs=len(progs),
-                    maxops=maxops, q_cap=old.dims[L.Q][1] if old is not None else None)
+                    maxops=maxops, q_cap=old.dims[L.Q][1] if old is not None else None,
+                    trace_cap=max(1 << 16, nv + 2 * L.MARGIN_T))
         if old is not None:
             for r in range(L.N_REGIONS):
                 if r == L.PC:  # rows: op executions [0, maxops), then amounts drawn [maxops, 2 maxops)
