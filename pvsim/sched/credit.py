@@ -22,6 +22,9 @@ Follows credit.c function by function:
 * ``charging = "sampled"`` gives the pre-2009 rule (before ``78c9b2a64b``): each tick debits a
   whole ``credits_per_tslice / ticks_per_tslice`` (100) from whoever is running, nothing at
   deschedule.
+* Trace: Xen's ``TRC_CSCHED_*`` records, plus two of pvsim's own that carry the credit Xen's do not
+  (``PVSIM_TRC_CSCHED_ACCT_CREDIT`` per vCPU an accounting pass credits, ``_BURN_CREDIT`` per
+  ``burn_credits`` that burns; docs/interfaces.md), for the Perfetto credit counter.
 
 Constants (credit.c): ``CSCHED_DEFAULT_WEIGHT`` 256, ``CSCHED_TICKS_PER_TSLICE`` 3,
 ``CSCHED_DEFAULT_TSLICE_MS`` 30, ``CSCHED_CREDITS_PER_MSEC`` 10, ``CSCHED_MIN_TIMER`` =
