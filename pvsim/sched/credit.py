@@ -381,6 +381,9 @@ class Credit(Scheduler):
             per_tick = self.credits_per_tslice // self.ticks_per_tslice
             self.credit[u] -= per_tick
             self.ledger["burned"] += per_tick
+            if per_tick and self.runner.engine._subscribers:  # the tick's debit is this mode's burn
+                self.runner._trace(cpu, PVSIM_TRC_CSCHED_BURN_CREDIT, unit.dom.domid, unit.vcpu_id,
+                                   int(self.credit[u]), int(per_tick))
         else:
             self._burn(unit, now)
         if not self.flags[u] & FLAG_ACTIVE:

@@ -607,6 +607,9 @@ def _unit_acct(A, v, cpu, now):
         per_tick = SG_[CG_CPT] // SG_[CG_TICKS]
         SV_[CV_CREDIT, v] -= per_tick
         SG_[CG_BURNED] += per_tick
+        if per_tick != 0:  # the tick's debit is this mode's burn, as Credit._unit_acct
+            trace(A, cpu, PVSIM_TRC_CSCHED_BURN_CREDIT, 4, V[F_DOMID, v], V[F_VCPU_ID, v], SV_[CV_CREDIT, v],
+                  per_tick, 0)
     else:
         _burn(A, v, now)
     if (SV_[CV_FLAGS, v] & FLAG_ACTIVE) == 0:
