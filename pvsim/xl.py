@@ -17,18 +17,27 @@ Command and option names follow ``tools/xl/xl_cmdtable.c``.
 from __future__ import annotations
 
 import json
+import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
 import pandas as pd
 import typer
+from pydantic import ValidationError
 
+from guest_kernels.modes import CONTROL_DOMAIN, MODES
+from pvsim import xlsave
 from pvsim import xlviews as V
+from pvsim.core.engine import Engine
 from pvsim.core.errors import ScenarioError
+from pvsim.core.schema import unknown
 from pvsim.core.version import __version__
+from pvsim.io.devices import Pipe
+from pvsim.migrate import live as migration
 from pvsim.results import Outputs, check_output_path
-from pvsim.scenario import Scenario, parse_cpulist
+from pvsim.scenario import DomainSpec, Scenario, parse_cpulist
 from pvsim.sched.params import validate_sched_params
 from pvsim.sched.xl import (
     share_table,
@@ -60,7 +69,7 @@ def _fail(e: Exception):
     raise typer.Exit(2)
 
 
-def _build(scenario: str, duration_ms, seed, host=None, cfgs=()):
+def _load(scenario: str, duration_ms, seed, host=None, cfgs=()) -> Scenario:
     if cfgs:
         sc = load_scenario(list(cfgs), host, warn=lambda t: typer.echo(f"pvsim: {t}", err=True))
     elif scenario is None:
@@ -73,6 +82,14 @@ def _build(scenario: str, duration_ms, seed, host=None, cfgs=()):
         sc = sc.with_run(duration_ms=float(duration_ms), ops=None, warmup_ms=0.0)
     if seed is not None:
         sc = sc.with_seed(int(seed))
+    return sc
+
+
+def _build(scenario: str, duration_ms, seed, host=None, cfgs=()):
+    return _built(_load(scenario, duration_ms, seed, host, cfgs))
+
+
+def _built(sc: Scenario):
     system = build(sc)
     r = system.runner
     mem = {}
@@ -442,6 +459,188 @@ def top_cmd(scenario: str = SCEN, delay_s: float = typer.Option(0.1, "-d", "--de
             system.advance(t)
             top.sample()
         _finish(system, r, top.text, False, lambda: top.rows, json_out, csv_out, run=False)
+    except ScenarioError as e:
+        _fail(e)
+
+
+# ------------------------------------------------------------------------------ migrate, save, restore
+def _host_lists(system, gone=()) -> tuple[str, list[dict]]:
+    """``xl list`` of every host now (a domain that left a host, ``gone``, is no longer listed there)."""
+    texts, rows = [], []
+    for h in system.hosts:
+        r = h.runner
+        mem = {}
+        for d in h.domains:
+            if d.domain.domid in r.domains:
+                r.domains[d.domain.domid].name = d.spec.name
+            mem[d.domain.domid] = d.spec.memory_mib
+        ids = {i for i in r.domains if (h.name, i) not in gone}
+        texts.append(f"host {h.name}:\n" + xl_list(r, mem, ids))
+        rows.extend({"kind": "list", "host": h.name, **x} for x in V.list_rows(r, mem, ids))
+    return "\n".join(texts), rows
+
+
+def _check_dom(sc: Scenario, domain: str):
+    names = [d.name for d in sc.domains]
+    if domain not in names:
+        raise unknown("DOM", domain, names, what="domain")
+    d = sc.domains[names.index(domain)]
+    if MODES[d.mode].vmm is None or d.name in {c[0] for c in CONTROL_DOMAIN.values()}:
+        raise ScenarioError("DOM", f"domain {domain!r} (mode {d.mode!r}) cannot be saved or migrated")
+    return d
+
+
+def _stream(sc: Scenario, d, at_ms: float, rate_mbps) -> object:
+    """The non-live save stream of domain spec ``d`` (pvsim.migrate.save's cost model) into a file
+    written at ``rate_mbps``, run on an engine of its own: the finished Migration."""
+    if rate_mbps is None:
+        link = next((lk for lk in sc.links if d.host in lk.between), None)
+        if link is None:
+            raise ScenarioError("--rate-mbps", f"host {d.host!r} has no link to take the rate from; give --rate-mbps")
+        rate_mbps = link.rate_mbps
+    if not rate_mbps > 0:
+        raise ScenarioError("--rate-mbps", f"must be > 0, got {rate_mbps}")
+    eng = Engine(seed=sc.seed)
+    req = migration.Request(d.name, d.host, at_ms, "xen", where="DOM", live=False)
+    mig = migration.build_migration(eng, Pipe(eng, rate_mbps, 0.0), sc, req, 0)
+    eng.process(mig.process())
+    eng.run()
+    return mig, float(rate_mbps)
+
+
+def _emit(system, text: str, rows: list[dict], json_out, csv_out):
+    _finish(system, system.runner, lambda: text, False, lambda: rows, json_out, csv_out, run=False,
+            where="after the command")
+
+
+@app.command("migrate")
+def migrate_cmd(scenario: str = typer.Argument(..., help="scenario TOML file with several hosts and links"),
+                domain: str = DOM, host_name: str = typer.Argument(..., metavar="HOST", help="the target host"),
+                at_ms: float = AT, live: bool = typer.Option(True, "--live/--no-live", help="pre-copy while the "
+                                                             "guest runs (default), or suspend first"),
+                duration_ms: float = DUR, seed: int = SEED,
+                json_out: Optional[Path] = JSON, csv_out: Optional[Path] = CSV):
+    """xl migrate DOM HOST at --at-ms: the in-run migration ([[migrations]]) of a multi-host scenario; prints
+    the migration (rounds, pages, downtime, total) and xl list of both hosts at the end of the run."""
+    try:
+        _check_outputs(json_out, csv_out)
+        sc = _load(scenario, duration_ms, seed)
+        d = _check_dom(sc, domain)
+        hosts = [h.name for h in sc.hosts]
+        if host_name not in hosts:
+            raise unknown("HOST", host_name, hosts, what="host")
+        if host_name == d.host:
+            raise ScenarioError("HOST", f"domain {domain!r} is already on host {host_name!r}")
+        sc = replace(sc, migrations=tuple(sc.migrations) + (
+            {"domain": domain, "to": host_name, "at_ms": float(at_ms), "live": bool(live)},))
+        system, _r, _mem = _built(sc)
+        system.xl_changes.append((int(round(at_ms * 1e6)), f"migrate {domain} {host_name}", "command"))
+        res = system.run()
+        mrows = [x for x in getattr(res, "migration_rows", []) if x.get("domain") == domain]
+        m = next(x for x in mrows if x["kind"] == "migration")
+        gone = {(x.src.host.name, x.src.domid) for x in system.migrations if x.state == "done"}
+        lists, lrows = _host_lists(system, gone)
+        head = (f"migrate {domain} {d.host} -> {host_name} at {at_ms:g} ms ({'live' if live else 'non-live'}, "
+                f"{m['policy']}): {m['state']}")
+        if m["state"] == "done":
+            head += (f"; rounds {m['rounds']}, pages {m['pages_sent']}, {m['bytes'] / 2**20:.2f} MiB, "
+                     f"downtime {m['downtime_ms']:.3f} ms, total {m['total_ms']:.3f} ms")
+        _emit(system, head + "\n" + lists, mrows + lrows, json_out, csv_out)
+    except ScenarioError as e:
+        _fail(e)
+
+
+@app.command("save")
+def save_cmd(scenario: str = typer.Argument(..., help="scenario TOML file"), domain: str = DOM,
+             file: Path = typer.Argument(..., metavar="FILE", help="the save image to write"),
+             at_ms: float = AT, rate_mbps: float = typer.Option(None, "--rate-mbps", help="rate the stream is "
+                                                                "written at (default: the host's link rate)"),
+             duration_ms: float = DUR, seed: int = SEED,
+             json_out: Optional[Path] = JSON, csv_out: Optional[Path] = CSV):
+    """xl save DOM FILE at --at-ms: the domain is suspended, its state streamed into FILE (non-live), and it
+    is destroyed; prints the save and xl list."""
+    try:
+        _check_outputs(json_out, csv_out)
+        sc = _load(scenario, duration_ms, seed)
+        d = _check_dom(sc, domain)
+        if not 0 <= at_ms <= 3.6e6:
+            raise ScenarioError("--at-ms", f"must be 0..3600000, got {at_ms:g}")
+        if not Path(file).parent.is_dir():
+            raise ScenarioError("FILE", f"directory {str(Path(file).parent)!r} does not exist")
+        mig, rate = _stream(sc, d, at_ms, rate_mbps)
+        system, _r, _mem = _built(sc)
+        system.xl_changes.append((int(round(at_ms * 1e6)), f"save {domain}", "command"))
+        dr = system.domain(domain)
+        system.advance(int(round(at_ms * 1e6)))
+        dr.host.runner.sync()
+        done = float(dr.os.units)
+        for u in dr.domain.units:  # SHUTDOWN_suspend
+            dr.host.runner.pause(u)
+        system.advance(int(round(at_ms * 1e6)) + mig.out.total_ns)
+        for u in dr.domain.units:  # the saved domain is destroyed once its image is written
+            dr.host.runner.destroy_vcpu(u)
+        dr.host.runner.sync()
+        body = {"format": xlsave.MAGIC, "version": xlsave.VERSION, "pvsim_version": __version__,
+                "models": "xl save: xl header + libxl image + migration stream v2 records (non-live)",
+                "scenario": sc.name, "seed": sc.seed, "saved_at_ms": float(at_ms),
+                "domain": d.model_dump(mode="json"), "pages": int(mig.mem.model.n_pages), "page_size": 4096,
+                "stream_bytes": int(mig.out.bytes), "save_ms": mig.out.total_ns / 1e6, "rate_mbps": rate,
+                "progress": {"units_done": done,
+                             "budget_left": (dr.budget - done) if math.isfinite(dr.budget) else None}}
+        size = xlsave.write(file, body)
+        row = {"kind": "save", "domain": domain, "host": d.host, "file": str(file), "file_bytes": size,
+               "at_ms": float(at_ms), "pages": body["pages"], "stream_bytes": body["stream_bytes"],
+               "save_ms": body["save_ms"], "rate_mbps": rate, "units_done": done}
+        lists, lrows = _host_lists(system, {(d.host, dr.domid)})
+        head = (f"save {domain} -> {file} at {at_ms:g} ms: {row['pages']} pages, {row['stream_bytes'] / 2**20:.2f} "
+                f"MiB through the stream at {rate:g} Mbit/s in {row['save_ms']:.3f} ms; image {size} bytes")
+        _emit(system, head + "\n" + lists, [row] + lrows, json_out, csv_out)
+    except ScenarioError as e:
+        _fail(e)
+
+
+@app.command("restore")
+def restore_cmd(scenario: str = typer.Argument(..., help="scenario TOML file (holding the domain's host)"),
+                file: Path = typer.Argument(..., metavar="FILE", help="a save image written by pvsim xl save"),
+                at_ms: float = AT, rate_mbps: float = typer.Option(None, "--rate-mbps", help="rate the stream is "
+                                                                   "read at (default: the host's link rate)"),
+                duration_ms: float = DUR, seed: int = SEED,
+                json_out: Optional[Path] = JSON, csv_out: Optional[Path] = CSV):
+    """xl restore FILE at --at-ms: the domain of the image is created (replacing a scenario domain of the
+    same name), paused until its stream is read back, then runs on from its saved progress; xl list at the end."""
+    try:
+        _check_outputs(json_out, csv_out)
+        body = xlsave.read(file)
+        sc = _load(scenario, duration_ms, seed)
+        if not 0 <= at_ms <= 3.6e6:
+            raise ScenarioError("--at-ms", f"must be 0..3600000, got {at_ms:g}")
+        try:
+            spec = DomainSpec(**body["domain"])
+        except ValidationError as e:
+            raise ScenarioError("FILE", f"the image's domain config is invalid: {e.errors()[0]['msg']}") from None
+        if spec.host not in [h.name for h in sc.hosts]:
+            raise ScenarioError("FILE", f"the image's domain runs on host {spec.host!r}, not in this scenario")
+        sc = replace(sc, domains=tuple(x for x in sc.domains if x.name != spec.name) + (spec,))
+        mig, rate = _stream(sc, spec, at_ms, rate_mbps)
+        system, _r, _mem = _built(sc)
+        dr = system.domain(spec.name)
+        left = body["progress"].get("budget_left")
+        if left is not None and math.isfinite(dr.budget):
+            dr.budget = max(0.0, float(left))
+        r = dr.host.runner
+        up = int(round(at_ms * 1e6)) + mig.out.total_ns
+        r.at(0, lambda _r: [r.pause(u) for u in dr.domain.units])
+        r.at(up, lambda _r: [r.unpause(u) for u in dr.domain.units])
+        system.xl_changes.append((up, f"restore {spec.name} (from {at_ms:g} ms)", "command"))
+        system.run()
+        row = {"kind": "restore", "domain": spec.name, "host": spec.host, "file": str(file),
+               "at_ms": float(at_ms), "running_from_ms": up / 1e6, "pages": body["pages"],
+               "stream_bytes": body["stream_bytes"], "restore_ms": mig.out.total_ns / 1e6, "rate_mbps": rate,
+               "units_done_at_save": body["progress"]["units_done"], "config": spec.model_dump(mode="json")}
+        lists, lrows = _host_lists(system)
+        head = (f"restore {spec.name} <- {file} at {at_ms:g} ms: {row['pages']} pages read in "
+                f"{row['restore_ms']:.3f} ms, running from {up / 1e6:.3f} ms on {spec.host}")
+        _emit(system, head + "\n" + lists, [row] + lrows, json_out, csv_out)
     except ScenarioError as e:
         _fail(e)
 

@@ -37,13 +37,14 @@ class Request:
     adaptive: bool = False
     auto_converge: bool = False
     where: str = "--domain"
+    live: bool = True  # False: xl's non-live path (suspend, then every page)
 
 
 def parse_requests(raw, where: str = "migrations") -> list[Request]:
     if not isinstance(raw, list):
         raise ScenarioError(where, "must be an array of tables ([[migrations]])")
     out = []
-    keys = {"domain", "to", "at_ms", "policy", "adaptive", "auto_converge"}
+    keys = {"domain", "to", "at_ms", "policy", "adaptive", "auto_converge", "live"}
     for i, t in enumerate(raw):
         w = f"{where}[{i}]"
         if not isinstance(t, dict):
@@ -57,8 +58,10 @@ def parse_requests(raw, where: str = "migrations") -> list[Request]:
         at = t.get("at_ms", 0.0)
         if isinstance(at, bool) or not isinstance(at, (int, float)) or not 0 <= at <= 3.6e6:
             raise ScenarioError(f"{w}.at_ms", f"must be a number 0..3600000, got {at!r}")
+        if not isinstance(t.get("live", True), bool):
+            raise ScenarioError(f"{w}.live", f"must be true or false, got {t['live']!r}")
         out.append(Request(t["domain"], t["to"], float(at), t.get("policy", "xen"), bool(t.get("adaptive", False)),
-                           bool(t.get("auto_converge", False)), w))
+                           bool(t.get("auto_converge", False)), w, bool(t.get("live", True))))
     return out
 
 
@@ -116,7 +119,7 @@ def build_migration(eng, pipe, sc: Scenario, r: Request, index: int, drop_final:
     mem = GuestMemory(WriteModel.of(wl.spec.writable, d.memory_mib, seed_offset=seed), seed)
     opts = MigrationOptions(policy=r.policy, pv=MODES[d.mode].pv_guest, vcpus=d.vcpus,
         devices=int(wl.uses_disk) + int(wl.uses_network), adaptive=r.adaptive, auto_converge=r.auto_converge,
-        dom0_share=(_share(sc, d.host), _share(sc, r.to)), drop_final=drop_final)
+        dom0_share=(_share(sc, d.host), _share(sc, r.to)), live=r.live, drop_final=drop_final)
     return Migration(eng, pipe, mem, opts)
 
 

@@ -100,6 +100,7 @@ class MigrationOptions:
     max_bandwidth: float = QEMU_MAX_BANDWIDTH
     max_downtime_s: float = SIMGRID_MAX_DOWNTIME_S
     dom0_share: tuple[float, float] = (1.0, 1.0)  # share of a pCPU each Domain-0 gives the stream
+    live: bool = True  # False: suspend first, then every page (send_domain_memory_nonlive; xl save)
     drop_final: bool = False  # MUTANT: forget the final dirty set (the nothing-lost test must catch it)
 
 
@@ -300,7 +301,11 @@ class Migration:
             yield from self._send(IHDR_BYTES + DHDR_BYTES + 2 * (RHDR_BYTES + POLICY_BYTES) + RHDR_BYTES)
         loop = {"xen": self._xen, "xen-legacy": self._legacy, "qemu": self._qemu, "simgrid": self._simgrid}
         try:
-            final = yield from loop[o.policy]()
+            if o.live:
+                final = yield from loop[o.policy]()
+            else:  # xg_sr_save.c save(): !live -> suspend_domain, then send_domain_memory_nonlive
+                final = np.arange(self.mem.model.n_pages, dtype=np.int64)
+                out.stop_reason = "non-live"
             yield from self._stop_and_copy(final)
         except _Abort as e:  # the receiver failed: the sender stops, the guest stays (or resumes) here
             self.mem.logdirty = False  # XEN_DOMCTL_SHADOW_OP_OFF
@@ -419,7 +424,7 @@ class Migration:
         self.out.iterations = it
         return None
 
-    def _stop_and_copy(self, _final):
+    def _stop_and_copy(self, final):
         o, out = self.o, self.out
         t0 = self.now
         self._advance()
@@ -433,6 +438,8 @@ class Migration:
         out.suspend_ns = self.now - t0
         t1 = self.now
         last = self._clean()  # XEN_DOMCTL_SHADOW_OP_CLEAN with XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL
+        if final is not None:  # non-live: every pfn, sent with the guest already suspended
+            last = final
         if o.drop_final:  # MUTANT
             last = last[:0]
         self._paced = self.now
