@@ -10,6 +10,12 @@ the end of the run. Examples::
     pvsim xl vcpu-pin --scenario s.toml build 0 1 --at-ms 200
     pvsim xl vcpu-list --scenario s.toml --shares
     pvsim xl sched-rtds --scenario rt.toml -d rt1 -v all -p 10000 -b 2500 -e 0
+    pvsim xl migrate examples/migrate_in_run.toml other h2 --at-ms 50
+    pvsim xl save s.toml app app.img --at-ms 40 ; pvsim xl restore s.toml app.img --at-ms 10
+
+``migrate`` adds a ``[[migrations]]`` entry and runs it in the run (:mod:`pvsim.migrate.inrun`);
+``save`` / ``restore`` stream the domain non-live through :mod:`pvsim.migrate.save` and keep its
+state in a file (:mod:`pvsim.xlsave`; docs/migration.md says what that image simplifies).
 
 Command and option names follow ``tools/xl/xl_cmdtable.c``.
 """
@@ -620,7 +626,8 @@ def restore_cmd(scenario: str = typer.Argument(..., help="scenario TOML file (ho
             raise ScenarioError("FILE", f"the image's domain config is invalid: {e.errors()[0]['msg']}") from None
         if spec.host not in [h.name for h in sc.hosts]:
             raise ScenarioError("FILE", f"the image's domain runs on host {spec.host!r}, not in this scenario")
-        sc = replace(sc, domains=tuple(x for x in sc.domains if x.name != spec.name) + (spec,))
+        same = [x.name for x in sc.domains].count(spec.name)
+        sc = replace(sc, domains=tuple(spec if x.name == spec.name else x for x in sc.domains) + (() if same else (spec,)))
         mig, rate = _stream(sc, spec, at_ms, rate_mbps)
         system, _r, _mem = _built(sc)
         dr = system.domain(spec.name)
