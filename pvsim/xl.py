@@ -537,6 +537,8 @@ def migrate_cmd(scenario: str = typer.Argument(..., help="scenario TOML file wit
             raise unknown("HOST", host_name, hosts, what="host")
         if host_name == d.host:
             raise ScenarioError("HOST", f"domain {domain!r} is already on host {host_name!r}")
+        if not 0 <= at_ms <= 3.6e6:
+            raise ScenarioError("--at-ms", f"must be 0..3600000, got {at_ms:g}")
         sc = replace(sc, migrations=tuple(sc.migrations) + (
             {"domain": domain, "to": host_name, "at_ms": float(at_ms), "live": bool(live)},))
         system, _r, _mem = _built(sc)

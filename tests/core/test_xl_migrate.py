@@ -55,7 +55,8 @@ def test_migrate_same_seed_same_results(migrated):
     assert a["results"] == b["results"]
 
 
-@pytest.mark.parametrize("args, field", [(["nope", "h2"], "DOM"), (["app", "h9"], "HOST"), (["app", "h1"], "HOST")])
+@pytest.mark.parametrize("args, field", [(["nope", "h2"], "DOM"), (["app", "h9"], "HOST"), (["app", "h1"], "HOST"),
+                                         (["app", "h2", "--at-ms", "-5"], "--at-ms")])
 def test_migrate_bad_names_exit_2_before_running(scen, args, field, monkeypatch):
     _d, s = scen
     monkeypatch.setattr("pvsim.system.System.run", lambda *a, **k: pytest.fail("ran"))
