@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(VENV)/bin/pvsim compare --workload cpu-int,kernel-build,forkwait,oltp,web \
 	    --modes native,container,pv,pv32,bt,hvm-shadow,hvm,pvh --profile modern \
 	    --json out/compare.json --csv out/compare.csv --plot out/compare.png
-	$(VENV)/bin/pvsim lmbench --modes native,pv32,bt --profile xeon-2003 \
+	$(VENV)/bin/pvsim lmbench --modes native,pv32,bt,uml --profile xeon-2003 \
 	    --json out/lmbench.json --csv out/lmbench.csv --plot out/lmbench.png
 	$(VENV)/bin/pvsim nanobench --modes native,bt,hvm-shadow --profile p4-2006 \
 	    --json out/nanobench.json --csv out/nanobench.csv --plot out/nanobench.png
