@@ -182,6 +182,11 @@ def gnttab_for(dom) -> GrantTable:
     return dom.grant_table
 
 
+def _ref_in_table(gt, ref) -> bool:
+    """A grant reference names an entry of the table (else GNTST_bad_gntref)."""
+    return isinstance(ref, int) and 0 <= ref < gt.nr_entries
+
+
 def _lookup(hv, caller, domid):
     return hv.lookup_domain(caller, domid)
 
@@ -202,7 +207,7 @@ def map_grant_ref(hv, ld, op: A.GnttabMapGrantRef) -> int:
         return op.status
     rgt = gnttab_for(rd)
     ref = op.ref
-    if not isinstance(ref, int) or not (0 <= ref < rgt.nr_entries):
+    if not _ref_in_table(rgt, ref):
         op.status = O.GNTST_bad_gntref
         return op.status
     meter.add("io.grant", "io.grant_map_cycles")
@@ -332,7 +337,7 @@ def grant_transfer(hv, ld, op: A.GnttabTransfer) -> int:
         return op.status
     rgt = gnttab_for(rd)
     ref = op.ref
-    if not isinstance(ref, int) or not (0 <= ref < rgt.nr_entries):
+    if not _ref_in_table(rgt, ref):
         op.status = O.GNTST_bad_gntref
         return op.status
     # gnttab_prepare_for_transfer: the entry must accept a transfer from this domain, not yet committed
