@@ -126,12 +126,8 @@ class ShadowLifeCycle:
     def _load(self, pid: int) -> None:
         """CR3 now names ``pid``'s root: a cache hit keeps its shadows, a miss evicts as needed."""
         st = self._sl
-        if pid in st.cache:
-            st.cache.remove(pid)
-            st.cache.append(pid)
-            self.meter.count("mmu.shadow_cache_hit")
+        if self.meter.cache_touch(st.cache, pid, "mmu.shadow_cache"):
             return
-        self.meter.count("mmu.shadow_cache_miss")
         cap = self._roots_cap()
         while cap is not None and len(st.cache) >= cap:
             self._evict(st.cache[0])

@@ -60,6 +60,18 @@ class Meter:
     def total_cycles(self, profile: Profile) -> float:
         return float(sum(self.price(profile).values()))
 
+    def cache_touch(self, order: list, key, prefix: str) -> bool:
+        """A least-recently-used cache held as ``order`` (oldest first): a hit moves ``key`` to the
+        newest end and counts ``<prefix>_hit``; a miss counts ``<prefix>_miss`` and leaves ``order``
+        to the caller (which evicts and inserts by its own rules). Returns whether it hit."""
+        if key in order:
+            order.remove(key)
+            order.append(key)
+            self.count(prefix + "_hit")
+            return True
+        self.count(prefix + "_miss")
+        return False
+
 
 class Pricer:
     """Profile prices in nanoseconds, cached per key (``"cycles"`` is the raw-cycle price)."""

@@ -735,12 +735,8 @@ class ShadowMMU(MachineMMU):
         a switch to one of them keeps every translation; a miss empties the translations no cached
         root reaches (the shadow pages and their write traces stay), which the pages touched next
         rebuild by hidden faults."""
-        if root in self.recent_roots:
-            self.recent_roots.remove(root)
-            self.recent_roots.append(root)
-            self.meter.count("mmu.shadow_cache_hit")
+        if self.meter.cache_touch(self.recent_roots, root, "mmu.shadow_cache"):
             return
-        self.meter.count("mmu.shadow_cache_miss")
         self.recent_roots.append(root)
         del self.recent_roots[:-self.bt_roots]
         keep = self._reachable([self.shadow_of[g] for g in self.recent_roots[:-1] if g in self.shadow_of])
