@@ -58,6 +58,27 @@ def remus(scenario: Path = typer.Argument(..., help="scenario TOML with the prim
           json_out: Optional[Path] = typer.Option(None, "--json"), csv_out: Optional[Path] = typer.Option(None, "--csv")):
     """Remus checkpointing of a domain to a backup host (xl remus): client-visible added latency and
     throughput loss, or a failover at --fail-at-ms with what the clients saw."""
+    remus_report(scenario, domain, to, interval_ms, pps, disk_mb_per_s, duration_ms, fail_at_ms, curve,
+                 json_out, csv_out)
+
+
+def remus_report(scenario: Path, domain: str, to: str, interval_ms: float, pps: float, disk_mb_per_s: float,
+                 duration_ms: float, fail_at_ms: Optional[float], curve: bool, json_out: Optional[Path],
+                 csv_out: Optional[Path], command: str = "pvsim remus", names: Optional[dict] = None):
+    """The one Remus path behind ``pvsim remus`` and ``pvsim xl remus``: check, run, write, print.
+    ``names`` renames the fields a bad value is reported under (``xl remus`` takes DOM and HOST as
+    arguments, not ``--domain`` / ``--to``)."""
+    try:
+        _remus(scenario, domain, to, interval_ms, pps, disk_mb_per_s, duration_ms, fail_at_ms, curve,
+               json_out, csv_out, command)
+    except ScenarioError as e:
+        if names and e.field in names:
+            raise ScenarioError(names[e.field], e.message) from None
+        raise
+
+
+def _remus(scenario, domain, to, interval_ms, pps, disk_mb_per_s, duration_ms, fail_at_ms, curve, json_out,
+           csv_out, command):
     _outs(json_out, csv_out)
     sc = Scenario.from_toml(scenario)
     if not 1 <= duration_ms <= 3.6e6:
@@ -72,7 +93,7 @@ def remus(scenario: Path = typer.Argument(..., help="scenario TOML with the prim
         cols = ["interval_ms", "checkpoints", "pause_ms_mean", "mib_per_checkpoint", "added_latency_ms_mean",
                 "added_latency_ms_p99", "throughput_loss"]
     _write([{"kind": "remus", **r} for r in rows], {"scenario": sc.name, "seed": sc.seed}, json_out, csv_out)
-    _table(f"pvsim remus {sc.name} {domain} -> {to}", rows, cols)
+    _table(f"{command} {sc.name} {domain} -> {to}", rows, cols)
 
 
 def failover(scenario: Path = typer.Argument(..., help="scenario TOML with [[failures]] (and [ha])"),
