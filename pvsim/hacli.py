@@ -16,6 +16,7 @@ from pvsim.core.errors import ScenarioError
 from pvsim.core.version import __version__
 from pvsim.ha import bind
 from pvsim.ha import failover as fo
+from pvsim.ha.remus import COLO_DIVERGENCE
 from pvsim.results import Outputs, Results, check_output_path
 from pvsim.scenario import Scenario
 
@@ -50,6 +51,10 @@ def remus(scenario: Path = typer.Argument(..., help="scenario TOML with the prim
           domain: str = typer.Option(..., "--domain", "-d", help="the protected domain"),
           to: str = typer.Option(..., "--to", help="the backup host"),
           interval_ms: float = typer.Option(200.0, "--interval-ms", "-i", help="checkpoint interval (xl remus -i)"),
+          colo: bool = typer.Option(False, "--colo", "-c", help="COLO (xl remus -c): lockstep, checkpoint on "
+                                    "divergence; rows beside Remus's"),
+          divergence: float = typer.Option(COLO_DIVERGENCE, "--divergence", help="COLO: per-packet chance the "
+                                           "secondary's output differs [assumption]"),
           pps: float = typer.Option(20000.0, "--pps", help="the guest's outbound packets per second"),
           disk_mb_per_s: float = typer.Option(10.0, "--disk-mb-per-s", help="the guest's disk writes"),
           duration_ms: float = typer.Option(2000.0, "--duration-ms", help="protected run after the initial copy"),
@@ -57,43 +62,35 @@ def remus(scenario: Path = typer.Argument(..., help="scenario TOML with the prim
           curve: bool = typer.Option(False, "--curve", help="overhead for intervals 25, 50, 100, 200, 500 ms"),
           json_out: Optional[Path] = typer.Option(None, "--json"), csv_out: Optional[Path] = typer.Option(None, "--csv")):
     """Remus checkpointing of a domain to a backup host (xl remus): client-visible added latency and
-    throughput loss, or a failover at --fail-at-ms with what the clients saw."""
-    remus_report(scenario, domain, to, interval_ms, pps, disk_mb_per_s, duration_ms, fail_at_ms, curve,
-                 json_out, csv_out)
+    throughput loss, or a failover at --fail-at-ms with what the clients saw; --colo for COLO."""
+    run_remus(scenario, domain, to, interval_ms, colo, divergence, pps, disk_mb_per_s, duration_ms, fail_at_ms,
+              curve, json_out, csv_out)
 
 
-def remus_report(scenario: Path, domain: str, to: str, interval_ms: float, pps: float, disk_mb_per_s: float,
-                 duration_ms: float, fail_at_ms: Optional[float], curve: bool, json_out: Optional[Path],
-                 csv_out: Optional[Path], command: str = "pvsim remus", names: Optional[dict] = None):
-    """The one Remus path behind ``pvsim remus`` and ``pvsim xl remus``: check, run, write, print.
-    ``names`` renames the fields a bad value is reported under (``xl remus`` takes DOM and HOST as
-    arguments, not ``--domain`` / ``--to``)."""
-    try:
-        _remus(scenario, domain, to, interval_ms, pps, disk_mb_per_s, duration_ms, fail_at_ms, curve,
-               json_out, csv_out, command)
-    except ScenarioError as e:
-        if names and e.field in names:
-            raise ScenarioError(names[e.field], e.message) from None
-        raise
-
-
-def _remus(scenario, domain, to, interval_ms, pps, disk_mb_per_s, duration_ms, fail_at_ms, curve, json_out,
-           csv_out, command):
+def run_remus(scenario: Path, domain: str, to: str, interval_ms: float, colo: bool, divergence: float, pps: float,
+              disk_mb_per_s: float, duration_ms: float, fail_at_ms: Optional[float], curve: bool, json_out, csv_out,
+              fields: Optional[dict] = None, title: str = "pvsim remus"):
+    """The one Remus / COLO command, behind ``pvsim remus`` and ``pvsim xl remus`` (``fields``: the
+    option names its errors carry)."""
     _outs(json_out, csv_out)
     sc = Scenario.from_toml(scenario)
     if not 1 <= duration_ms <= 3.6e6:
         raise ScenarioError("--duration-ms", f"must be 1..3600000, got {duration_ms:g}")
     if fail_at_ms is not None:
-        rows = [bind.failover(sc, domain, to, interval_ms, pps, disk_mb_per_s, duration_ms, fail_at_ms)]
+        rows = [bind.failover(sc, domain, to, interval_ms, pps, disk_mb_per_s, duration_ms, fail_at_ms,
+                              colo=colo, divergence=divergence, fields=fields)]
         cols = ["domain", "backup", "checkpoint", "detect_ms", "downtime_ms", "lost_work_ms", "memory_equal",
                 "disk_equal", "packets_missing", "packets_repeated", "retransmitted"]
     else:
         ivs = (25, 50, 100, 200, 500) if curve else (interval_ms,)
-        rows = bind.curve(sc, domain, to, ivs, pps, disk_mb_per_s, duration_ms)
+        rows = bind.curve(sc, domain, to, ivs, pps, disk_mb_per_s, duration_ms, colo=colo, divergence=divergence,
+                          fields=fields)
         cols = ["interval_ms", "checkpoints", "pause_ms_mean", "mib_per_checkpoint", "added_latency_ms_mean",
                 "added_latency_ms_p99", "throughput_loss"]
+    if colo:
+        cols = ["mode", *cols] + (["divergence_per_packet", "checkpoints_per_s"] if fail_at_ms is None else [])
     _write([{"kind": "remus", **r} for r in rows], {"scenario": sc.name, "seed": sc.seed}, json_out, csv_out)
-    _table(f"{command} {sc.name} {domain} -> {to}", rows, cols)
+    _table(f"{title} {sc.name} {domain} -> {to}", rows, cols)
 
 
 def failover(scenario: Path = typer.Argument(..., help="scenario TOML with [[failures]] (and [ha])"),
