@@ -11,13 +11,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pvsim import compare as cmp
 from pvsim.convert import model as cv
 from pvsim.core.errors import ScenarioError
+from pvsim.core.schema import unknown
 from pvsim.core.version import __version__
 from pvsim.ha import bind
 from pvsim.ha import failover as fo
+from pvsim.ha.remus import COLO_DIVERGENCE
 from pvsim.results import Outputs, Results, check_output_path
 from pvsim.scenario import Scenario
+from pvsim.workloads import DEFAULT
 
 out = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -50,6 +54,10 @@ def remus(scenario: Path = typer.Argument(..., help="scenario TOML with the prim
           domain: str = typer.Option(..., "--domain", "-d", help="the protected domain"),
           to: str = typer.Option(..., "--to", help="the backup host"),
           interval_ms: float = typer.Option(200.0, "--interval-ms", "-i", help="checkpoint interval (xl remus -i)"),
+          colo: bool = typer.Option(False, "--colo", "-c", help="COLO (xl remus -c): lockstep, checkpoint on "
+                                    "divergence; rows beside Remus's"),
+          divergence: float = typer.Option(COLO_DIVERGENCE, "--divergence", help="COLO: per-packet chance the "
+                                           "secondary's output differs [assumption]"),
           pps: float = typer.Option(20000.0, "--pps", help="the guest's outbound packets per second"),
           disk_mb_per_s: float = typer.Option(10.0, "--disk-mb-per-s", help="the guest's disk writes"),
           duration_ms: float = typer.Option(2000.0, "--duration-ms", help="protected run after the initial copy"),
@@ -57,22 +65,35 @@ def remus(scenario: Path = typer.Argument(..., help="scenario TOML with the prim
           curve: bool = typer.Option(False, "--curve", help="overhead for intervals 25, 50, 100, 200, 500 ms"),
           json_out: Optional[Path] = typer.Option(None, "--json"), csv_out: Optional[Path] = typer.Option(None, "--csv")):
     """Remus checkpointing of a domain to a backup host (xl remus): client-visible added latency and
-    throughput loss, or a failover at --fail-at-ms with what the clients saw."""
+    throughput loss, or a failover at --fail-at-ms with what the clients saw; --colo for COLO."""
+    run_remus(scenario, domain, to, interval_ms, colo, divergence, pps, disk_mb_per_s, duration_ms, fail_at_ms,
+              curve, json_out, csv_out)
+
+
+def run_remus(scenario: Path, domain: str, to: str, interval_ms: float, colo: bool, divergence: float, pps: float,
+              disk_mb_per_s: float, duration_ms: float, fail_at_ms: Optional[float], curve: bool, json_out, csv_out,
+              fields: Optional[dict] = None, title: str = "pvsim remus"):
+    """The one Remus / COLO command, behind ``pvsim remus`` and ``pvsim xl remus`` (``fields``: the
+    option names its errors carry)."""
     _outs(json_out, csv_out)
     sc = Scenario.from_toml(scenario)
     if not 1 <= duration_ms <= 3.6e6:
         raise ScenarioError("--duration-ms", f"must be 1..3600000, got {duration_ms:g}")
     if fail_at_ms is not None:
-        rows = [bind.failover(sc, domain, to, interval_ms, pps, disk_mb_per_s, duration_ms, fail_at_ms)]
+        rows = [bind.failover(sc, domain, to, interval_ms, pps, disk_mb_per_s, duration_ms, fail_at_ms,
+                              colo=colo, divergence=divergence, fields=fields)]
         cols = ["domain", "backup", "checkpoint", "detect_ms", "downtime_ms", "lost_work_ms", "memory_equal",
                 "disk_equal", "packets_missing", "packets_repeated", "retransmitted"]
     else:
         ivs = (25, 50, 100, 200, 500) if curve else (interval_ms,)
-        rows = bind.curve(sc, domain, to, ivs, pps, disk_mb_per_s, duration_ms)
+        rows = bind.curve(sc, domain, to, ivs, pps, disk_mb_per_s, duration_ms, colo=colo, divergence=divergence,
+                          fields=fields)
         cols = ["interval_ms", "checkpoints", "pause_ms_mean", "mib_per_checkpoint", "added_latency_ms_mean",
                 "added_latency_ms_p99", "throughput_loss"]
+    if colo:
+        cols = ["mode", *cols] + (["divergence_per_packet", "checkpoints_per_s"] if fail_at_ms is None else [])
     _write([{"kind": "remus", **r} for r in rows], {"scenario": sc.name, "seed": sc.seed}, json_out, csv_out)
-    _table(f"pvsim remus {sc.name} {domain} -> {to}", rows, cols)
+    _table(f"{title} {sc.name} {domain} -> {to}", rows, cols)
 
 
 def failover(scenario: Path = typer.Argument(..., help="scenario TOML with [[failures]] (and [ha])"),
@@ -118,10 +139,20 @@ def convert(kind: str = typer.Option(..., "--kind", help="p2v, v2v or v2p"),
             image_hw: str = typer.Option("generic", "--image-hw", help="v2p: the image's hardware profile"),
             target_hw: str = typer.Option("generic", "--target-hw", help="v2p: the target's hardware profile"),
             inject_drivers: bool = typer.Option(False, "--inject-drivers", help="v2p: the target's drivers"),
+            workload: Optional[str] = typer.Option(None, "--workload", "-w", help="p2v: also the workload's "
+                                                   "performance native, under emulation (hvm) and with PV drivers (pvhvm)"),
+            profile: str = typer.Option("modern", "--profile", "-p", help="p2v --workload: the host's profile"),
+            ops: Optional[int] = typer.Option(None, "--ops", help="p2v --workload: units of work per run "
+                                                "(default: the workload's measurement, as pvsim compare)"),
             seed: int = typer.Option(0, "--seed"),
             json_out: Optional[Path] = typer.Option(None, "--json"), csv_out: Optional[Path] = typer.Option(None, "--csv")):
-    """P2V (cold or hot), V2V across VMM kinds, V2P by cloning: time, downtime and data copied."""
+    """P2V (cold or hot), V2V across VMM kinds, V2P by cloning: time, downtime and data copied; with
+    --workload, P2V's performance rows (physical host, emulated devices, PV drivers)."""
     _outs(json_out, csv_out)
+    if workload is not None and kind != "p2v":
+        raise ScenarioError("--workload", f"the performance rows are P2V's (--kind p2v), not {kind!r}")
+    if workload is not None:
+        check_p2v_performance(workload, profile)
     a = cv.DiskArgs(size_gib, used_frac, disk_mb_per_s, link_mbps, write_mb_per_s if hot else 0.0,
                     all_blocks=all_blocks, seed=seed)
     if kind == "p2v":
@@ -132,5 +163,28 @@ def convert(kind: str = typer.Option(..., "--kind", help="p2v, v2v or v2p"),
         row = cv.v2p(a, image_hw, target_hw, inject_drivers)
     else:
         raise ScenarioError("--kind", f"must be p2v, v2v or v2p, got {kind!r}")
-    _write([row], {"seed": seed}, json_out, csv_out)
+    perf = p2v_performance(workload, profile, seed, ops) if workload is not None else []
+    _write([row] + perf, {"seed": seed, **({"profile": profile} if perf else {})}, json_out, csv_out)
     _table(f"pvsim convert --kind {kind}", [row], [k for k, v in row.items() if not isinstance(v, dict)])
+    if perf:
+        _table(f"{workload} after P2V (profile {profile})", perf,
+               ["stage", "mode", "metric", "value", "relative_to_native"])
+
+
+P2V_STAGES = (("physical", "native"), ("emulated devices", "hvm"), ("PV drivers", "pvhvm"))
+
+
+def check_p2v_performance(workload: str, profile: str) -> None:
+    if workload not in DEFAULT:
+        raise unknown("--workload", workload, DEFAULT.names(), what="workload")
+    cmp.check_modes([m for _, m in P2V_STAGES], profile, field="--profile")
+
+
+def p2v_performance(workload: str, profile: str, seed: int, ops: Optional[int] = None) -> list[dict]:
+    """The seed's point that P2V changes the hardware the OS sees: the workload on the physical host
+    (native), as the converted guest first boots (hvm, emulated devices) and with PV drivers (pvhvm),
+    through :func:`pvsim.compare.compare` (one run per mode, same seed and profile)."""
+    check_p2v_performance(workload, profile)
+    rows = cmp.compare([workload], [m for _, m in P2V_STAGES], profile, seed=seed, ops=ops)
+    stage = {m: s for s, m in P2V_STAGES}
+    return [{"kind": "p2v-performance", "stage": stage[r["mode"]], **r} for r in rows]

@@ -12,10 +12,12 @@ the end of the run. Examples::
     pvsim xl sched-rtds --scenario rt.toml -d rt1 -v all -p 10000 -b 2500 -e 0
     pvsim xl migrate examples/migrate_in_run.toml other h2 --at-ms 50
     pvsim xl save s.toml app app.img --at-ms 40 ; pvsim xl restore s.toml app.img --at-ms 10
+    pvsim xl remus examples/two_hosts.toml db h2 -i 100 [--fail-at-ms 777 | --curve]
 
 ``migrate`` adds a ``[[migrations]]`` entry and runs it in the run (:mod:`pvsim.migrate.inrun`);
 ``save`` / ``restore`` stream the domain non-live through :mod:`pvsim.migrate.save` and keep its
-state in a file (:mod:`pvsim.xlsave`; docs/migration.md says what that image simplifies).
+state in a file (:mod:`pvsim.xlsave`; docs/migration.md says what that image simplifies); ``remus``
+runs the same Remus model as ``pvsim remus`` (:func:`pvsim.hacli.run_remus`; ``-c`` for COLO).
 
 Command and option names follow ``tools/xl/xl_cmdtable.c``.
 """
@@ -34,12 +36,13 @@ import typer
 from pydantic import ValidationError
 
 from guest_kernels.modes import CONTROL_DOMAIN, MODES
-from pvsim import xlsave
+from pvsim import hacli, xlsave
 from pvsim import xlviews as V
 from pvsim.core.engine import Engine
 from pvsim.core.errors import ScenarioError
 from pvsim.core.schema import unknown
 from pvsim.core.version import __version__
+from pvsim.ha.remus import COLO_DIVERGENCE, DEFAULT_INTERVAL_MS
 from pvsim.io.devices import Pipe
 from pvsim.migrate import live as migration
 from pvsim.results import Outputs, check_output_path
@@ -650,6 +653,33 @@ def restore_cmd(scenario: str = typer.Argument(..., help="scenario TOML file (ho
         head = (f"restore {spec.name} <- {file} at {at_ms:g} ms: {row['pages']} pages read in "
                 f"{row['restore_ms']:.3f} ms, running from {up / 1e6:.3f} ms on {spec.host}")
         _emit(system, head + "\n" + lists, [row] + lrows, json_out, csv_out)
+    except ScenarioError as e:
+        _fail(e)
+
+
+@app.command("remus")
+def remus_cmd(scenario: Path = typer.Argument(..., help="scenario TOML with the primary's and the backup's hosts"),
+              domain: str = typer.Argument(..., metavar="DOM", help="the protected domain"),
+              host_name: str = typer.Argument(..., metavar="HOST", help="the backup host"),
+              interval_ms: float = typer.Option(DEFAULT_INTERVAL_MS, "-i", "--interval-ms",
+                                                help="checkpoint interval in ms (xl remus -i, default 200)"),
+              colo: bool = typer.Option(False, "-c", "--colo", help="COLO (xl remus -c): lockstep, checkpoint on "
+                                        "divergence; rows beside Remus's"),
+              divergence: float = typer.Option(COLO_DIVERGENCE, "--divergence", help="COLO: per-packet chance the "
+                                               "secondary's output differs [assumption]"),
+              pps: float = typer.Option(20000.0, "--pps", help="the guest's outbound packets per second"),
+              disk_mb_per_s: float = typer.Option(10.0, "--disk-mb-per-s", help="the guest's disk writes"),
+              duration_ms: float = typer.Option(2000.0, "--duration-ms", help="protected run after the initial copy"),
+              fail_at_ms: Optional[float] = typer.Option(None, "--fail-at-ms", help="crash the primary then"),
+              curve: bool = typer.Option(False, "--curve", help="overhead for intervals 25, 50, 100, 200, 500 ms"),
+              json_out: Optional[Path] = typer.Option(None, "--json"),
+              csv_out: Optional[Path] = typer.Option(None, "--csv")):
+    """xl remus [-i MS] [-c] SCENARIO DOM HOST: continuous checkpointing of DOM to the backup HOST (the same
+    model as ``pvsim remus``): added latency and throughput loss, or the failover at --fail-at-ms."""
+    try:
+        hacli.run_remus(scenario, domain, host_name, interval_ms, colo, divergence, pps, disk_mb_per_s, duration_ms,
+                        fail_at_ms, curve, json_out, csv_out, fields={"domain": "DOM", "to": "HOST"},
+                        title="xl remus")
     except ScenarioError as e:
         _fail(e)
 

@@ -174,6 +174,12 @@ M = [
            "    if dom.tot_pages + n > dom.max_pages:", "    if False:", ("tests/hypercalls/test_hc_memory.py",)),
     Mutant("memory_op: tot_pages not decremented", "pvsim/hypervisor/handlers/memory.py",
            "    dom.tot_pages -= 1\n", "", ("tests/hypercalls/test_hc_memory.py",)),
+    # ---------------------------------------------------------------- Remus / COLO (pvsim/ha)
+    Mutant("Remus: netbuf released before the checkpoint's ack", "pvsim/ha/remus.py",
+           "rel.append(times.copy() if o.release_early else np.full(n, -1, np.int64))",
+           "rel.append(times.copy())", ("tests/ha/test_remus.py",)),
+    Mutant("COLO: divergent packet released before its checkpoint's ack", "pvsim/ha/remus.py",
+           "                    r_[-1] = -1\n", "                    pass\n", ("tests/ha/test_remus.py",)),
 ]
 
 

@@ -28,7 +28,20 @@ engine's checkpoint stream (``tools/libs/guest/xg_sr_save.c`` with ``XC_STREAM_R
 Simplifications: packets are produced at a constant rate while the guest runs, one stream, numbered
 in order (a network-bound server's responses); the checkpoint is sent while the primary is
 suspended (as the stream-v2 Remus loop does) on a FIFO link shared with the disk replication; the
-clients are one hop from the primary and the backup (no client-side latency); COLO is not modelled.
+clients are one hop from the primary and the backup (no client-side latency).
+
+COLO (``xl remus -c``; ``docs/misc``/``libxl_colo_*.c``, stream type ``COLO``; Dong et al., "COLO:
+COarse-grained LOck-stepping Virtual Machines for Non-stop Service", SoCC'13) is the option
+``colo``: the secondary runs in lockstep on the same inputs; the colo-proxy on the primary compares
+each outbound packet with the secondary's (forwarded over the link) and releases it as soon as they
+match, so a packet's added latency is the forward plus the comparison, not half an interval. A
+checkpoint is taken only when a pair diverges (a seeded per-packet Bernoulli process of rate
+``divergence``): the guest is suspended at that packet, the pages dirtied since the last checkpoint
+plus the secondary's dirty list (``CHECKPOINT_DIRTY_PFN_LIST``) are sent, and the divergent packet
+(the primary's version) is released at the acknowledgement. On failover the secondary continues
+from its own state: every packet it matched, and the divergent one only if its checkpoint was
+applied. Simplifications: the secondary dirties the same pages as the primary (its list adds only
+its record), the divergence rate is an assumption, and the secondary's own running is not costed.
 """
 
 from __future__ import annotations
@@ -65,6 +78,11 @@ REMUS_SUSPEND_NS = 150_000  # suspend through the guest's suspend event channel,
 #                             (xc_evtchn suspend, libxl__domain_suspend_device_model; NSDI'08 §3.2 "under a ms") [assumption]
 NETBUF_RELEASE_NS = 10_000  # IFB plug released by a netlink qdisc command (remus-netbuf-setup) [assumption]
 DRBD_HDR_BYTES = 48  # p_data header per replicated write (drbd_protocol.h, ~48 bytes) [assumption]
+REC_CHECKPOINT_DIRTY_PFN_LIST = 0xF  # REC_TYPE_CHECKPOINT_DIRTY_PFN_LIST (xg_sr_stream_format.h)
+COLO_COMPARE_NS = 5_000  # colo-proxy compares a packet pair's payload (net/colo-compare.c, a memcmp of
+#                           ~1.5 KB plus a hash lookup) [assumption]
+COLO_DIVERGENCE = 1e-4  # per-packet chance the secondary's packet differs (a mostly deterministic server;
+#                         SoCC'13 reports workload-dependent checkpoint rates) [assumption]
 DETECT_TIMEOUT_MS = 1000  # backup declares the primary dead after this silence beyond an interval
 #                           (libxl checkpoint stream timeout) [assumption]
 
@@ -79,6 +97,9 @@ class RemusOptions:
     vcpus: int = 1
     detect_timeout_ms: float = DETECT_TIMEOUT_MS
     release_early: bool = False  # MUTANT: release buffered packets before the ack (the test must catch it)
+    colo: bool = False  # COLO (xl remus -c): lockstep, checkpoint only on divergence
+    divergence: float = COLO_DIVERGENCE  # COLO: per-packet divergence probability
+    colo_release_diverged: bool = False  # MUTANT: release a divergent packet before its checkpoint's ack
     keep_snapshots: bool = False  # keep the primary's image at each checkpoint (for the property test)
 
 
@@ -111,6 +132,8 @@ class RemusRun:
     backup_disk: np.ndarray | None = None
     primary_mem_at: np.ndarray | None = None  # the primary's image at the committed checkpoint
     primary_disk_at: np.ndarray | None = None
+    colo: bool = False
+    colo_pending_ns: int | None = None  # COLO: a divergent packet whose checkpoint was not applied at failure
     run_ns: int = 0  # guest running time
     paused_ns: int = 0
     end_ns: int = 0
@@ -125,6 +148,7 @@ class Remus:
         self.disk = GuestMemory(disk_model, seed ^ 0x5DEECE66D)
         self.rate = o.link_mbps / 1e3 / 8  # bytes per ns
         self.lat = int(o.latency_us * 1000)
+        self.seed = seed
 
     # -------------------------------------------------------------- pieces
     def _ser(self, nbytes: int) -> int:
@@ -168,10 +192,21 @@ class Remus:
         prod, rel = [], []  # per packet
         committed, last_commit = 0, t
         k = 0
+        r.colo = o.colo
+        rng = np.random.default_rng([self.seed, 0xC010])  # the COLO divergence process
         r.checkpoints.append(Checkpoint(0, t, int(mem.model.n_pages), 0, 0, t, t, t, t, 0))
         while t < end and (tf is None or t < tf):
             k += 1
-            te = t + int(o.interval_ms * 1e6)
+            diverged = True
+            if o.colo:  # run until the next divergent packet (geometric gap), or the end of the run
+                gap = int(rng.geometric(o.divergence)) if o.pps > 0 and o.divergence > 0 else 0
+                need = gap - carry
+                if gap and t + int(math.ceil(need * 1e9 / o.pps)) < end:
+                    te = t + int(math.ceil(need * 1e9 / o.pps))
+                else:
+                    te, diverged = end, False
+            else:
+                te = t + int(o.interval_ms * 1e6)
             stop = min(te, tf) if tf is not None else te
             run_ns = stop - t
             mem.write_for(run_ns)
@@ -179,11 +214,17 @@ class Remus:
             disk.write_for(run_ns)
             dwrites = disk.writes - writes0
             x = carry + o.pps * run_ns / 1e9
-            n = int(math.floor(x))
-            carry = x - n
+            n = int(math.floor(x + 1e-9)) if o.colo and stop == te and diverged else int(math.floor(x))
+            carry = max(0.0, x - n)
             times = t + ((np.arange(n) + 1) * (run_ns / max(1, n))).astype(np.int64) if n else np.zeros(0, np.int64)
             prod.append(times)
-            rel.append(times.copy() if o.release_early else np.full(n, -1, np.int64))
+            if o.colo:  # matched pairs leave at once; the divergent one (the last) waits for its checkpoint
+                r_ = times + self.lat + COLO_COMPARE_NS
+                if n and diverged and stop == te and not o.colo_release_diverged:
+                    r_[-1] = -1
+                rel.append(r_)
+            else:
+                rel.append(times.copy() if o.release_early else np.full(n, -1, np.int64))
             seq += n
             r.run_ns += run_ns
             # disk replication streams during the epoch
@@ -191,6 +232,11 @@ class Remus:
                 link_free = max(link_free, t) + self._ser(dwrites * (BLOCK_SIZE + DRBD_HDR_BYTES))
             if tf is not None and tf <= te:
                 r.end_ns = tf
+                if o.colo and diverged and stop == te and n:
+                    r.colo_pending_ns = int(times[-1])
+                break
+            if not diverged:
+                r.end_ns = te
                 break
             # the checkpoint: suspend, CLEAN, send, resume
             ts = te + REMUS_SUSPEND_NS
@@ -200,6 +246,8 @@ class Remus:
             batches = -(-pages // MAX_BATCH_SIZE)
             nbytes = pages * (PAGE_SIZE + PFN_ENTRY_BYTES) + batches * (RHDR_BYTES + PAGE_DATA_HDR_BYTES) \
                 + self._state_bytes()
+            if o.colo:  # the secondary's dirty list, merged by the primary (CHECKPOINT_DIRTY_PFN_LIST)
+                nbytes += RHDR_BYTES + pages * PFN_ENTRY_BYTES
             cpu = int(batches * MAP_BATCH_NS + nbytes * COPY_BYTE_NS + mem.model.n_pages * LOGDIRTY_CLEAN_PAGE_NS)
             sent = max(link_free, ts + cpu) + self._ser(nbytes)
             link_free = sent
@@ -209,6 +257,8 @@ class Remus:
             cp = Checkpoint(k, te, pages, len(blocks), nbytes, sent, commit, ack, resume, seq)
             if tf is not None and tf < sent:  # died mid-checkpoint: the backup discards the partial one
                 r.end_ns = tf
+                if o.colo and n:
+                    r.colo_pending_ns = int(times[-1])
                 break
             # the backup applies the staged checkpoint (pages and the epoch's disk writes)
             copy_pages(pfns, mem.version, backup)
@@ -217,7 +267,10 @@ class Remus:
             if o.keep_snapshots:
                 snap_mem = mem.version.copy()
                 snap_disk = disk.version.copy()
-            if not o.release_early and (tf is None or ack <= tf):
+            if o.colo:
+                if n and not o.colo_release_diverged and (tf is None or ack <= tf):
+                    rel[-1][-1] = ack + NETBUF_RELEASE_NS
+            elif not o.release_early and (tf is None or ack <= tf):
                 rel[-1][:] = ack + NETBUF_RELEASE_NS
             r.checkpoints.append(cp)
             r.paused_ns += resume - te
@@ -232,13 +285,17 @@ class Remus:
         r.backup_mem, r.backup_disk = backup, bdisk
         r.primary_mem_at, r.primary_disk_at = snap_mem, snap_disk
         seq_k = r.checkpoints[committed].seq_end
+        if o.colo:  # the secondary holds every packet produced, less a divergent one not checkpointed
+            seq_k = len(r.produced_ns) - (1 if r.colo_pending_ns is not None else 0)
         ok = r.released_ns >= 0
         order = np.argsort(r.released_ns[ok], kind="stable")
         seqs = np.nonzero(ok)[0][order]
         r.delivered = [(int(s), int(r.released_ns[s]), "primary") for s in seqs]
         if tf is not None:
             r.failed_at = tf
-            r.detect_ns = max(tf, last_commit + int(o.interval_ms * 1e6)) + int(o.detect_timeout_ms * 1e6)
+            # COLO's secondary is in lockstep: the silence counts from the failure itself
+            since = tf if o.colo else max(tf, last_commit + int(o.interval_ms * 1e6))
+            r.detect_ns = since + int(o.detect_timeout_ms * 1e6)
             r.failover_ns = r.detect_ns + RESUME_NS
             # the restored guest's TCP retransmits what the clients lack of its checkpointed send queue
             have = {s for s, _, _ in r.delivered}
@@ -262,6 +319,8 @@ def overhead(r: RemusRun, pps: float) -> dict:
     lat = (rel[ok] - prod[ok]) / 1e6
     span = max(1, r.end_ns - r.initial_ns)
     cps = r.checkpoints[1:]
+    extra = {"divergence_per_packet": len(cps) / max(1, len(prod)),
+             "checkpoints_per_s": len(cps) / (span / 1e9)} if r.colo else {}
     return {
         "checkpoints": len(cps),
         "added_latency_ms_mean": float(lat.mean()) if len(lat) else 0.0,
@@ -271,4 +330,5 @@ def overhead(r: RemusRun, pps: float) -> dict:
         "pause_ms_mean": float(np.mean([(c.resume_ns - c.suspend_ns) / 1e6 for c in cps])) if cps else 0.0,
         "pages_per_checkpoint": float(np.mean([c.pages for c in cps])) if cps else 0.0,
         "mib_per_checkpoint": float(np.mean([c.bytes for c in cps]) / 2**20) if cps else 0.0,
+        **extra,
     }

@@ -46,3 +46,36 @@ def test_failover_and_convert(tmp_path):
     rows = json.loads(p.read_text())["results"]
     assert {r["domain"] for r in rows if r["kind"] == "domain"} == {"db", "web"}
     assert run("convert", "--kind", "p2v", "--size-gib", "1").exit_code == 0
+
+
+@pytest.mark.parametrize("args,field", [
+    (["xl", "remus", SC, "db", "h9"], "HOST"),
+    (["xl", "remus", SC, "dbx", "h2"], "DOM"),
+    (["xl", "remus", SC, "db", "h2", "-i", "0"], "--interval-ms"),
+])
+def test_xl_remus_bad_input(args, field):
+    r = run(*args)
+    assert r.exit_code == 2
+    lines = [x for x in r.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"pvsim: error: {field}:")
+    assert "Traceback" not in r.output
+
+
+def test_xl_remus_is_pvsim_remus(tmp_path):
+    """xl remus dispatches to the same Remus model: the rows are those of pvsim remus, byte for byte."""
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    ra = run("xl", "remus", SC, "db", "h2", "-i", "100", "--duration-ms", "500", "--fail-at-ms", "333",
+             "--json", str(a))
+    rb = run("remus", SC, "-d", "db", "--to", "h2", "-i", "100", "--duration-ms", "500", "--fail-at-ms", "333",
+             "--json", str(b))
+    assert ra.exit_code == 0 and rb.exit_code == 0, ra.output + rb.output
+    rows_a, rows_b = json.loads(a.read_text())["results"], json.loads(b.read_text())["results"]
+    assert rows_a == rows_b
+    assert rows_a[0]["interval_ms"] == 100 and rows_a[0]["packets_repeated"] == 0
+
+
+def test_xl_remus_default_interval_is_200(tmp_path):
+    p = tmp_path / "r.json"
+    assert run("xl", "remus", SC, "db", "h2", "--duration-ms", "380", "--json", str(p)).exit_code == 0
+    row = json.loads(p.read_text())["results"][0]
+    assert row["interval_ms"] == 200 and row["checkpoints"] == 2  # epochs start at 0 and ~204.5 ms (< 380), the next at ~409

@@ -2,9 +2,15 @@
 P2V's downtime is the final sync plus the switch-over; V2V and V2P refuse what cannot run; the block
 kernels equal their references."""
 
+import json
+
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from pvsim import hacli
+from pvsim.cli import app
+from pvsim.compare import compare
 from pvsim.convert.model import BOOT_VM_MS, DRIVER_INJECT_MS, SWITCH_ADDR_MS, DiskArgs, p2v, v2p, v2v
 from pvsim.core.errors import ScenarioError
 from pvsim.ha.disk import Disk
@@ -55,3 +61,39 @@ def test_v2p_hardware_profile():
     assert e.value.field == "--target-hw"
     assert v2p(DiskArgs(size_gib=1), "dell-r640", "hp-dl380", inject=True)["drivers_ms"] > 0
     assert v2p(DiskArgs(size_gib=1), "dell-r640", "dell-r640")["drivers_ms"] == 0
+
+
+def test_p2v_performance_rows_are_compares():
+    """The P2V row: the workload native (the physical host), hvm (emulated devices) and pvhvm (PV
+    drivers), the very rows pvsim compare gives for those modes, labelled by stage."""
+    rows = hacli.p2v_performance("fio-rand4k", "modern", 0, ops=300)
+    ref = compare(["fio-rand4k"], ["native", "hvm", "pvhvm"], "modern", seed=0, ops=300)
+    assert [r["stage"] for r in rows] == ["physical", "emulated devices", "PV drivers"]
+    assert [r["mode"] for r in rows] == ["native", "hvm", "pvhvm"]
+    assert [r["value"] for r in rows] == [r["value"] for r in ref]
+    assert rows[0]["relative_to_native"] == 1.0
+    # emulated disk I/O exits to the device model per request; PV drivers batch through a ring
+    assert rows[1]["value"] < rows[2]["value"] < rows[0]["value"]
+
+
+def test_p2v_performance_cli(tmp_path):
+    p = tmp_path / "p.json"
+    r = CliRunner().invoke(app, ["convert", "--kind", "p2v", "--size-gib", "1", "--workload", "fio-rand4k",
+                                 "--ops", "300", "--json", str(p)])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(p.read_text())["results"]
+    assert [x["kind"] for x in rows] == ["p2v", "p2v-performance", "p2v-performance", "p2v-performance"]
+
+
+@pytest.mark.parametrize("args,field", [
+    (["--kind", "v2p", "--workload", "fio-rand4k"], "--workload"),
+    (["--kind", "p2v", "--workload", "nosuch"], "--workload"),
+    (["--kind", "p2v", "--workload", "fio-rand4k", "--profile", "xeon-2003"], "--profile"),
+])
+def test_p2v_performance_bad_input(args, field, tmp_path):
+    p = tmp_path / "x.json"
+    r = CliRunner().invoke(app, ["convert", "--size-gib", "1", *args, "--json", str(p)])
+    assert r.exit_code == 2
+    lines = [x for x in r.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"pvsim: error: {field}:")
+    assert not p.exists()  # refused before the conversion: nothing written
