@@ -10,6 +10,7 @@ from pvsim.cli import app
 from pvsim.migrate.save import POSTCOPY_FAULT_NS, RESUME_NS, SUSPEND_NS, XS_OP_NS, XS_OPS_PER_DEVICE
 from tests.migrate.helpers import migrate
 from tests.migrate.test_cli_migrate import EX, _scenario
+from tests.migrate.test_inrun import _run as _run_in
 
 run = CliRunner().invoke
 
@@ -73,3 +74,13 @@ def test_bad_precopy_rounds_one_line_exit_2(tmp_path):
     r = run(app, ["migrate", s])
     assert r.exit_code == 2 and "migrations[0].precopy_rounds" in r.output
     assert len(r.output.strip().splitlines()) == 1
+
+
+def test_postcopy_inside_a_run(tmp_path):
+    for policy in ("postcopy", "hybrid"):
+        res = _run_in(tmp_path, policy=policy, duration=200)
+        m = [r for r in res.migration_rows if r["kind"] == "migration"][0]
+        assert m["state"] == "done" and m["pages_lost"] == 0, m
+        assert m["degraded_ms"] > 0 and m["downtime_breakdown_ms"]["final_copy"] == 0
+        rows = {(r["host"], r["domain"]): r for r in res.rows}
+        assert rows[("h2", "app")]["units"] > 0  # it runs on the target from the switch-over
