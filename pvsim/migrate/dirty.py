@@ -16,7 +16,10 @@ at ``pages_per_s`` in a pattern -- ``uniform`` over the set, ``hot`` (the first 
 set take ``hot_share`` of the writes, the rest spread over the remainder: a Zipf-like hot set) or
 ``sequential`` (a sweep from a seeded offset that wraps). Writes are generated one page at a time
 from a splitmix64 stream (seeded per guest), so the compiled kernel and its plain-Python reference
-produce the same pages bit for bit.
+produce the same pages bit for bit. For post-copy (:mod:`pvsim.migrate.save`, an extension after
+QEMU's ``migration/postcopy-ram.c``) the same stream drives the guest's touches on the target
+(:func:`_touch_kernel` stops at the first page not yet there), and two kernels pick the background
+push's next batch and place arrived pages.
 
 Simplifications: writes arrive at a constant rate in simulated time while the guest runs (not
 interleaved with its instructions); the cost of the log-dirty faults the guest pays is priced per

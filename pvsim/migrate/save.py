@@ -351,7 +351,7 @@ class Migration:
             if o.live and o.policy in POSTCOPY_POLICIES:
                 remote = yield from self._precopy_first()
                 yield from self._switchover(remote)
-                yield from self._postcopy(remote)
+                yield from self._postcopy()
                 return
             if o.live:
                 final = yield from loop[o.policy]()
@@ -543,7 +543,7 @@ class Migration:
         (_deliver_kernel if self.mem.compiled else deliver_ref)(pfns, len(pfns), self.mem.version, self.recv,
                                                                 where, fetched)
 
-    def _postcopy(self, _remote):
+    def _postcopy(self):
         """The degraded window: demand faults and the background push until every page is local."""
         o, out, mem = self.o, self.out, self.mem
         n = mem.model.n_pages
