@@ -278,7 +278,10 @@ def migrate(scenario: Path = typer.Argument(..., help="scenario TOML file with s
             domain: Optional[str] = typer.Option(None, "--domain", "-d", help="the domain to migrate"),
             to: Optional[str] = typer.Option(None, "--to", help="the target host"),
             at_ms: float = typer.Option(0.0, "--at-ms", help="when the migration starts (simulated ms)"),
-            policy: str = typer.Option("xen", "--policy", help="xen, xen-legacy, qemu or simgrid"),
+            policy: str = typer.Option("xen", "--policy", help="xen, xen-legacy, qemu, simgrid, or the "
+                                       "post-copy extensions postcopy and hybrid"),
+            precopy_rounds: int = typer.Option(1, "--precopy-rounds",
+                                               help="hybrid: pre-copy rounds before switching to post-copy"),
             adaptive: bool = typer.Option(False, "--adaptive", help="xen-legacy: the NSDI'05 rate limit"),
             auto_converge: bool = typer.Option(False, "--auto-converge", help="qemu: auto-converge throttling"),
             seed: Optional[int] = typer.Option(None, help="override the scenario's seed"),
@@ -297,7 +300,8 @@ def migrate(scenario: Path = typer.Argument(..., help="scenario TOML file with s
     if not 0 <= at_ms <= 3.6e6:
         raise ScenarioError("--at-ms", f"must be 0..3600000, got {at_ms:g}")
     if domain is not None:
-        reqs.append(migration.Request(domain, to, at_ms, policy, adaptive, auto_converge))
+        migration.check_precopy_rounds(precopy_rounds, "--precopy-rounds")
+        reqs.append(migration.Request(domain, to, at_ms, policy, adaptive, auto_converge, precopy_rounds=precopy_rounds))
     if not reqs:
         raise ScenarioError("--domain", "nothing to migrate: give --domain and --to, or [[migrations]]")
     rows, rounds = migration.run(sc, reqs)
@@ -325,6 +329,15 @@ def migrate(scenario: Path = typer.Argument(..., help="scenario TOML file with s
                        f"{r['bytes'] / 2**20:.2f}", f"{r['duration_ms']:.2f}", f"{r['mbit_per_s']:.0f}",
                        str(r["dirty_after"]))
         out.print(rt)
+        pc = [r for r in rows if "remote_faults" in r]
+        if pc:
+            pt = Table(title="post-copy (degraded window on the target)")
+            for c in ("domain", "remote faults", "stall mean us", "stall p99 us", "degraded ms", "pushed pages"):
+                pt.add_column(c)
+            for r in pc:
+                pt.add_row(r["domain"], str(r["remote_faults"]), f"{r['stall_mean_us']:.1f}",
+                           f"{r['stall_p99_us']:.1f}", f"{r['degraded_ms']:.2f}", str(r["pushed_pages"]))
+            out.print(pt)
 
 
 # ---------------------------------------------------------------------------------------------- compare

@@ -1,4 +1,4 @@
-"""The migration and disk kernels agree with their plain-Python references on their registered
+"""The migration (pre- and post-copy) and disk kernels agree with their plain-Python references on their registered
 cases (arrays written and values returned); the other kernels have their own tests (tests/mm,
 tests/sched, tests/io)."""
 
@@ -7,7 +7,7 @@ import pytest
 
 from pvsim.core import kernels
 
-ENTRIES = {n: e for n, e in kernels.load_all().items() if n.startswith("dirty_") or n in ("disk_copy_used", "disk_sync")}
+ENTRIES = {n: e for n, e in kernels.load_all().items() if n.startswith(("dirty_", "postcopy_")) or n in ("disk_copy_used", "disk_sync")}
 
 
 @pytest.mark.parametrize("name", sorted(ENTRIES))
@@ -25,5 +25,5 @@ def test_kernel_equals_reference(name):
     assert n >= 3
 
 
-def test_all_five_are_registered():
-    assert len(ENTRIES) == 5
+def test_all_eight_are_registered():
+    assert len(ENTRIES) == 8

@@ -172,6 +172,12 @@ M = [
            "or not isinstance(call_list, (list, tuple)):", ("tests/hypercalls/test_hc_multicall.py",)),
     Mutant("memory_op: allocation beyond max_pages", "pvsim/hypervisor/handlers/memory.py",
            "    if dom.tot_pages + n > dom.max_pages:", "    if False:", ("tests/hypercalls/test_hc_memory.py",)),
+    # ---------------------------------------------------------------- post-copy migration (pvsim/migrate/save.py)
+    Mutant("post-copy push skips the first page of each batch", "pvsim/migrate/save.py",
+           "batch = buf[:k].copy()", "batch = buf[1:k].copy()", ("tests/migrate/test_nothing_lost.py",)),
+    Mutant("post-copy demand fault does not place the page", "pvsim/migrate/save.py",
+           "self._deliver(page, where, fetched)  # placed", "where[pfn] = 0  # placed",
+           ("tests/migrate/test_nothing_lost.py",)),
     Mutant("memory_op: tot_pages not decremented", "pvsim/hypervisor/handlers/memory.py",
            "    dom.tot_pages -= 1\n", "", ("tests/hypercalls/test_hc_memory.py",)),
     # ---------------------------------------------------------------- Remus / COLO (pvsim/ha)

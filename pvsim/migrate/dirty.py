@@ -16,7 +16,10 @@ at ``pages_per_s`` in a pattern -- ``uniform`` over the set, ``hot`` (the first 
 set take ``hot_share`` of the writes, the rest spread over the remainder: a Zipf-like hot set) or
 ``sequential`` (a sweep from a seeded offset that wraps). Writes are generated one page at a time
 from a splitmix64 stream (seeded per guest), so the compiled kernel and its plain-Python reference
-produce the same pages bit for bit.
+produce the same pages bit for bit. For post-copy (:mod:`pvsim.migrate.save`, an extension after
+QEMU's ``migration/postcopy-ram.c``) the same stream drives the guest's touches on the target
+(:func:`_touch_kernel` stops at the first page not yet there), and two kernels pick the background
+push's next batch and place arrived pages.
 
 Simplifications: writes arrive at a constant rate in simulated time while the guest runs (not
 interleaved with its instructions); the cost of the log-dirty faults the guest pays is priced per
@@ -97,6 +100,67 @@ def _copy_kernel(pfns, n, src, dst):
         dst[p] = src[p]
 
 
+@njit(cache=True)
+def _touch_kernel(kind, n, state, cursor, ws_base, ws_pages, hot_pages, hot_thr, version, recv, where):
+    """Post-copy: up to ``n`` page touches of the guest on the target, from the same stream as
+    :func:`_write_kernel`. A touch of a local page (``where == 0``) bumps its version in the guest's
+    image and in the target's copy; the first touch of a page not yet local stops the run *before*
+    that draw (the guest faults). Returns (state, cursor, touches done, the faulting pfn, or
+    ``len(where)`` if none)."""
+    cold = ws_pages - hot_pages
+    for i in range(n):
+        st0, cu0 = state, cursor
+        if kind == 2:
+            off = cursor % ws_pages
+            cursor += 1
+        else:
+            state = state + np.uint64(GOLDEN)
+            z = state
+            z = (z ^ (z >> np.uint64(30))) * np.uint64(MIX1)
+            z = (z ^ (z >> np.uint64(27))) * np.uint64(MIX2)
+            z = z ^ (z >> np.uint64(31))
+            lo = np.int64(z & np.uint64(0xFFFFFFFF))
+            if kind == 0:
+                off = lo % ws_pages
+            else:
+                hi = np.int64(z >> np.uint64(32))
+                if hi < hot_thr or cold == 0:
+                    off = lo % hot_pages
+                else:
+                    off = hot_pages + lo % cold
+        pfn = ws_base + off
+        if where[pfn] != 0:
+            return st0, cu0, i, pfn
+        version[pfn] += 1
+        recv[pfn] += 1
+    return state, cursor, n, where.shape[0]
+
+
+@njit(cache=True)
+def _next_remote_kernel(where, start, limit, out):
+    """The background push's next batch: up to ``limit`` pfns still remote (``where == 1``) from
+    ``start`` in pfn order, marked in flight (2). Returns (count, the pfn to resume from)."""
+    k = 0
+    p = start
+    while p < where.shape[0] and k < limit:
+        if where[p] == 1:
+            out[k] = p
+            where[p] = 2
+            k += 1
+        p += 1
+    return k, p
+
+
+@njit(cache=True)
+def _deliver_kernel(pfns, n, version, recv, where, fetched):
+    """Pages arrive on the target: the source's (frozen) copy is placed, the page becomes local."""
+    for i in range(n):
+        p = pfns[i]
+        recv[p] = version[p]
+        where[p] = 0
+        fetched[p] += 1
+
+
 # ============================================================================== references
 def write_ref(kind, n, state, cursor, ws_base, ws_pages, hot_pages, hot_thr, version, dirty):
     """Plain-Python reference of :func:`_write_kernel`."""
@@ -140,6 +204,55 @@ def clean_ref(dirty, out):
 def copy_ref(pfns, n, src, dst):
     for i in range(n):
         dst[pfns[i]] = src[pfns[i]]
+
+
+def touch_ref(kind, n, state, cursor, ws_base, ws_pages, hot_pages, hot_thr, version, recv, where):
+    """Plain-Python reference of :func:`_touch_kernel`."""
+    state = int(state)
+    cold = ws_pages - hot_pages
+    for i in range(n):
+        st0, cu0 = state, cursor
+        if kind == 2:
+            off = cursor % ws_pages
+            cursor += 1
+        else:
+            state = (state + GOLDEN) & MASK64
+            z = state
+            z = ((z ^ (z >> 30)) * MIX1) & MASK64
+            z = ((z ^ (z >> 27)) * MIX2) & MASK64
+            z ^= z >> 31
+            lo = z & 0xFFFFFFFF
+            if kind == 0:
+                off = lo % ws_pages
+            else:
+                off = lo % hot_pages if ((z >> 32) < hot_thr or cold == 0) else hot_pages + lo % cold
+        pfn = ws_base + off
+        if where[pfn] != 0:
+            return np.uint64(st0), cu0, i, pfn
+        version[pfn] += 1
+        recv[pfn] += 1
+    return np.uint64(state), cursor, n, len(where)
+
+
+def next_remote_ref(where, start, limit, out):
+    """Plain-Python reference of :func:`_next_remote_kernel`."""
+    k, p = 0, start
+    while p < len(where) and k < limit:
+        if where[p] == 1:
+            out[k] = p
+            where[p] = 2
+            k += 1
+        p += 1
+    return k, p
+
+
+def deliver_ref(pfns, n, version, recv, where, fetched):
+    """Plain-Python reference of :func:`_deliver_kernel`."""
+    for i in range(n):
+        p = pfns[i]
+        recv[p] = version[p]
+        where[p] = 0
+        fetched[p] += 1
 
 
 # ============================================================================== the guest's memory
@@ -271,3 +384,35 @@ def _copy_cases(rng):
 kernels.register("dirty_write", kernel=_write_kernel, reference=write_ref, cases=_write_cases, compare=_arrays_equal)
 kernels.register("dirty_clean", kernel=_clean_kernel, reference=clean_ref, cases=_clean_cases, compare=_arrays_equal)
 kernels.register("dirty_copy", kernel=_copy_kernel, reference=copy_ref, cases=_copy_cases, compare=_arrays_equal)
+
+
+def _touch_cases(rng):
+    for kind in (0, 1, 2):
+        for npages, ws, hot in ((64, 64, 8), (1000, 300, 30), (50, 1, 1)):
+            for n in (0, 1, 37, 2000):
+                version = rng.integers(0, 5, npages).astype(np.int64)
+                where = (rng.random(npages) < 0.05).astype(np.uint8) * np.uint8(rng.integers(1, 3))
+                base = int(rng.integers(0, npages - ws + 1))
+                yield (kind, n, np.uint64(rng.integers(0, 2**63)), int(rng.integers(0, 10**6)), base, ws, hot,
+                       int(rng.integers(0, 2**32)), version, version.copy(), where)
+
+
+def _next_remote_cases(rng):
+    for npages in (0, 1, 100, 5000):
+        where = rng.integers(0, 3, npages).astype(np.uint8)
+        yield where, int(rng.integers(0, npages + 1)), int(rng.integers(1, 1025)), np.zeros(max(1, npages), np.int64)
+
+
+def _deliver_cases(rng):
+    for npages in (1, 100, 5000):
+        pfns = rng.permutation(npages).astype(np.int64)
+        yield (pfns, int(rng.integers(0, npages + 1)), rng.integers(0, 99, npages).astype(np.int64),
+               np.zeros(npages, np.int64), np.ones(npages, np.uint8), np.zeros(npages, np.int64))
+
+
+kernels.register("postcopy_touch", kernel=_touch_kernel, reference=touch_ref, cases=_touch_cases,
+                 compare=_arrays_equal)
+kernels.register("postcopy_next_remote", kernel=_next_remote_kernel, reference=next_remote_ref,
+                 cases=_next_remote_cases, compare=_arrays_equal)
+kernels.register("postcopy_deliver", kernel=_deliver_kernel, reference=deliver_ref, cases=_deliver_cases,
+                 compare=_arrays_equal)

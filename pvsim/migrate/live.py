@@ -18,13 +18,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from guest_kernels.modes import CONTROL_DOMAIN, MODES
 from pvsim.core.engine import Engine
 from pvsim.core.errors import ScenarioError
 from pvsim.core.schema import unknown
 from pvsim.io.devices import Pipe
 from pvsim.migrate.dirty import PAGE_SIZE, GuestMemory, WriteModel
-from pvsim.migrate.save import POLICIES, Migration, MigrationOptions
+from pvsim.migrate.save import POLICIES, POSTCOPY_POLICIES, SPP_MAX_ITERATIONS, Migration, MigrationOptions
 from pvsim.scenario import Scenario
 
 
@@ -38,13 +40,14 @@ class Request:
     auto_converge: bool = False
     where: str = "--domain"
     live: bool = True  # False: xl's non-live path (suspend, then every page)
+    precopy_rounds: int = 1  # hybrid: pre-copy rounds before the post-copy switch-over
 
 
 def parse_requests(raw, where: str = "migrations") -> list[Request]:
     if not isinstance(raw, list):
         raise ScenarioError(where, "must be an array of tables ([[migrations]])")
     out = []
-    keys = {"domain", "to", "at_ms", "policy", "adaptive", "auto_converge", "live"}
+    keys = {"domain", "to", "at_ms", "policy", "adaptive", "auto_converge", "live", "precopy_rounds"}
     for i, t in enumerate(raw):
         w = f"{where}[{i}]"
         if not isinstance(t, dict):
@@ -60,9 +63,16 @@ def parse_requests(raw, where: str = "migrations") -> list[Request]:
             raise ScenarioError(f"{w}.at_ms", f"must be a number 0..3600000, got {at!r}")
         if not isinstance(t.get("live", True), bool):
             raise ScenarioError(f"{w}.live", f"must be true or false, got {t['live']!r}")
+        pr = t.get("precopy_rounds", 1)
+        check_precopy_rounds(pr, f"{w}.precopy_rounds")
         out.append(Request(t["domain"], t["to"], float(at), t.get("policy", "xen"), bool(t.get("adaptive", False)),
-                           bool(t.get("auto_converge", False)), w, bool(t.get("live", True))))
+                           bool(t.get("auto_converge", False)), w, bool(t.get("live", True)), int(pr)))
     return out
+
+
+def check_precopy_rounds(value, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= SPP_MAX_ITERATIONS * 20:
+        raise ScenarioError(where, f"must be a whole number 1..{SPP_MAX_ITERATIONS * 20}, got {value!r}")
 
 
 def check(sc: Scenario, reqs: list[Request], cumulative: bool = True) -> None:
@@ -119,7 +129,8 @@ def build_migration(eng, pipe, sc: Scenario, r: Request, index: int, drop_final:
     mem = GuestMemory(WriteModel.of(wl.spec.writable, d.memory_mib, seed_offset=seed), seed)
     opts = MigrationOptions(policy=r.policy, pv=MODES[d.mode].pv_guest, vcpus=d.vcpus,
         devices=int(wl.uses_disk) + int(wl.uses_network), adaptive=r.adaptive, auto_converge=r.auto_converge,
-        dom0_share=(_share(sc, d.host), _share(sc, r.to)), live=r.live, drop_final=drop_final)
+        dom0_share=(_share(sc, d.host), _share(sc, r.to)), live=r.live, drop_final=drop_final,
+        precopy_rounds=r.precopy_rounds)
     return Migration(eng, pipe, mem, opts)
 
 
@@ -137,8 +148,18 @@ def summary_row(r: Request, d, m: Migration) -> dict:
         "iterations": o.iterations, "rounds": len(o.rounds), "stop_reason": o.stop_reason,
         "dom0_ms": {d.host: o.dom0_ns[0] / 1e6, r.to: o.dom0_ns[1] / 1e6},
         "guest_page_writes": o.guest_writes,
-        "pages_lost": int((o.receiver != o.sender).sum()),
-    }
+        "pages_lost": None if o.receiver is None else int((o.receiver != o.sender).sum()),
+    } | (postcopy_fields(o) if r.policy in POSTCOPY_POLICIES else {})
+
+
+def postcopy_fields(o) -> dict:
+    """A post-copy migration's degraded window: remote faults and the guest's stall on each."""
+    st = np.asarray(o.stall_ns, dtype=np.float64)
+    return {"remote_faults": o.remote_faults,
+            "stall_mean_us": float(st.mean() / 1e3) if len(st) else 0.0,
+            "stall_p99_us": float(np.percentile(st, 99) / 1e3) if len(st) else 0.0,
+            "stall_total_ms": float(st.sum() / 1e6),
+            "degraded_ms": o.degraded_ns / 1e6, "pushed_pages": o.pushed_pages}
 
 
 def round_rows(r: Request, d, m: Migration) -> list[dict]:

@@ -20,6 +20,24 @@ option. ``simgrid`` models SimGrid's ``VmLiveMigration.cpp`` (``src/plugins/vm``
 all RAM, stage 2 repeats while the remaining bytes exceed measured bandwidth x ``max_downtime``,
 stage 3 sends the rest with the VM suspended; raw page bytes, no records, no CPU.
 
+``postcopy`` and ``hybrid`` are **extensions** (upstream Xen has no post-copy: an RFC on xenpaging was
+never merged; QEMU/KVM has it, ``migration/postcopy-ram.c``, ``migration/ram.c``). ``postcopy``
+suspends the guest at once, sends the vCPU / shared-info / TSC (or HVM) records and ``END``, the
+frontends reconnect and the guest resumes on the target with every page still on the source; its
+first touch of each page faults (userfaultfd in QEMU: ``postcopy_ram_fault_thread`` asks the source
+with ``MIG_RP_MSG_REQ_PAGES`` on the return path, ``ram_save_queue_pages`` sends it, ``UFFDIO_COPY``
+places it), the guest stalled for: the request's link latency + waiting for the batch on the link +
+the page's serialisation + the latency back + :data:`POSTCOPY_FAULT_NS`. Meanwhile the source pushes
+the remaining pages in pfn order (QEMU's background ``ram_find_and_save_block``), in batches of
+:data:`POSTCOPY_PUSH_PAGES`, skipping pages already on the target. ``hybrid`` first runs
+``precopy_rounds`` pre-copy rounds (round 1 every pfn, then the dirty sets, as ``xen``), then
+switches over: only the pages dirtied since the last round are remote. Page touches are the
+workload's writable-working-set *writes* (:mod:`pvsim.migrate.dirty`); reads are assumed to fall on
+the same pages (a page is read where it is written) and pages outside the writable working set are
+assumed untouched while the guest runs degraded, so they arrive by the push. Simplifications: the
+request crosses the reverse direction as latency only (a 16-byte message); a fetched page queues
+behind the push batch on the link (no postcopy-preempt channel); one push batch in flight.
+
 The stream crosses the hosts' link (:class:`pvsim.io.devices.Pipe`, FIFO per direction, so
 concurrent migrations and other traffic interleave batch by batch) and costs Domain-0 CPU on both
 hosts (mapping foreign frames, normalising PV page tables, copying into the socket) on a FIFO
@@ -35,7 +53,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pvsim.migrate.dirty import PAGE_SIZE, GuestMemory, copy_pages
+from pvsim.migrate.dirty import (
+    PAGE_SIZE,
+    GuestMemory,
+    _deliver_kernel,
+    _next_remote_kernel,
+    _touch_kernel,
+    copy_pages,
+    deliver_ref,
+    next_remote_ref,
+    touch_ref,
+)
 
 # ---------------------------------------------------------------- Xen constants, verbatim
 MAX_BATCH_SIZE = 1024  # pfns per PAGE_DATA record (tools/libs/guest/xg_save_restore.h)
@@ -85,7 +113,15 @@ XS_OP_NS = 50_000  # one xenstored request/response or watch event, ~tens of us 
 XS_OPS_PER_DEVICE = 8  # xenbus reconnect per frontend: state writes, ring-ref, event-channel, watch fires
 #                        (the handshake of pvsim/io/xenstore.py: Initialising .. Connected)
 
-POLICIES = ("xen", "xen-legacy", "qemu", "simgrid")
+# ---------------------------------------------------------------- post-copy (an extension; QEMU's postcopy-ram.c)
+POSTCOPY_FAULT_NS = 20_000  # remote fault handling beyond the wire: the fault thread's wake-up, the request,
+#                             UFFDIO_COPY of 4 KiB and the faulting vCPU's wake-up (migration/postcopy-ram.c) [MEM]
+POSTCOPY_PUSH_PAGES = 64  # background push granularity: a requested page waits behind what is already queued
+#                           (QEMU's get_queued_page is checked before each page; ~256 KiB in the socket) [assumption]
+HYBRID_PRECOPY_ROUNDS = 1  # hybrid: pre-copy rounds before the switch-over [assumption: QEMU's usual one pass]
+
+POLICIES = ("xen", "xen-legacy", "qemu", "simgrid", "postcopy", "hybrid")
+POSTCOPY_POLICIES = ("postcopy", "hybrid")
 
 
 @dataclass(frozen=True)
@@ -102,6 +138,8 @@ class MigrationOptions:
     dom0_share: tuple[float, float] = (1.0, 1.0)  # share of a pCPU each Domain-0 gives the stream
     live: bool = True  # False: suspend first, then every page (send_domain_memory_nonlive; xl save)
     drop_final: bool = False  # MUTANT: forget the final dirty set (the nothing-lost test must catch it)
+    precopy_rounds: int = HYBRID_PRECOPY_ROUNDS  # hybrid: pre-copy rounds before the switch-over
+    skip_push: bool = False  # MUTANT: the post-copy background push skips its first page
 
 
 @dataclass
@@ -140,6 +178,14 @@ class Outcome:
     receiver: np.ndarray | None = None
     sender: np.ndarray | None = None
     suspended_at: int = 0
+    # post-copy (postcopy, hybrid): remote faults, their stalls, the degraded window after resume
+    remote_faults: int = 0
+    stall_ns: list = field(default_factory=list)
+    resumed_at: int = 0
+    degraded_ns: int = 0
+    pushed_pages: int = 0
+    remote: np.ndarray | None = None  # the pages left on the source at the switch-over
+    fetched: np.ndarray | None = None  # how many times each page reached the target after it
 
     @property
     def total_ns(self) -> int:
@@ -185,7 +231,7 @@ class Migration:
         self._arrive = 0
         self.rate_bps: float | None = None  # sender-side rate limit (bytes/s), if any
         self.cpu = opts.policy != "simgrid"
-        self.records = opts.policy in ("xen", "xen-legacy")
+        self.records = opts.policy in ("xen", "xen-legacy", "postcopy", "hybrid")
         # hooks for a migration inside a scenario run (pvsim.migrate.inrun): called with this object
         self.on_suspend = None  # the guest is asked to suspend (control/shutdown): its workload stops here
         self.on_resume = None  # the receiver has restored it and the frontends have reconnected
@@ -299,8 +345,14 @@ class Migration:
         self._paced = self.now
         if self.records:  # image + domain headers, static data, STATIC_DATA_END
             yield from self._send(IHDR_BYTES + DHDR_BYTES + 2 * (RHDR_BYTES + POLICY_BYTES) + RHDR_BYTES)
-        loop = {"xen": self._xen, "xen-legacy": self._legacy, "qemu": self._qemu, "simgrid": self._simgrid}
+        loop = {"xen": self._xen, "xen-legacy": self._legacy, "qemu": self._qemu, "simgrid": self._simgrid,
+                "postcopy": self._precopy_first, "hybrid": self._precopy_first}
         try:
+            if o.live and o.policy in POSTCOPY_POLICIES:
+                remote = yield from self._precopy_first()
+                yield from self._switchover(remote)
+                yield from self._postcopy()
+                return
             if o.live:
                 final = yield from loop[o.policy]()
             else:  # xg_sr_save.c save(): !live -> suspend_domain, then send_domain_memory_nonlive
@@ -423,6 +475,144 @@ class Migration:
         self.out.stop_reason = "remaining<=bandwidth*max_downtime"
         self.out.iterations = it
         return None
+
+    def _precopy_first(self):
+        """hybrid: ``precopy_rounds`` rounds as ``xen`` sends them; postcopy: none. Returns the pfns that
+        stay remote at the switch-over (the dirty set since the last round, or every pfn)."""
+        n = self.mem.model.n_pages
+        if self.o.policy == "postcopy":
+            self.out.stop_reason = "postcopy"
+            return np.arange(n, dtype=np.int64)
+        dirty = self._all()
+        for x in range(1, max(1, self.o.precopy_rounds) + 1):
+            if x > 1:
+                dirty = self._clean()
+            if len(dirty):
+                yield from self._send_pages(dirty, x, True)
+        self.out.iterations = max(1, self.o.precopy_rounds)
+        self.out.stop_reason = f"hybrid: {self.out.iterations} pre-copy round(s), then postcopy"
+        return None
+
+    def _switchover(self, remote):
+        """Suspend, send the vCPU and device records (no pages), reconnect, resume on the target."""
+        o, out = self.o, self.out
+        t0 = self.now
+        self._advance()
+        if self.on_suspend is not None:
+            self.on_suspend(self)
+        yield self.engine.timeout_ns(SUSPEND_NS)
+        self._advance()
+        self.running = False
+        out.suspended_at = self.now
+        out.suspend_ns = self.now - t0
+        last = self._clean()  # XEN_DOMCTL_SHADOW_OP_CLEAN with LOGDIRTY_FINAL: what is still stale
+        self.mem.logdirty = False
+        self._remote = last if remote is None else remote
+        t2 = self.now
+        v = o.vcpus * (RHDR_BYTES + 8 + VCPU_CONTEXT_BYTES)
+        st = (RHDR_BYTES + PAGE_SIZE + RHDR_BYTES + TSC_INFO_BYTES) if o.pv else \
+            (RHDR_BYTES + HVM_CONTEXT_BYTES + RHDR_BYTES + HVM_PARAMS_BYTES + RHDR_BYTES + TSC_INFO_BYTES)
+        yield from self._send(v + st + RHDR_BYTES)
+        yield from self._drain()
+        out.records_ns = self.now - t2
+        t3 = self.now
+        yield self.engine.timeout_ns(o.devices * XS_OPS_PER_DEVICE * XS_OP_NS)
+        out.reconnect_ns = self.now - t3
+        yield self.engine.timeout_ns(RESUME_NS)
+        out.resume_ns = self.now - t3 - out.reconnect_ns
+        if self.on_populate is not None:  # the target's frames for every pfn, allocated now
+            new = np.flatnonzero(~self._populated)
+            if len(new) and not self.on_populate(len(new)):
+                raise _Abort(f"target out of memory ({len(new)} more frames needed)")
+            self._populated[:] = True
+        out.resumed_at = self._t = self.now
+        self.running = True  # on the target now
+        if self.on_resume is not None:
+            self.on_resume(self)
+
+    def _touch(self, n: int, where: np.ndarray):
+        m, mem = self.mem.model, self.mem
+        fn = _touch_kernel if mem.compiled else touch_ref
+        st, mem.cursor, done, pfn = fn(mem._kind, int(n), np.uint64(mem.state), int(mem.cursor), m.ws_base,
+                                       m.ws_pages, m.hot_pages, mem._thr, mem.version, self.recv, where)
+        mem.state = int(st)
+        mem.writes += int(done)
+        return int(done), int(pfn)
+
+    def _deliver(self, pfns: np.ndarray, where, fetched) -> None:
+        (_deliver_kernel if self.mem.compiled else deliver_ref)(pfns, len(pfns), self.mem.version, self.recv,
+                                                                where, fetched)
+
+    def _postcopy(self):
+        """The degraded window: demand faults and the background push until every page is local."""
+        o, out, mem = self.o, self.out, self.mem
+        n = mem.model.n_pages
+        where = np.zeros(n, dtype=np.uint8)
+        where[self._remote] = 1
+        out.remote = where.astype(bool)
+        fetched = np.zeros(n, dtype=np.int64)
+        rate = mem.model.pages_per_s * (1.0 - mem.throttle) / 1e9  # touches per ns
+        buf = np.empty(POSTCOPY_PUSH_PAGES, dtype=np.int64)
+        cursor, inflight, first, exhausted = 0, [], True, False
+        lead = int(self._batch_cost(POSTCOPY_PUSH_PAGES) / self.src.share)  # the next batch is mapped and
+        self._t = self.now  # copied while the previous one serialises (as in the pre-copy rounds)
+        while True:
+            if not exhausted and self.now >= self._ser_end - lead:
+                k, cursor = (_next_remote_kernel if mem.compiled else next_remote_ref)(where, cursor,
+                                                                                      POSTCOPY_PUSH_PAGES, buf)
+                exhausted = k == 0
+                batch = buf[:k].copy()
+                if o.skip_push and first and k:  # MUTANT: the push forgets a page
+                    where[batch[0]] = 0
+                    batch = batch[1:]
+                first = False
+                if len(batch):
+                    cost = self._batch_cost(len(batch))
+                    if cost:
+                        yield from self._wait_until(self.src.run(self.now, cost))
+                    yield from self._send(self._page_bytes(batch), cost)
+                    out.pushed_pages += len(batch)
+                    inflight.append((batch, max(self._arrive, self._ser_end + self.pipe.latency_ns)))
+            if not inflight:
+                if exhausted:  # the push has passed the last pfn and everything sent has arrived
+                    break
+                continue
+            horizon = inflight[0][1] if exhausted else min(inflight[0][1], max(self._ser_end - lead, self.now))
+            budget = mem._carry + rate * max(0, horizon - self._t)
+            nt = int(budget)
+            done, pfn = self._touch(nt, where) if rate > 0 else (0, n)
+            if pfn == n:  # ran to the horizon without faulting
+                mem._carry = budget - nt
+                yield from self._wait_until(horizon)
+            else:
+                mem._carry = 0.0
+                tf = self._t + int(done / rate)
+                yield from self._wait_until(tf)
+                out.remote_faults += 1
+                if where[pfn] == 2:  # already on its way: wait for its batch
+                    end = next(arr for b, arr in inflight if pfn in b) + POSTCOPY_FAULT_NS
+                else:  # MIG_RP_MSG_REQ_PAGES to the source, the page back behind what the link holds
+                    yield from self._wait_until(tf + self.pipe.latency_ns)
+                    page = np.array([pfn], dtype=np.int64)
+                    self.pipe.send(self._page_bytes(page), lambda: None)
+                    out.bytes += self._page_bytes(page)
+                    self._ser_end = self.pipe.free_at
+                    out.pages_sent += 1
+                    end = self.pipe.free_at + self.pipe.latency_ns + POSTCOPY_FAULT_NS
+                    self._deliver(page, where, fetched)  # placed at arrival; the guest touches it only after
+                out.stall_ns.append(int(end - tf))
+                yield from self._wait_until(end)
+            while inflight and inflight[0][1] <= self.now:
+                self._deliver(inflight.pop(0)[0], where, fetched)
+            self._t = self.now
+        out.pages_sent += out.pushed_pages
+        out.end_ns = self.now
+        out.degraded_ns = self.now - out.resumed_at
+        out.dom0_ns = [self.src.busy, self.dst.busy]
+        out.guest_writes = mem.writes
+        out.receiver = self.recv
+        out.sender = mem.version
+        out.fetched = fetched
 
     def _stop_and_copy(self, final):
         o, out = self.o, self.out
