@@ -47,30 +47,34 @@ MIX2 = 0x94D049BB133111EB
 
 # ============================================================================== compiled kernels
 @njit(cache=True)
+def _draw(kind, state, cursor, ws_pages, hot_pages, hot_thr, cold):
+    """The next written page's offset in the working set: a sequential sweep (``kind`` 2), or a
+    splitmix64 draw, uniform (0) or into the hot set with probability ``hot_thr`` / 2**32 (1).
+    Returns (state, cursor, offset)."""
+    if kind == 2:
+        return state, cursor + 1, cursor % ws_pages
+    state = state + np.uint64(GOLDEN)
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(MIX1)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(MIX2)
+    z = z ^ (z >> np.uint64(31))
+    lo = np.int64(z & np.uint64(0xFFFFFFFF))
+    if kind == 0:
+        return state, cursor, lo % ws_pages
+    hi = np.int64(z >> np.uint64(32))
+    if hi < hot_thr or cold == 0:
+        return state, cursor, lo % hot_pages
+    return state, cursor, hot_pages + lo % cold
+
+
+@njit(cache=True)
 def _write_kernel(kind, n, state, cursor, ws_base, ws_pages, hot_pages, hot_thr, version, dirty):
     """``n`` page writes: bump each page's version and set its dirty bit. Returns (state, cursor,
     pages newly dirtied)."""
     new = 0
     cold = ws_pages - hot_pages
     for _ in range(n):
-        if kind == 2:
-            off = cursor % ws_pages
-            cursor += 1
-        else:
-            state = state + np.uint64(GOLDEN)
-            z = state
-            z = (z ^ (z >> np.uint64(30))) * np.uint64(MIX1)
-            z = (z ^ (z >> np.uint64(27))) * np.uint64(MIX2)
-            z = z ^ (z >> np.uint64(31))
-            lo = np.int64(z & np.uint64(0xFFFFFFFF))
-            if kind == 0:
-                off = lo % ws_pages
-            else:
-                hi = np.int64(z >> np.uint64(32))
-                if hi < hot_thr or cold == 0:
-                    off = lo % hot_pages
-                else:
-                    off = hot_pages + lo % cold
+        state, cursor, off = _draw(kind, state, cursor, ws_pages, hot_pages, hot_thr, cold)
         pfn = ws_base + off
         version[pfn] += 1
         if dirty[pfn] == 0:
@@ -110,24 +114,7 @@ def _touch_kernel(kind, n, state, cursor, ws_base, ws_pages, hot_pages, hot_thr,
     cold = ws_pages - hot_pages
     for i in range(n):
         st0, cu0 = state, cursor
-        if kind == 2:
-            off = cursor % ws_pages
-            cursor += 1
-        else:
-            state = state + np.uint64(GOLDEN)
-            z = state
-            z = (z ^ (z >> np.uint64(30))) * np.uint64(MIX1)
-            z = (z ^ (z >> np.uint64(27))) * np.uint64(MIX2)
-            z = z ^ (z >> np.uint64(31))
-            lo = np.int64(z & np.uint64(0xFFFFFFFF))
-            if kind == 0:
-                off = lo % ws_pages
-            else:
-                hi = np.int64(z >> np.uint64(32))
-                if hi < hot_thr or cold == 0:
-                    off = lo % hot_pages
-                else:
-                    off = hot_pages + lo % cold
+        state, cursor, off = _draw(kind, state, cursor, ws_pages, hot_pages, hot_thr, cold)
         pfn = ws_base + off
         if where[pfn] != 0:
             return st0, cu0, i, pfn
@@ -162,26 +149,28 @@ def _deliver_kernel(pfns, n, version, recv, where, fetched):
 
 
 # ============================================================================== references
+def draw_ref(kind, state, cursor, ws_pages, hot_pages, hot_thr, cold):
+    """Plain-Python reference of :func:`_draw` (``state`` a Python int)."""
+    if kind == 2:
+        return state, cursor + 1, cursor % ws_pages
+    state = (state + GOLDEN) & MASK64
+    z = state
+    z = ((z ^ (z >> 30)) * MIX1) & MASK64
+    z = ((z ^ (z >> 27)) * MIX2) & MASK64
+    z ^= z >> 31
+    lo = z & 0xFFFFFFFF
+    if kind == 0:
+        return state, cursor, lo % ws_pages
+    return state, cursor, (lo % hot_pages if ((z >> 32) < hot_thr or cold == 0) else hot_pages + lo % cold)
+
+
 def write_ref(kind, n, state, cursor, ws_base, ws_pages, hot_pages, hot_thr, version, dirty):
     """Plain-Python reference of :func:`_write_kernel`."""
     state = int(state)
     new = 0
     cold = ws_pages - hot_pages
     for _ in range(n):
-        if kind == 2:
-            off = cursor % ws_pages
-            cursor += 1
-        else:
-            state = (state + GOLDEN) & MASK64
-            z = state
-            z = ((z ^ (z >> 30)) * MIX1) & MASK64
-            z = ((z ^ (z >> 27)) * MIX2) & MASK64
-            z ^= z >> 31
-            lo = z & 0xFFFFFFFF
-            if kind == 0:
-                off = lo % ws_pages
-            else:
-                off = lo % hot_pages if ((z >> 32) < hot_thr or cold == 0) else hot_pages + lo % cold
+        state, cursor, off = draw_ref(kind, state, cursor, ws_pages, hot_pages, hot_thr, cold)
         pfn = ws_base + off
         version[pfn] += 1
         if dirty[pfn] == 0:
@@ -212,20 +201,7 @@ def touch_ref(kind, n, state, cursor, ws_base, ws_pages, hot_pages, hot_thr, ver
     cold = ws_pages - hot_pages
     for i in range(n):
         st0, cu0 = state, cursor
-        if kind == 2:
-            off = cursor % ws_pages
-            cursor += 1
-        else:
-            state = (state + GOLDEN) & MASK64
-            z = state
-            z = ((z ^ (z >> 30)) * MIX1) & MASK64
-            z = ((z ^ (z >> 27)) * MIX2) & MASK64
-            z ^= z >> 31
-            lo = z & 0xFFFFFFFF
-            if kind == 0:
-                off = lo % ws_pages
-            else:
-                off = lo % hot_pages if ((z >> 32) < hot_thr or cold == 0) else hot_pages + lo % cold
+        state, cursor, off = draw_ref(kind, state, cursor, ws_pages, hot_pages, hot_thr, cold)
         pfn = ws_base + off
         if where[pfn] != 0:
             return np.uint64(st0), cu0, i, pfn
