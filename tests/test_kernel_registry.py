@@ -25,5 +25,5 @@ def test_kernel_equals_reference(name):
     assert n >= 3
 
 
-def test_all_eight_are_registered():
-    assert len(ENTRIES) == 8
+def test_all_nine_are_registered():
+    assert len(ENTRIES) == 9

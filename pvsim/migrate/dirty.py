@@ -150,7 +150,8 @@ def _deliver_kernel(pfns, n, version, recv, where, fetched):
 
 # ============================================================================== references
 def draw_ref(kind, state, cursor, ws_pages, hot_pages, hot_thr, cold):
-    """Plain-Python reference of :func:`_draw` (``state`` a Python int)."""
+    """Plain-Python reference of :func:`_draw`."""
+    state = int(state)
     if kind == 2:
         return state, cursor + 1, cursor % ws_pages
     state = (state + GOLDEN) & MASK64
@@ -357,6 +358,15 @@ def _copy_cases(rng):
             np.zeros(npages, np.int64)
 
 
+def _draw_cases(rng):
+    for kind in (0, 1, 2):
+        for ws, hot in ((64, 8), (300, 30), (1, 1), (1000, 1000)):
+            for _ in range(20):
+                yield (kind, np.uint64(rng.integers(0, 2**63)), int(rng.integers(0, 10**6)), ws, hot,
+                       int(rng.integers(0, 2**32)), ws - hot)
+
+
+kernels.register("dirty_draw", kernel=_draw, reference=draw_ref, cases=_draw_cases, compare=_arrays_equal)
 kernels.register("dirty_write", kernel=_write_kernel, reference=write_ref, cases=_write_cases, compare=_arrays_equal)
 kernels.register("dirty_clean", kernel=_clean_kernel, reference=clean_ref, cases=_clean_cases, compare=_arrays_equal)
 kernels.register("dirty_copy", kernel=_copy_kernel, reference=copy_ref, cases=_copy_cases, compare=_arrays_equal)
