@@ -1,8 +1,10 @@
 """The per-round migration timeline figure is written and draws one bar per round."""
 
 import matplotlib.image as mpimg
+from typer.testing import CliRunner
 
 from pvsim import plots
+from pvsim.cli import app
 
 
 def test_timeline_draws_one_bar_per_round(tmp_path, monkeypatch):
@@ -21,3 +23,10 @@ def test_timeline_draws_one_bar_per_round(tmp_path, monkeypatch):
     assert out.exists() and mpimg.imread(out).shape[1] <= 1400
     heights = [p.get_height() for p in seen["bars"].patches]
     assert heights == [8.0, 1.0]
+
+
+def test_migrate_plot_writes_the_timeline(tmp_path):
+    out = tmp_path / "m.png"
+    res = CliRunner().invoke(app, ["migrate", "examples/migrate_in_run.toml", "-q", "--plot", str(out)])
+    assert res.exit_code == 0, res.output
+    assert mpimg.imread(out).shape[0] > 100
