@@ -287,10 +287,12 @@ def migrate(scenario: Path = typer.Argument(..., help="scenario TOML file with s
             seed: Optional[int] = typer.Option(None, help="override the scenario's seed"),
             json_out: Optional[Path] = typer.Option(None, "--json", help="write rows as JSON"),
             csv_out: Optional[Path] = typer.Option(None, "--csv", help="write rows as CSV"),
+            plot: Optional[Path] = typer.Option(None, "--plot", help="write the first migration's per-round "
+                                                "timeline (PNG)"),
             quiet: bool = typer.Option(False, "--quiet", "-q", help="no table on stdout")):
     """Live-migrate a domain to another host (xl migrate), plus the scenario's [[migrations]]; print
     total time, downtime and its parts, bytes, and every round."""
-    _check_outputs(json=json_out, csv=csv_out)
+    _check_outputs(json=json_out, csv=csv_out, plot=plot)
     sc = Scenario.from_toml(scenario)
     if seed is not None:
         sc = sc.with_seed(seed)
@@ -312,6 +314,10 @@ def migrate(scenario: Path = typer.Argument(..., help="scenario TOML file with s
             res.to_json(json_out, outs)
         if csv_out:
             res.to_csv(csv_out, outs)
+        if plot and rows:
+            first = rows[0]["domain"]
+            plots.migration_timeline([r for r in rounds if r["domain"] == first], outs.path_for(plot),
+                                     title=f"{first}: {rows[0]['policy']} rounds")
     if not quiet:
         t = Table(title=f"pvsim migrate {sc.name} (seed {sc.seed})")
         for c in ("domain", "from", "to", "policy", "total ms", "downtime ms", "MiB sent", "x RAM", "rounds",

@@ -223,3 +223,28 @@ def validation_points(records: list[dict], path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
     _save(fig, path)
+
+
+@_styled
+def migration_timeline(rounds: list[dict], path: str | Path, migration: dict | None = None, title: str = "") -> None:
+    """Per-round timeline of one migration: each ``kind = "round"`` row as a bar (MiB sent, from its
+    ``start_ms`` for its ``duration_ms``); if ``migration`` (its ``kind = "migration"`` row from a run)
+    has a ``throughput`` dict, the guest's throughput before / during / after as a line."""
+    fig, ax = plt.subplots(figsize=(_width(len(rounds)), 3.0))
+    ax.bar([r["start_ms"] for r in rounds], [r["bytes"] / 2**20 for r in rounds],
+           width=[max(r["duration_ms"], 1e-3) for r in rounds], align="edge", color="#0072B2",
+           edgecolor="black", linewidth=0.4, label="round (MiB sent)")
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("MiB sent per round")
+    tp = (migration or {}).get("throughput") or {}
+    pts = [(k, v) for k, v in tp.items() if isinstance(v, (int, float))]
+    if pts and rounds:
+        t0, t1 = rounds[0]["start_ms"], rounds[-1]["start_ms"] + rounds[-1]["duration_ms"]
+        xs = {"before": t0, "during": (t0 + t1) / 2, "after": t1}
+        ax2 = ax.twinx()
+        ax2.plot([xs.get(k, t1) for k, _ in pts], [v for _, v in pts], "o-", color="#D55E00",
+                 label=f"guest throughput ({migration.get('metric', '')})")
+        ax2.set_ylabel("guest throughput")
+    ax.set_title(title or "migration rounds")
+    fig.tight_layout()
+    _save(fig, path)
