@@ -71,13 +71,21 @@ def _validation(path):
     plots.validation_points(recs, path, "Validation: published against pvsim")
 
 
-FIGURES = {"compare": _compare, "compare-breakdown": _breakdown, "lmbench": _lmbench, "nanobench": _nanobench,
+def _migration(path):
+    rounds = [{"start_ms": 30.0 + 60.0 * i, "duration_ms": d, "bytes": b * 2**20}
+              for i, (d, b) in enumerate([(54.0, 64.0), (5.2, 6.1), (1.1, 1.3), (0.3, 0.2)])]
+    mig = {"throughput": {"before": 1000.0, "during": 870.0, "after": 990.0}}
+    plots.migration_timeline(rounds, path, mig, "Migration rounds, fixed rows")
+
+
+FIGURES = {"compare": _compare, "migration": _migration, "compare-breakdown": _breakdown, "lmbench": _lmbench, "nanobench": _nanobench,
            "validation": _validation}
 
 
 def test_every_drawing_function_is_covered():
     drawn = {n for n in dir(plots) if callable(getattr(plots, n)) and getattr(getattr(plots, n), "__wrapped__", None)}
-    assert drawn == {"relative_bars", "breakdown_bars", "grouped_log_bars", "validation_points"}
+    assert drawn == {"relative_bars", "breakdown_bars", "grouped_log_bars", "validation_points",
+                     "migration_timeline"}
 
 
 @pytest.mark.parametrize("name", sorted(FIGURES))
