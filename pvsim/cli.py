@@ -32,7 +32,7 @@ from pvsim.core.errors import ScenarioError
 from pvsim.core.profile import bundled_profiles, load_profile
 from pvsim.core.version import __version__
 from pvsim.estimate import DEFAULT_LIMIT_S, ProgressLog, check_limit, estimate, estimate_many, estimate_sweep
-from pvsim.hacli import convert, failover, remus
+from pvsim.hacli import availability, convert, failover, remus
 from pvsim.migrate import live as migration
 from pvsim.results import Outputs, Results, check_output_path
 from pvsim.scenario import Scenario
@@ -769,7 +769,7 @@ def version():
 
 
 app.command()(user_errors(xenalyze))
-for _cmd in (remus, failover, convert):
+for _cmd in (remus, failover, availability, convert):
     app.command()(user_errors(_cmd))
 app.add_typer(xl_app, name="xl", help="xl-style scheduler controls and views of a simulated run")
 

@@ -1,5 +1,5 @@
-"""The ``pvsim remus``, ``pvsim failover`` and ``pvsim convert`` commands (registered by
-:mod:`pvsim.cli`)."""
+"""The ``pvsim remus``, ``pvsim failover``, ``pvsim availability`` and ``pvsim convert`` commands
+(registered by :mod:`pvsim.cli`)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from rich.console import Console
 from rich.table import Table
 
 from pvsim import compare as cmp
+from pvsim import plots
 from pvsim.convert import model as cv
 from pvsim.core.errors import ScenarioError
 from pvsim.core.schema import unknown
 from pvsim.core.version import __version__
+from pvsim.ha import availability as av
 from pvsim.ha import bind
 from pvsim.ha import failover as fo
 from pvsim.ha.remus import COLO_DIVERGENCE
@@ -26,13 +28,17 @@ from pvsim.workloads import DEFAULT
 out = Console(width=None if sys.stdout.isatty() else 160)
 
 
-def _write(rows, meta, json_out, csv_out):
+def _write(rows, meta, json_out, csv_out, parquet_out=None, plot_fns=()):
     res = Results(rows, {"pvsim_version": __version__, **meta})
     with Outputs() as outs:
         if json_out:
             res.to_json(json_out, outs)
         if csv_out:
             res.to_csv(csv_out, outs)
+        if parquet_out:
+            res.to_parquet(parquet_out, outs)
+        for fn, path in plot_fns:
+            fn(outs.path_for(path))
 
 
 def _table(title, rows, cols):
@@ -44,8 +50,8 @@ def _table(title, rows, cols):
     out.print(t)
 
 
-def _outs(json_out, csv_out):
-    for opt, p in (("--json", json_out), ("--csv", csv_out)):
+def _outs(json_out, csv_out, **more):
+    for opt, p in (("--json", json_out), ("--csv", csv_out), *((f"--{k}", v) for k, v in more.items())):
         if p is not None:
             check_output_path(p, opt)
 
@@ -123,6 +129,48 @@ def failover(scenario: Path = typer.Argument(..., help="scenario TOML with [[fai
     _table("domains", rows, ["domain", "from", "status", "to", "detect_ms", "boot_ms", "downtime_ms",
                              "lost_work_ms", "reason"])
     out.print(f"availability over {horizon_ms:g} ms: {av:.6f}")
+
+
+def availability(scenario: Path = typer.Argument(..., help="scenario TOML with several hosts (and [ha])"),
+                 rate: str = typer.Option("0.5,1,2,4", "--rate", help="comma-separated host failure rates, "
+                                          "failures per host-year"),
+                 years: float = typer.Option(10.0, "--years", help="horizon of each repetition, years"),
+                 reps: int = typer.Option(100, "--reps", help="repetitions per rate (the CI is over them)"),
+                 seed: Optional[int] = typer.Option(None, "--seed", help="override the scenario's seed"),
+                 repair_h: float = typer.Option(av.REPAIR_H, "--repair-h", help="hours until a crashed host "
+                                                "is back [assumption]"),
+                 remus: list[str] = typer.Option([], "--remus", help="DOMAIN:BACKUP_HOST protected by Remus "
+                                                 "(repeatable; besides [ha] remus)"),
+                 remus_interval_ms: Optional[float] = typer.Option(None, "--remus-interval-ms",
+                                                                   help="checkpoint interval of --remus"),
+                 json_out: Optional[Path] = typer.Option(None, "--json"),
+                 csv_out: Optional[Path] = typer.Option(None, "--csv"),
+                 parquet_out: Optional[Path] = typer.Option(None, "--parquet"),
+                 plot: Optional[Path] = typer.Option(None, "--plot", help="availability against failure rate (PNG)"),
+                 quiet: bool = typer.Option(False, "--quiet", "-q", help="no table on stdout")):
+    """Availability over injected host crashes: seeded Poisson failures per host-year, each priced by the
+    failover model (or Remus's failover), per domain and for the pool, mean and 95 % CI over --reps."""
+    _outs(json_out, csv_out, parquet=parquet_out, plot=plot)
+    sc = Scenario.from_toml(scenario)
+    rates = av.parse_rates(rate)
+    seed = sc.seed if seed is None else seed
+    av.check_sweep(rates, years, reps, repair_h, seed, len(sc.hosts))
+    s = fo.parse_settings(sc.ha)
+    prot = av.protections(sc, remus, remus_interval_ms)
+    rows, means = av.sweep(sc, rates, years, reps, repair_h, seed, prot, s)
+    meta = {"scenario": sc.name, "seed": seed, "years": years, "reps": reps, "repair_h": repair_h,
+            "remus": [f"{p.domain}:{p.to}@{p.interval_ms:g}ms" for p in prot]}
+    fns = [(lambda path: plots.availability(means, path, title=f"{sc.name}: availability, {reps} x {years:g} "
+                                           f"years per rate"), plot)] if plot else []
+    _write(means + rows, meta, json_out, csv_out, parquet_out, fns)
+    if not quiet:
+        shown = [dict(m, domain=m["domain"] or "(pool)", availability_mean=f"{m['availability_mean']:.6f}",
+                      ci=f"{m['availability_ci_low']:.6f}..{m['availability_ci_high']:.6f}",
+                      nines="-" if m["nines"] is None else f"{m['nines']:.2f}", protection=m["protection"] or "-")
+                 for m in means]
+        _table(f"pvsim availability {sc.name} (seed {seed}, {reps} reps x {years:g} years, repair {repair_h:g} h)",
+               shown, ["rate_per_host_year", "domain", "protection", "host_failures_mean", "availability_mean", "ci",
+                       "nines", "downtime_min_per_year"])
 
 
 def convert(kind: str = typer.Option(..., "--kind", help="p2v, v2v or v2p"),

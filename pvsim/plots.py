@@ -248,3 +248,56 @@ def migration_timeline(rounds: list[dict], path: str | Path, migration: dict | N
     ax.set_title(title or "migration rounds")
     fig.tight_layout()
     _save(fig, path)
+
+
+AVAILABILITY_COLORS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#882255", "#999933"]
+
+
+def _avail_tick(u: float, _p=None) -> str:
+    """An unavailability as the availability it leaves: 1e-3 -> 99.9 %."""
+    return f"{100 * (1 - u):.{max(0, min(10, int(round(-np.log10(u))) - 2))}f} %" if 0 < u < 1 else ""
+
+
+@_styled
+def availability(rows: list[dict], path: str | Path, title: str = "") -> None:
+    """Availability against the host failure rate (log x), one line per domain and one for the pool
+    (black), each point the mean over repetitions with its confidence-interval bar; ``rows`` are the
+    ``kind = "mean"`` rows of :func:`pvsim.ha.availability.sweep`. The y axis is the unavailability
+    1 - A on a log scale, turned so that up is more available, labelled as availability (99.9 %).
+    A rate of 0, or a mean with no downtime, has no place on log axes and is left out."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), layout="constrained")
+    series = list(dict.fromkeys((r["scope"], r["domain"]) for r in rows))
+    i = 0
+    for scope, dom in series:
+        pts = sorted((r for r in rows if (r["scope"], r["domain"]) == (scope, dom)
+                      and r["rate_per_host_year"] > 0 and r["availability_mean"] < 1),
+                     key=lambda r: r["rate_per_host_year"])
+        if not pts:
+            continue
+        x = np.array([r["rate_per_host_year"] for r in pts])
+        u = np.array([1 - r["availability_mean"] for r in pts])
+        hi = np.array([1 - r["availability_ci_low"] for r in pts])
+        lo = np.maximum(np.array([1 - r["availability_ci_high"] for r in pts]), u / 10)  # a bar to 100 % ends a decade down
+        if scope == "pool":
+            color, label, kw = "black", "pool (all domains)", dict(lw=1.6, ls="--")
+        else:
+            color, label, kw = AVAILABILITY_COLORS[i % len(AVAILABILITY_COLORS)], dom, dict(lw=1.0)
+            label += " (Remus)" if pts[0].get("protection") == "remus" else ""
+            i += 1
+        ax.errorbar(x, u, yerr=[u - lo, hi - u], marker="o", markersize=3, capsize=2.5, color=color,
+                    label=label, **kw)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.invert_yaxis()
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _p: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
+        lambda v, _p: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
+    ax.tick_params(axis="x", which="minor", labelsize=6)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_avail_tick))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("host failure rate (failures per host-year, log)")
+    ax.set_ylabel("availability (log of the downtime fraction; up is better)")
+    ax.grid(True, which="major", lw=0.3, alpha=0.6)
+    ax.legend(fontsize=7, loc="upper right")
+    ax.set_title(title or "Availability against failure rate (mean and 95 % CI over repetitions)", fontsize=9)
+    _save(fig, path)

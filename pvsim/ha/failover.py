@@ -41,7 +41,8 @@ DOM0_MIB = 512  # the Domain-0 the builder adds when a scenario does not list on
 # boot time of a guest restarted from its disk: firmware or PV loader, kernel, init [assumption, rough]
 BOOT_MS = {"pv": 6000, "pv32": 6000, "pvh": 5000, "pvhvm": 12000, "hvm": 15000, "hvm-shadow": 15000,
            "bt": 20000, "kvm-virtio": 8000}
-HA_KEYS = {"heartbeat_ms", "missed", "reserve_frac", "durable_ms", "vcpu_overcommit", "boot_ms"}
+# "remus": the domain(s) Remus protects, read by pvsim.ha.availability (the restart path here ignores it)
+HA_KEYS = {"heartbeat_ms", "missed", "reserve_frac", "durable_ms", "vcpu_overcommit", "boot_ms", "remus"}
 
 
 @dataclass(frozen=True)
