@@ -131,7 +131,10 @@ def protections(sc: Scenario, option: list[str] | None = None, interval_ms: floa
     if raw is not None:
         items = raw if isinstance(raw, list) else [raw]
         for i, t in enumerate(items):
-            out.append(parse_remus(t, sc, "ha.remus" if not isinstance(raw, list) else f"ha.remus[{i}]"))
+            where = "ha.remus" if not isinstance(raw, list) else f"ha.remus[{i}]"
+            if not isinstance(t, dict):
+                raise ScenarioError(where, "must be a table { domain = \"db\", to = \"h2\" } (or an array of them)")
+            out.append(parse_remus(t, sc, where))
     if interval_ms is not None and not option:
         raise ScenarioError("--remus-interval-ms", "applies to --remus DOMAIN:HOST; give --remus too")
     for spec in option or []:
@@ -287,6 +290,27 @@ def _union(rep: np.ndarray, start: np.ndarray, end: np.ndarray, reps: int) -> np
     return np.bincount(rep, weights=part, minlength=reps)
 
 
+def downtimes(out: Outcomes, s: fo.HaSettings, pat: np.ndarray, t: np.ndarray, k: np.ndarray, repair_ms: float,
+              remus_dt: dict, late: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(what each crash does to each domain, its downtime in ms), one row per crash: ``pat`` its
+    pattern, ``t`` its instant (ms), ``k`` its Remus phase, ``late`` the repairs still under way
+    (crash index -> {host index: ms left})."""
+    nd = len(out.domains)
+    kind = np.asarray(out.kind, np.int64).reshape(-1, nd)[pat]
+    boot = np.asarray(out.boot, float).reshape(-1, nd)[pat]
+    detect = np.asarray(out.detect0, float)[pat] - np.mod(t, s.heartbeat_ms)  # the beat phase of the crash
+    dt = np.zeros(kind.shape)
+    for i, d in enumerate(out.domains):
+        dt[:, i] = np.where(kind[:, i] == RESTARTED, detect + boot[:, i], dt[:, i])
+        dt[:, i] = np.where(kind[:, i] == DOWN, repair_ms + boot[:, i], dt[:, i])
+        for e, left in (late or {}).items():  # displaced here from a host under repair: back with that host
+            if kind[e, i] == DOWN and out.declared[i] in left:
+                dt[e, i] = left[out.declared[i]] + boot[e, i]
+        if d.name in remus_dt:
+            dt[:, i] = np.where(kind[:, i] == REMUS, remus_dt[d.name][k], dt[:, i])
+    return kind, dt
+
+
 def simulate(sc: Scenario, s: fo.HaSettings, rate: float, reps: int, years: float, repair_h: float,
              seed: int, out: Outcomes, remus_dt: dict) -> list[dict]:
     """The rows of one rate: per repetition, per domain and for the pool."""
@@ -308,23 +332,14 @@ def simulate(sc: Scenario, s: fo.HaSettings, rate: float, reps: int, years: floa
         K.append(k[eff])
         E.append(int(eff.sum()))
     rep, t, pat, k = (np.concatenate(x) for x in (R, T, P, K))
-    kind = np.asarray(out.kind, np.int64).reshape(-1, nd)[pat] if len(pat) else np.zeros((0, nd), np.int64)
-    boot = np.asarray(out.boot, float).reshape(-1, nd)[pat] if len(pat) else np.zeros((0, nd))
-    detect = np.asarray(out.detect0, float)[pat] - np.mod(t, s.heartbeat_ms)
+    kind, dt = downtimes(out, s, pat, t, k, repair_ms, remus_dt, late)
     rows = []
     pool_down = np.zeros(reps)
     events = np.asarray(E)
     for i, d in enumerate(out.domains):
-        dt = np.zeros(len(t))
-        dt = np.where(kind[:, i] == RESTARTED, detect + boot[:, i], dt)
-        dt = np.where(kind[:, i] == DOWN, repair_ms + boot[:, i], dt)
-        for e, left in late.items():  # displaced here from a host under repair: back when that host is
-            if kind[e, i] == DOWN and out.declared[i] in left:
-                dt[e] = left[out.declared[i]] + boot[e, i]
-        if d.name in remus_dt:
-            dt = np.where(kind[:, i] == REMUS, remus_dt[d.name][k], dt)
+        dt_i = dt[:, i]
         hit = kind[:, i] != UNAFFECTED
-        down = _union(rep[hit], t[hit], np.minimum(horizon, t[hit] + dt[hit]), reps)
+        down = _union(rep[hit], t[hit], np.minimum(horizon, t[hit] + dt_i[hit]), reps)
         hits = np.bincount(rep[hit], minlength=reps)
         pool_down += down
         for r in range(reps):

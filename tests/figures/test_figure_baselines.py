@@ -78,14 +78,26 @@ def _migration(path):
     plots.migration_timeline(rounds, path, mig, "Migration rounds, fixed rows")
 
 
-FIGURES = {"compare": _compare, "migration": _migration, "compare-breakdown": _breakdown, "lmbench": _lmbench, "nanobench": _nanobench,
+def _availability(path):
+    rows = []
+    for scope, dom, prot, per in (("domain", "db", "remus", 1.1), ("domain", "web", "restart", 14406.0),
+                                  ("domain", "logs", "restart", 8.5), ("pool", None, None, 7200.0)):
+        for rate in (0.0, 0.5, 1.0, 2.0, 5.0, 10.0):
+            u = rate * per / (8766 * 3600)
+            rows.append({"kind": "mean", "scope": scope, "domain": dom, "protection": prot,
+                         "rate_per_host_year": rate, "availability_mean": 1 - u,
+                         "availability_ci_low": 1 - 1.3 * u, "availability_ci_high": min(1.0, 1 - 0.6 * u)})
+    plots.availability(rows, path, "Availability, fixed rows")
+
+
+FIGURES = {"availability": _availability, "compare": _compare, "migration": _migration, "compare-breakdown": _breakdown, "lmbench": _lmbench, "nanobench": _nanobench,
            "validation": _validation}
 
 
 def test_every_drawing_function_is_covered():
     drawn = {n for n in dir(plots) if callable(getattr(plots, n)) and getattr(getattr(plots, n), "__wrapped__", None)}
     assert drawn == {"relative_bars", "breakdown_bars", "grouped_log_bars", "validation_points",
-                     "migration_timeline"}
+                     "migration_timeline", "availability"}
 
 
 @pytest.mark.parametrize("name", sorted(FIGURES))
