@@ -256,7 +256,8 @@ def _patterns(out: Outcomes, t: np.ndarray, h: np.ndarray, repair_ms: float):
     left of each one's repair ({crash index: {host index: ms}}). A crash with no other crash in the
     repair window before it is the single-host pattern; only chains of close crashes are walked one
     by one."""
-    pat = np.asarray([out.keys[(int(x), ())] for x in h], np.int64) if len(h) else np.zeros(0, np.int64)
+    single = np.asarray([out.keys[(g, ())] for g in range(len(out.hosts))], np.int64)
+    pat = single[h]
     eff = np.ones(len(t), bool)
     left: dict[int, dict[int, float]] = {}
     if len(t) < 2:
