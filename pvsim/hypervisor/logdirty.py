@@ -97,6 +97,19 @@ def pml_enabled(prof: Profile) -> bool:
             and prof.has("hvm.pml_available_count") and prof.value("hvm.pml_available_count") >= 1)
 
 
+def pml_refusal(prof: Profile) -> str | None:
+    """Why the profile's ``mmu.pml_count`` cannot be (it is 0 or 1, and 1 needs PML hardware), or None."""
+    if not prof.has("mmu.pml_count"):
+        return None
+    v = prof.value("mmu.pml_count")
+    if v not in (0, 1):
+        return f"mmu.pml_count must be 0 or 1, got {v:g}"
+    if v == 1 and not (prof.has("hvm.pml_available_count") and prof.value("hvm.pml_available_count") >= 1):
+        return (f"mmu.pml_count = 1 asks for Intel PML, which profile {prof.name!r}'s processor lacks "
+                "(hvm.pml_available_count is not 1)")
+    return None
+
+
 def model_for(mode, prof: Profile) -> LogDirtyModel | None:
     """The log-dirty work of a guest of ``mode`` (a :class:`guest_kernels.modes.ModeSpec`) on a host of
     profile ``prof``; None where the paging has no hypervisor to track it."""
