@@ -55,8 +55,8 @@ from guest_kernels.modes import CONTROL_DOMAIN, MODES, missing_hardware
 from guest_kernels.oskinds import refusal as os_refusal
 from pvsim.core.errors import ScenarioError
 from pvsim.core.profile import load_profile
-from pvsim.hypervisor.logdirty import pml_refusal
 from pvsim.core.schema import unknown, validate
+from pvsim.hypervisor.logdirty import pml_refusal
 from pvsim.sched.params import validate_sched_params
 from pvsim.workloads import DEFAULT as BUILTIN_CATALOGUE
 from pvsim.workloads import Catalogue, load_workload_file, parse_workloads

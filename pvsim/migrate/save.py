@@ -38,6 +38,12 @@ assumed untouched while the guest runs degraded, so they arrive by the push. Sim
 request crosses the reverse direction as latency only (a 16-byte message); a fetched page queues
 behind the push batch on the link (no postcopy-preempt channel); one push batch in flight.
 
+The guest's own log-dirty work -- each page newly dirtied while log-dirty is on is one first-write
+event; each ``CLEAN``/``PEEK`` flushes PML buffers -- is counted per vCPU by
+:class:`pvsim.hypervisor.logdirty.LogDirtyLog` (its price is the mode's paging's,
+``MigrationOptions.logdirty``), reported per round, and handed to ``on_logdirty`` (a run charges it to
+the guest's vCPUs: :mod:`pvsim.migrate.inrun`).
+
 The stream crosses the hosts' link (:class:`pvsim.io.devices.Pipe`, FIFO per direction, so
 concurrent migrations and other traffic interleave batch by batch) and costs Domain-0 CPU on both
 hosts (mapping foreign frames, normalising PV page tables, copying into the socket) on a FIFO
