@@ -72,7 +72,7 @@ class LogDirtyModel:
 
 
 def _ns(m: Meter, prof: Profile) -> float:
-    return sum(m.price(prof).values()) / prof.clock_ghz
+    return m.total_cycles(prof) / prof.clock_ghz
 
 
 def _shadow_pv(m: Meter, prof: Profile) -> None:

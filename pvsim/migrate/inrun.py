@@ -201,7 +201,7 @@ def rows(runs: list[InRun], measure, start_snaps: dict, end_snaps: dict) -> tupl
             row = {"kind": "migration", "domain": d.name, "from": d.host, "to": m.req.to,
                    "policy": m.req.policy, "memory_mib": d.memory_mib, "state": m.state,
                    "start_ms": m.req.at_ms, "rounds": len(o.rounds), "bytes": o.bytes,
-                   "stop_reason": o.stop_reason}
+                   "stop_reason": o.stop_reason} | live.logdirty_fields(o.rounds, m.mig)
             if m.state == "aborted":
                 row["total_ms"] = o.total_ns / 1e6
             out.append(row)

@@ -246,3 +246,11 @@ def test_pml_needs_the_hardware(tmp_path, base, pml):
     assert r.exit_code == 2
     line = r.output.strip()
     assert "\n" not in line and "hosts[0].profile" in line and "mmu.pml_count" in line
+
+
+def test_a_migration_still_in_precopy_at_the_end_reports_its_faults_so_far(tmp_path):
+    res = build(Scenario.from_toml(_scenario(tmp_path, "pv", "writer", duration=110))).run()
+    m = next(r for r in res.migration_rows if r["kind"] == "migration")
+    rounds = [r for r in res.migration_rows if r["kind"] == "round"]
+    assert m["state"] == "precopy" and rounds
+    assert m["logdirty_faults"] == sum(r["logdirty_faults"] for r in rounds) > 0
