@@ -111,6 +111,17 @@ class VcpuOS:
     def count(self, name: str, n: int = 1) -> None:
         self.meter.count(name, n)
 
+    def charge(self, ns_by_cause: dict, counts: dict) -> None:
+        """Work done on this vCPU outside its threads (the hypervisor's, on its behalf: a migration's
+        log-dirty faults): pending, so it runs with the vCPU's next Run; never teed to a served domain."""
+        m = self.meter
+        tee, m.tee = m.tee, None
+        for cause, v in ns_by_cause.items():
+            m.add_ns(cause, v)
+        for name, n in counts.items():
+            m.count(name, n)
+        m.tee = tee
+
     def k(self, action: str, *args):
         """Run guest-kernel ``action`` on this vCPU, its work reported to this vCPU's meter."""
         hv = self.hv

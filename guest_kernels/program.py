@@ -94,6 +94,8 @@ class ProgramMeter:
         k = self.c.idles()
         for cause, v in p.idle_ns.items():
             out[cause] = out.get(cause, 0.0) + v * k
+        for cause, v in self.c.extra_ns.items():  # work charged from outside the program
+            out[cause] = out.get(cause, 0.0) + v
         return {c: v for c, v in out.items() if v}
 
     @property
@@ -108,6 +110,8 @@ class ProgramMeter:
         k = self.c.idles()
         for name, v in p.idle_counts.items():
             out[name] = out.get(name, 0) + v * k
+        for name, v in self.c.extra_counts.items():
+            out[name] = out.get(name, 0) + v
         return {c: v for c, v in out.items() if v}
 
 
@@ -133,7 +137,27 @@ class ProgramVcpu:
         self.drawn = [0] * len(self.prog.ops)
         self.n_idles = 0
         self.busy_ns = 0
+        # work charged to this vCPU from outside its program (a migration's log-dirty faults): ns per
+        # cause and counts for the meter; pending_hook adds to the compiled dispatcher's pending instead
+        self.extra_ns: dict[str, float] = {}
+        self.extra_counts: dict[str, float] = {}
+        self.pending_hook = None
         self.meter = ProgramMeter(self.prog, self)
+
+    def charge(self, ns_by_cause: dict, counts: dict) -> None:
+        """Work done on this vCPU outside its program (the hypervisor's, on its behalf): it runs with
+        the program's next Run, and the breakdown shows its causes."""
+        total = 0.0
+        for cause, v in ns_by_cause.items():
+            self.extra_ns[cause] = self.extra_ns.get(cause, 0.0) + v
+            total += v
+        for name, n in counts.items():
+            self.extra_counts[name] = self.extra_counts.get(name, 0) + n
+        frac = int(round(total * ONE_NS))
+        if self.pending_hook is not None:
+            self.pending_hook(frac)
+        else:
+            self.pending += frac
 
     # counters for ProgramMeter
     def op_exec(self, i):

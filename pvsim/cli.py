@@ -328,12 +328,14 @@ def migrate(scenario: Path = typer.Argument(..., help="scenario TOML file with s
                       f"{r['bytes'] / 2**20:.1f}", f"{r['bytes_over_ram']:.2f}", str(r["rounds"]), r["stop_reason"])
         out.print(t)
         rt = Table(title="rounds")
-        for c in ("domain", "round", "live", "pages", "skipped", "MiB", "ms", "Mbit/s", "dirty after"):
+        for c in ("domain", "round", "live", "pages", "skipped", "MiB", "ms", "Mbit/s", "dirty after",
+                  "log-dirty faults / PML exits", "guest ms"):
             rt.add_column(c)
         for r in rounds:
             rt.add_row(r["domain"], str(r["round"]), str(r["live"]), str(r["pages"]), str(r["skipped"]),
                        f"{r['bytes'] / 2**20:.2f}", f"{r['duration_ms']:.2f}", f"{r['mbit_per_s']:.0f}",
-                       str(r["dirty_after"]))
+                       str(r["dirty_after"]), f"{r['logdirty_faults']} / {r['pml_exits']}",
+                       f"{r['logdirty_guest_ms']:.3f}")
         out.print(rt)
         pc = [r for r in rows if "remote_faults" in r]
         if pc:

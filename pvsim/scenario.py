@@ -56,6 +56,7 @@ from guest_kernels.oskinds import refusal as os_refusal
 from pvsim.core.errors import ScenarioError
 from pvsim.core.profile import load_profile
 from pvsim.core.schema import unknown, validate
+from pvsim.hypervisor.logdirty import pml_refusal
 from pvsim.sched.params import validate_sched_params
 from pvsim.workloads import DEFAULT as BUILTIN_CATALOGUE
 from pvsim.workloads import Catalogue, load_workload_file, parse_workloads
@@ -400,6 +401,9 @@ class Scenario:
         for i, h in enumerate(self.hosts):
             hp = self.host_path(i)
             profiles[h.name] = prof = load_profile(h.profile, field_name=f"{hp}.profile")
+            bad_pml = pml_refusal(prof)
+            if bad_pml:
+                raise ScenarioError(f"{hp}.profile", bad_pml)
             sp = "scheduler" if self.single_host else f"{hp}.scheduler"
             validate_sched_params(h.scheduler.name, h.scheduler.params, f"{sp}.params", n_pcpus=h.pcpus,
                                   name_field=f"{sp}.name")

@@ -22,9 +22,9 @@ QEMU's ``migration/postcopy-ram.c``) the same stream drives the guest's touches 
 push's next batch and place arrived pages.
 
 Simplifications: writes arrive at a constant rate in simulated time while the guest runs (not
-interleaved with its instructions); the cost of the log-dirty faults the guest pays is priced per
-newly dirtied page by the save engine (:data:`pvsim.migrate.save.LOGDIRTY_FAULT_NS`) rather than
-taken on the guest's vCPUs.
+interleaved with its instructions). :meth:`GuestMemory.write` returns the pages newly dirtied: each
+is one first-write log-dirty event, which the save engine hands to :mod:`pvsim.hypervisor.logdirty`
+to price on the guest's own vCPUs.
 """
 
 from __future__ import annotations

@@ -12,7 +12,10 @@ traffic on it) while the guest keeps running on the source's dispatcher; at ``SH
 guest's vCPUs are paused; once the last records are in, the source's vCPUs are destroyed
 (``sched_destroy_vcpu``), the target's are added to its dispatcher, the frontends are connected to
 the target Domain-0's backends, and the workload continues there. The guest's throughput is measured
-before the migration, during pre-copy and after the resume, each with the run's own metric.
+before the migration, during pre-copy and after the resume, each with the run's own metric. While
+log-dirty mode is on, the guest pays its own log-dirty work (:mod:`pvsim.hypervisor.logdirty`: a
+shadow write fault or an EPT violation per first write per round, or PML-full exits and flushes) on
+its own vCPUs (:func:`_logdirty`), so its throughput during pre-copy drops as a real guest's does.
 
 Simplifications: the target's domain is built with the system (its structures exist from time 0, its
 vCPUs join the dispatcher only at resume); a unit of work in flight at suspend is lost (the workload
@@ -84,6 +87,7 @@ def plan(system) -> list[InRun]:
         mig.on_populate = lambda n, m=m: _populate(m, n)
         mig.on_abort = lambda _mig, m=m: _abort(system, m)
         mig.on_round = lambda r, m=m: _traced_round(m, r)
+        mig.on_logdirty = lambda items, m=m: _logdirty(m, items)
         out.append(m)
     return out
 
@@ -115,6 +119,18 @@ def _traced_round(m: InRun, r) -> None:
     ns = max(0, int(r.end_ns - r.start_ns))
     _trace(m, PVSIM_TRC_MIG_ROUND, m.src.domid, (r.index & 0x7FFFFFFF) | (int(bool(r.live)) << 31), r.pages,
            r.skipped, r.dirty_after, ns & 0xFFFFFFFF, ns >> 32)
+
+
+def _logdirty(m: InRun, items) -> None:
+    """The guest pays its log-dirty faults (or PML exits and flushes) on its own vCPUs: the work joins
+    what each vCPU has pending, so its next Run is longer by it and its breakdown shows the causes."""
+    vcpus = m.src.os.vcpus
+    p = m.src.host.pricer
+    for v, work, times in items:
+        ns: dict = {}
+        for (cause, price), n in work.work.items():
+            ns[cause] = ns.get(cause, 0.0) + n * times * p.ns(price)
+        vcpus[v % len(vcpus)].charge(ns, {k: c * times for k, c in work.counts.items()})
 
 
 def _populate(m: InRun, n: int) -> bool:
@@ -185,7 +201,7 @@ def rows(runs: list[InRun], measure, start_snaps: dict, end_snaps: dict) -> tupl
             row = {"kind": "migration", "domain": d.name, "from": d.host, "to": m.req.to,
                    "policy": m.req.policy, "memory_mib": d.memory_mib, "state": m.state,
                    "start_ms": m.req.at_ms, "rounds": len(o.rounds), "bytes": o.bytes,
-                   "stop_reason": o.stop_reason}
+                   "stop_reason": o.stop_reason} | live.logdirty_fields(o.rounds, m.mig)
             if m.state == "aborted":
                 row["total_ms"] = o.total_ns / 1e6
             out.append(row)

@@ -23,7 +23,9 @@ import numpy as np
 from guest_kernels.modes import CONTROL_DOMAIN, MODES
 from pvsim.core.engine import Engine
 from pvsim.core.errors import ScenarioError
+from pvsim.core.profile import load_profile
 from pvsim.core.schema import unknown
+from pvsim.hypervisor.logdirty import model_for
 from pvsim.io.devices import Pipe
 from pvsim.migrate.dirty import PAGE_SIZE, GuestMemory, WriteModel
 from pvsim.migrate.save import POLICIES, POSTCOPY_POLICIES, SPP_MAX_ITERATIONS, Migration, MigrationOptions
@@ -130,7 +132,7 @@ def build_migration(eng, pipe, sc: Scenario, r: Request, index: int, drop_final:
     opts = MigrationOptions(policy=r.policy, pv=MODES[d.mode].pv_guest, vcpus=d.vcpus,
         devices=int(wl.uses_disk) + int(wl.uses_network), adaptive=r.adaptive, auto_converge=r.auto_converge,
         dom0_share=(_share(sc, d.host), _share(sc, r.to)), live=r.live, drop_final=drop_final,
-        precopy_rounds=r.precopy_rounds)
+        precopy_rounds=r.precopy_rounds, logdirty=model_for(MODES[d.mode], load_profile(sc.host_named(d.host).profile)))
     return Migration(eng, pipe, mem, opts)
 
 
@@ -149,7 +151,15 @@ def summary_row(r: Request, d, m: Migration) -> dict:
         "dom0_ms": {d.host: o.dom0_ns[0] / 1e6, r.to: o.dom0_ns[1] / 1e6},
         "guest_page_writes": o.guest_writes,
         "pages_lost": None if o.receiver is None else int((o.receiver != o.sender).sum()),
-    } | (postcopy_fields(o) if r.policy in POSTCOPY_POLICIES else {})
+    } | logdirty_fields(o.rounds, m) | (postcopy_fields(o) if r.policy in POSTCOPY_POLICIES else {})
+
+
+def logdirty_fields(rounds, m: Migration) -> dict:
+    """The guest's log-dirty events over ``rounds`` and its vCPU time on them (pvsim.hypervisor.logdirty)."""
+    return {"logdirty": m.o.logdirty.kind if m.o.logdirty is not None else None,
+            "logdirty_faults": sum(x.logdirty_faults for x in rounds), "pml_exits": sum(x.pml_exits for x in rounds),
+            "pml_flushes": sum(x.pml_flushes for x in rounds),
+            "logdirty_guest_ms": sum(x.logdirty_guest_ns for x in rounds) / 1e6}
 
 
 def postcopy_fields(o) -> dict:
@@ -171,7 +181,9 @@ def round_rows(r: Request, d, m: Migration) -> list[dict]:
                     "pages": x.pages, "skipped": x.skipped, "bytes": x.bytes,
                     "start_ms": x.start_ns / 1e6, "duration_ms": x.duration_ns / 1e6,
                     "mbit_per_s": x.bytes * 8 / dur * 1e3, "dirty_after": x.dirty_after,
-                    "dirty_mb_per_s": x.dirty_after * PAGE_SIZE / dur * 1e3})
+                    "dirty_mb_per_s": x.dirty_after * PAGE_SIZE / dur * 1e3,
+                    "logdirty_faults": x.logdirty_faults, "pml_exits": x.pml_exits, "pml_flushes": x.pml_flushes,
+                    "logdirty_guest_ms": x.logdirty_guest_ns / 1e6})
     return out
 
 

@@ -38,6 +38,12 @@ assumed untouched while the guest runs degraded, so they arrive by the push. Sim
 request crosses the reverse direction as latency only (a 16-byte message); a fetched page queues
 behind the push batch on the link (no postcopy-preempt channel); one push batch in flight.
 
+The guest's own log-dirty work -- each page newly dirtied while log-dirty is on is one first-write
+event; each ``CLEAN``/``PEEK`` flushes PML buffers -- is counted per vCPU by
+:class:`pvsim.hypervisor.logdirty.LogDirtyLog` (its price is the mode's paging's,
+``MigrationOptions.logdirty``), reported per round, and handed to ``on_logdirty`` (a run charges it to
+the guest's vCPUs: :mod:`pvsim.migrate.inrun`).
+
 The stream crosses the hosts' link (:class:`pvsim.io.devices.Pipe`, FIFO per direction, so
 concurrent migrations and other traffic interleave batch by batch) and costs Domain-0 CPU on both
 hosts (mapping foreign frames, normalising PV page tables, copying into the socket) on a FIFO
@@ -53,6 +59,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pvsim.hypervisor.logdirty import LogDirtyLog, LogDirtyModel
 from pvsim.migrate.dirty import (
     PAGE_SIZE,
     GuestMemory,
@@ -106,7 +113,8 @@ MAP_BATCH_NS = 20_000  # xenforeignmemory_map of 1024 frames + unmap: privcmd io
 NORMALISE_PAGE_NS = 500  # PV page-table page: rewrite 512 PTEs mfn->pfn (xg_sr_save_x86_pv.c normalise_pagetable) [MEM]
 COPY_BYTE_NS = 0.05  # ~20 GB/s memcpy into the socket / out of it (profile io.memcpy_byte_cycles 0.15 at 3 GHz)
 LOGDIRTY_CLEAN_PAGE_NS = 0.25  # XEN_DOMCTL_SHADOW_OP_CLEAN: walk + clear one bitmap bit, re-protect [MEM]
-LOGDIRTY_FAULT_NS = 1000  # the guest's first write per page per round faults (shadow_fault / EPT violation) [MEM]
+# the guest's own log-dirty work (its first write per page per round, PML exits) is the mode's:
+# pvsim.hypervisor.logdirty prices it, MigrationOptions.logdirty carries it, Migration.on_logdirty charges it
 SUSPEND_NS = 2_000_000  # control/shutdown="suspend" via xenstore, the guest's suspend handler, SHUTDOWN_suspend [MEM]
 RESUME_NS = 1_000_000  # unpause + the guest's resume handler (timers, evtchn rebind) [MEM]
 XS_OP_NS = 50_000  # one xenstored request/response or watch event, ~tens of us [MEM]
@@ -140,6 +148,7 @@ class MigrationOptions:
     drop_final: bool = False  # MUTANT: forget the final dirty set (the nothing-lost test must catch it)
     precopy_rounds: int = HYBRID_PRECOPY_ROUNDS  # hybrid: pre-copy rounds before the switch-over
     skip_push: bool = False  # MUTANT: the post-copy background push skips its first page
+    logdirty: LogDirtyModel | None = None  # the guest's log-dirty work per event (None: not priced)
 
 
 @dataclass
@@ -152,6 +161,11 @@ class Round:
     start_ns: int
     end_ns: int
     dirty_after: int = 0  # pages dirty at the end of the round (the next round's set)
+    # the guest's log-dirty events since the previous round ended (pvsim.hypervisor.logdirty)
+    logdirty_faults: int = 0  # shadow / EPT first-write faults
+    pml_exits: int = 0  # PML-full exits
+    pml_flushes: int = 0  # vCPU buffer flushes at CLEAN / PEEK
+    logdirty_guest_ns: float = 0.0  # the guest's vCPU time on them
 
     @property
     def duration_ns(self) -> int:
@@ -242,6 +256,10 @@ class Migration:
         self.on_round = None  # called with each Round as it ends (tracing: pvsim.migrate.inrun)
         self.aborted = ""
         self._populated = np.zeros(len(mem.version), dtype=bool)
+        # the guest's log-dirty work: counted per vCPU here, charged to its vCPUs by on_logdirty(items),
+        # items [(vcpu, Meter, times)] (pvsim.migrate.inrun); without the hook it is only reported
+        self.ld = LogDirtyLog(opts.logdirty, opts.vcpus) if opts.logdirty is not None else None
+        self.on_logdirty = None
 
     # ------------------------------------------------------------ time and the guest
     @property
@@ -251,8 +269,19 @@ class Migration:
     def _advance(self) -> None:
         now = self.now
         if self.running and now > self._t:
-            self.mem.write_for(now - self._t)
+            new = self.mem.write_for(now - self._t)
+            if new and self.ld is not None and self.mem.logdirty:
+                self._logdirty(self.ld.first_writes(new))
         self._t = now
+
+    def _logdirty(self, items) -> None:
+        if items and self.on_logdirty is not None:
+            self.on_logdirty(items)
+
+    def _logdirty_flush(self) -> None:
+        """A CLEAN or PEEK flushes the vCPUs' PML buffers first (the guest pays while it runs)."""
+        if self.ld is not None and self.running:
+            self._logdirty(self.ld.flush())
 
     def _wait_until(self, t: int):
         if t > self.now:
@@ -303,6 +332,7 @@ class Migration:
             self._advance()
             batch = pfns[i:i + MAX_BATCH_SIZE]
             if skip:
+                self._logdirty_flush()
                 keep = self.mem.peek()[batch] == 0  # XEN_DOMCTL_SHADOW_OP_PEEK into to_skip
                 r.skipped += int(len(batch) - np.count_nonzero(keep))
                 batch = batch[keep]
@@ -324,6 +354,8 @@ class Migration:
         r.end_ns = self.now
         r.bytes = self.out.bytes - b0
         r.dirty_after = self.mem.dirty_count()
+        if self.ld is not None:
+            r.logdirty_faults, r.pml_exits, r.pml_flushes, r.logdirty_guest_ns = self.ld.take()
         self.out.pages_sent += r.pages
         self.out.rounds.append(r)
         if self.on_round is not None:
@@ -332,6 +364,7 @@ class Migration:
 
     def _clean(self) -> np.ndarray:
         self._advance()
+        self._logdirty_flush()
         pfns = self.mem.clean()
         if self.cpu:
             self.src.run(self.now, self.mem.model.n_pages * LOGDIRTY_CLEAN_PAGE_NS)

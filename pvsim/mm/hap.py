@@ -16,8 +16,9 @@ large page is split first, as Xen's ``ept_split_super_page`` does). The walk its
 :func:`build_translation_setup` builds a complete 1-D or 2-D configuration (used by the tests,
 the kernel registry's cases and the benchmark).
 
-Simplifications: no PML (page-modification logging), no populate-on-demand, no p2m types beyond
-RAM and MMIO (absent from the p2m).
+Simplifications: this structural P2M has no PML (page-modification logging; what PML costs a
+migrating guest is priced by :mod:`pvsim.hypervisor.logdirty`), no populate-on-demand, no p2m types
+beyond RAM and MMIO (absent from the p2m).
 """
 
 from __future__ import annotations

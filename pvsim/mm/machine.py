@@ -88,6 +88,10 @@ class MachineMMU:
     """Common part: the domain's frames, the vCPU's TLB, metering."""
 
     two_d = False
+    # How log-dirty mode tracks this paging's writes (pvsim.hypervisor.logdirty prices it): "shadow"
+    # (write-protected shadow/direct L1 entries, a fault on the first write per page per round), "p2m"
+    # (p2m_ram_logdirty in the EPT/NPT, or Intel PML where the profile enables it), None (no hypervisor)
+    log_dirty: str | None = None
 
     def __init__(self, hv, vcpu, *, cpu: str = "bare", platform=None, tlb: W.TLB | None = None):
         self.hv = hv
@@ -262,6 +266,8 @@ class NativeMMU(MachineMMU):
 class PVMachine(MachineMMU):
     """PV direct paging: the hardware walks the guest's validated tables (machine frames)."""
 
+    log_dirty = "shadow"  # PV log-dirty runs through shadow mode (sh_enable_log_dirty)
+
     def guest_page_level_max(self) -> int:
         """4 KiB only: ``L2_DISALLOW_MASK`` contains ``_PAGE_PSE`` (mm.c), so Xen refuses a PV
         superpage mapping. The opt-in was the Xen boot option ``allowsuperpage``
@@ -349,6 +355,7 @@ class HapMMU(MachineMMU):
     """EPT/NPT: guest frames are guest-physical; two-dimensional walks."""
 
     two_d = True
+    log_dirty = "p2m"
 
     def __init__(self, hv, vcpu, *, cpu: str = "vtx", platform=None, tlb=None, host_leaf_level: int | None = None,
                  host_page_size: str | None = None, p2m: P2M | None = None):
@@ -431,6 +438,8 @@ def _build_p2m(mm: MachineMemory, dmm: DomainMM, leaf: int) -> P2M:
 
 class ShadowMMU(MachineMMU):
     """Shadow paging for ``bt`` and ``hvm-shadow`` guests (guest frames are guest-physical)."""
+
+    log_dirty = "shadow"
 
     def __init__(self, hv, vcpu, *, cpu: str = "vtx", platform=None, tlb=None, pool_pages: int | None = None,
                  early_unshadow: bool | None = None, prefetch: int | None = None,

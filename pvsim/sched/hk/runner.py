@@ -167,6 +167,7 @@ class CompiledRunner(HostRunner):
             V[L.F_EXTERNAL, v] = 0
             V[L.F_PROG, v] = self._programs.index(b.prog)
             self._prog_units.append((u, b))
+            b.pending_hook = lambda frac, v=v: self._add_pending(v, frac)
             self._lat_sink[V[L.F_DOM, v]] = b.dom_os.latencies_us
             self._refill(v, b, full=True)
         else:
@@ -177,6 +178,10 @@ class CompiledRunner(HostRunner):
         hook = getattr(self.kmod, "load_unit", None)
         if hook is not None:
             hook(self, u)
+
+    def _add_pending(self, v: int, frac: int) -> None:
+        """Work charged to program vCPU ``v`` from outside (1/1024 ns): it runs with its next Run."""
+        self.arena.region(L.V)[L.F_PENDING, v] += frac
 
     def _set_affinity(self, u) -> None:
         a = self.arena
