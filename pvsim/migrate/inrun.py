@@ -12,7 +12,11 @@ traffic on it) while the guest keeps running on the source's dispatcher; at ``SH
 guest's vCPUs are paused; once the last records are in, the source's vCPUs are destroyed
 (``sched_destroy_vcpu``), the target's are added to its dispatcher, the frontends are connected to
 the target Domain-0's backends, and the workload continues there. The guest's throughput is measured
-before the migration, during pre-copy and after the resume, each with the run's own metric.
+before the migration, during pre-copy and after the resume, each with the run's own metric. The
+save helper's and the restore helper's CPU (``xl``'s ``libxl-save-helper`` on each side: mapping,
+normalising, copying, the log-dirty ``CLEAN``) runs as a kernel thread of each host's Domain-0
+(:class:`Dom0Thread`, spawned on first use the way the backends' threads are), so a capped Domain-0,
+or one busy with other domains' backends or a workload of its own, slows the stream.
 
 Simplifications: the target's domain is built with the system (its structures exist from time 0, its
 vCPUs join the dispatcher only at resume); a unit of work in flight at suspend is lost (the workload

@@ -7,7 +7,9 @@ Binds :mod:`pvsim.migrate.save` to a :class:`~pvsim.scenario.Scenario`, as ``xl 
 libxc's save engine to a domain (``tools/xl/xl_migrate.c``): the domain's RAM, vCPUs, mode (PV or
 HVM records) and devices, its workload's writable working set, the link between the hosts (one
 :class:`~pvsim.io.devices.Pipe` per direction, shared by every migration that crosses it) and the
-Domain-0 of each host (the share of a pCPU it gives the stream: its cap, if any). Checks before time
+Domain-0 of each host (here an analytic FIFO server at the share of a pCPU it gives the stream: its
+cap, if any; inside a run, :mod:`pvsim.migrate.inrun` puts Domain-0's vCPUs behind the same cost
+function). Checks before time
 0, each naming its field: the domain exists, the target host exists and differs from the source, a
 link joins them, and the target has the memory (``xl migrate-receive`` fails to create the domain
 otherwise). Simplification: the migration runs on its own engine beside the scenario, not inside a

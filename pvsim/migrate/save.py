@@ -40,11 +40,19 @@ behind the push batch on the link (no postcopy-preempt channel); one push batch 
 
 The stream crosses the hosts' link (:class:`pvsim.io.devices.Pipe`, FIFO per direction, so
 concurrent migrations and other traffic interleave batch by batch) and costs Domain-0 CPU on both
-hosts (mapping foreign frames, normalising PV page tables, copying into the socket) on a FIFO
-server per host scaled by the share of a pCPU Domain-0 gets. Simplifications: one batch in flight
-per stream (the next batch is prepared while the previous serialises); the receiver's CPU and the
-sender's overlap the link; no TCP slow start; guest writes arrive at a constant rate (see
-:mod:`pvsim.migrate.dirty`).
+hosts (mapping foreign frames, normalising PV page tables, copying into the socket; the
+``XEN_DOMCTL_SHADOW_OP_CLEAN`` walk), priced by one cost function (:func:`batch_cost`,
+:func:`clean_cost`, by cause) and run by the sender's and receiver's CPU object: in ``pvsim run``
+a kernel thread on each host's Domain-0 vCPUs (:class:`pvsim.migrate.inrun.Dom0Thread`), scheduled
+with the backends under Domain-0's OS and the host scheduler's weight and cap; without a run
+(``pvsim migrate``, ``xl save``, Remus) a FIFO server per host (:class:`_Server`) scaled by the share
+of a pCPU Domain-0's cap gives it. The sender waits for each batch's work before queueing it on the
+link; the receiver's work starts when the batch arrives, and the stream waits for it at each round's
+end. Simplifications: one batch in flight per stream (the next batch is prepared while the previous
+serialises); the receiver's CPU and the sender's overlap the link; no TCP slow start; guest writes
+arrive at a constant rate (see :mod:`pvsim.migrate.dirty`); in a run a post-copy page is placed at
+its link arrival (the receiver's work for it still runs on its Domain-0, and the degraded window
+ends only when it has).
 """
 
 from __future__ import annotations
@@ -205,16 +213,16 @@ def batch_cost(n: int, pv: bool) -> dict[str, float]:
     (the sender maps, normalises and copies into the socket; the receiver copies out of it, maps and
     un-normalises), whether it runs on an analytic server (:class:`_Server`) or on Domain-0's vCPUs
     in a run (:class:`pvsim.migrate.inrun.Dom0Thread`)."""
-    out = {"migrate.map": MAP_BATCH_NS}
+    out = {"dom0.migrate.map": MAP_BATCH_NS}
     if pv:  # ~0.2 % of a PV guest's pages are page tables [assumption]
-        out["migrate.normalise"] = n * 0.002 * NORMALISE_PAGE_NS
-    out["migrate.copy"] = n * PAGE_SIZE * COPY_BYTE_NS
+        out["dom0.migrate.normalise"] = n * 0.002 * NORMALISE_PAGE_NS
+    out["dom0.migrate.copy"] = n * PAGE_SIZE * COPY_BYTE_NS
     return out
 
 
 def clean_cost(n_pages: int) -> dict[str, float]:
     """Domain-0's CPU for one ``XEN_DOMCTL_SHADOW_OP_CLEAN`` over ``n_pages`` pfns (ns)."""
-    return {"migrate.logdirty": n_pages * LOGDIRTY_CLEAN_PAGE_NS}
+    return {"dom0.migrate.logdirty": n_pages * LOGDIRTY_CLEAN_PAGE_NS}
 
 
 class _Server:

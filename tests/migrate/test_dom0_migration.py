@@ -10,7 +10,7 @@ from pvsim.migrate.save import batch_cost, clean_cost
 from pvsim.scenario import Scenario
 from pvsim.system import build
 
-CAUSES = ("migrate.map", "migrate.normalise", "migrate.copy", "migrate.logdirty")
+CAUSES = ("dom0.migrate.map", "dom0.migrate.normalise", "dom0.migrate.copy", "dom0.migrate.logdirty")
 
 
 def _scenario(dom0=None, other=None, mib=128, duration=120, dispatcher=None, at_ms=10, migrate=True):
@@ -52,7 +52,7 @@ def test_a_domain0_busy_with_another_domains_io_lengthens_the_migration():
     quiet, _, _ = _run(_scenario(other="idle"))
     busy, res, _ = _run(_scenario(other="ttcp-1500"))
     d0 = next(r for r in res.rows if r["host"] == "h1" and r["domain"] == "Domain-0")
-    assert d0["breakdown_ns"]["dom0.backend"] > 0 and d0["breakdown_ns"]["migrate.copy"] > 0  # one vCPU, both
+    assert d0["breakdown_ns"]["dom0.backend"] > 0 and d0["breakdown_ns"]["dom0.migrate.copy"] > 0  # one vCPU, both
     assert busy["state"] == quiet["state"] == "done"
     assert busy["total_ms"] > 1.03 * quiet["total_ms"]
 
@@ -74,11 +74,11 @@ def test_domain0_cpu_on_both_hosts_is_in_the_rows_and_equals_the_work_submitted(
         assert sum(bd.get(c, 0) for c in CAUSES) == pytest.approx(cpu.busy, rel=0.01)
     # the sender's work: one batch_cost per batch and one clean_cost per CLEAN; the receiver's: batches
     pages = sum(r["pages"] for r in res.migration_rows if r["kind"] == "round")
-    per_page = batch_cost(1024, True)["migrate.copy"] / 1024
-    assert rows[("h2", "Domain-0")]["breakdown_ns"]["migrate.copy"] == pytest.approx(pages * per_page, rel=0.01)
-    assert "migrate.logdirty" not in rows[("h2", "Domain-0")]["breakdown_ns"]
-    assert rows[("h1", "Domain-0")]["breakdown_ns"]["migrate.logdirty"] == pytest.approx(
-        (mig["rounds"] - 1) * clean_cost(128 * 256)["migrate.logdirty"], rel=0.01)  # round 1 cleans for free
+    per_page = batch_cost(1024, True)["dom0.migrate.copy"] / 1024
+    assert rows[("h2", "Domain-0")]["breakdown_ns"]["dom0.migrate.copy"] == pytest.approx(pages * per_page, rel=0.01)
+    assert "dom0.migrate.logdirty" not in rows[("h2", "Domain-0")]["breakdown_ns"]
+    assert rows[("h1", "Domain-0")]["breakdown_ns"]["dom0.migrate.logdirty"] == pytest.approx(
+        (mig["rounds"] - 1) * clean_cost(128 * 256)["dom0.migrate.logdirty"], rel=0.01)  # round 1 cleans for free
 
 
 def test_an_idle_uncapped_domain0_agrees_with_the_analytic_server():
