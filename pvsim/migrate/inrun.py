@@ -15,7 +15,11 @@ the target Domain-0's backends, and the workload continues there. The guest's th
 before the migration, during pre-copy and after the resume, each with the run's own metric. While
 log-dirty mode is on, the guest pays its own log-dirty work (:mod:`pvsim.hypervisor.logdirty`: a
 shadow write fault or an EPT violation per first write per round, or PML-full exits and flushes) on
-its own vCPUs (:func:`_logdirty`), so its throughput during pre-copy drops as a real guest's does.
+its own vCPUs (:func:`_logdirty`), so its throughput during pre-copy drops as a real guest's does. The
+save helper's and the restore helper's CPU (``xl``'s ``libxl-save-helper`` on each side: mapping,
+normalising, copying, the log-dirty ``CLEAN``) runs as a kernel thread of each host's Domain-0
+(:class:`Dom0Thread`, spawned on first use the way the backends' threads are), so a capped Domain-0,
+or one busy with other domains' backends or a workload of its own, slows the stream.
 
 Simplifications: the target's domain is built with the system (its structures exist from time 0, its
 vCPUs join the dispatcher only at resume); a unit of work in flight at suspend is lost (the workload
@@ -32,6 +36,7 @@ the suspend, the resume and an abort are written as pvsim's own guest-class reco
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 
 from hypercalls.trace import (
@@ -43,6 +48,77 @@ from hypercalls.trace import (
 from pvsim.core.errors import ScenarioError
 from pvsim.migrate import live
 from pvsim.migrate.save import Migration
+
+
+class Dom0Thread:
+    """The save (or restore) helper's CPU on one host: a kernel thread of that host's Domain-0, on one
+    of its vCPUs, spawned as the split-driver backends are (:meth:`guest_kernels.os.DomainOS.spawn`,
+    tagged with the domain it serves), so its work competes with the backends and with any workload
+    of Domain-0's own under Domain-0's OS and the host scheduler's weight and cap. The same CPU
+    interface as the analytic :class:`pvsim.migrate.save._Server`: ``post(ready_ns, parts)`` queues
+    work (``{cause: ns}``, from :func:`pvsim.migrate.save.batch_cost` / ``clean_cost``) that becomes
+    runnable at ``ready_ns``, FIFO, and returns ``ready_ns`` (its completion is not known in advance);
+    ``settle()`` waits until everything posted has run; ``busy`` is the ns posted so far."""
+
+    def __init__(self, engine, control, serves: int, share: float = 1.0):
+        self.engine = engine
+        self.control = control  # DomainRuntime of the host's control domain
+        self.serves = serves  # domid the work is done for (the guest's row shows it, as a backend's)
+        self.share = share  # the analytic share, only an estimate here (post-copy's batch lead)
+        self.busy = 0.0  # ns posted
+        self.done_ns = 0.0  # ns run
+        self.queue: deque = deque()
+        self.v = None  # the VcpuOS the thread runs on, once spawned
+        self._wake = None
+        self._last = None
+        self.closed = False
+
+    def post(self, ready_ns: int, parts: dict) -> int:
+        now = self.engine.now_ns
+        ev = self.engine.event()
+        self._last = ev
+        self.busy += sum(parts.values())
+        if ready_ns > now:
+            self.engine.timeout_ns(int(ready_ns - now)).callbacks.append(lambda _e: self._enqueue(parts, ev))
+        else:
+            self._enqueue(parts, ev)
+        return int(ready_ns)
+
+    def settle(self):
+        ev = self._last
+        if ev is not None and not ev.processed:
+            yield ev
+
+    def close(self) -> None:
+        self.closed = True
+        if self._wake is not None and not self._wake.triggered:
+            self._wake.succeed()
+
+    def _enqueue(self, parts: dict, ev) -> None:
+        self.queue.append((parts, ev))
+        if self.v is None:
+            os_ = self.control.os
+            n = len(os_.vcpus)
+            self.v = os_.spawn(self._thread(), vcpu=len(self.control.served) % n, serves=self.serves)
+        elif self._wake is not None and not self._wake.triggered:
+            self._wake.succeed()
+
+    def _thread(self):
+        while True:
+            if not self.queue:
+                if self.closed:
+                    self.v = None
+                    return
+                self._wake = self.engine.event()
+                yield ("wait", self._wake)
+                continue
+            parts, ev = self.queue.popleft()
+            v = self.v
+            for cause, ns in parts.items():
+                v.meter.add_ns(cause, ns)
+            yield v.flush()
+            self.done_ns += sum(parts.values())
+            ev.succeed()
 
 
 @dataclass
@@ -82,7 +158,11 @@ def plan(system) -> list[InRun]:
         target = next(h for h in system.hosts if h.name == r.to)
         dst = target.receive(src.spec.model_copy(update={"host": r.to}), incarnation=f"@{r.to}")
         pipe = system.links[frozenset((src.host.name, r.to))].pipe_from(src.host.name)
-        mig = live.build_migration(system.engine, pipe, sc, r, i)
+        cpus = None
+        if src.host.control is not None and target.control is not None:  # Domain-0's vCPUs run the stream
+            cpus = (Dom0Thread(system.engine, src.host.control, src.domid, live.dom0_share(sc, src.host.name)),
+                    Dom0Thread(system.engine, target.control, dst.domid, live.dom0_share(sc, r.to)))
+        mig = live.build_migration(system.engine, pipe, sc, r, i, cpus=cpus)
         m = InRun(r, i, src, dst, mig, free=free)
         mig.on_populate = lambda n, m=m: _populate(m, n)
         mig.on_abort = lambda _mig, m=m: _abort(system, m)

@@ -7,7 +7,9 @@ Binds :mod:`pvsim.migrate.save` to a :class:`~pvsim.scenario.Scenario`, as ``xl 
 libxc's save engine to a domain (``tools/xl/xl_migrate.c``): the domain's RAM, vCPUs, mode (PV or
 HVM records) and devices, its workload's writable working set, the link between the hosts (one
 :class:`~pvsim.io.devices.Pipe` per direction, shared by every migration that crosses it) and the
-Domain-0 of each host (the share of a pCPU it gives the stream: its cap, if any). Checks before time
+Domain-0 of each host (here an analytic FIFO server at the share of a pCPU it gives the stream: its
+cap, if any; inside a run, :mod:`pvsim.migrate.inrun` puts Domain-0's vCPUs behind the same cost
+function). Checks before time
 0, each naming its field: the domain exists, the target host exists and differs from the source, a
 link joins them, and the target has the memory (``xl migrate-receive`` fails to create the domain
 otherwise). Simplification: the migration runs on its own engine beside the scenario, not inside a
@@ -117,23 +119,26 @@ def check(sc: Scenario, reqs: list[Request], cumulative: bool = True) -> None:
             used[r.to] += d.memory_mib
 
 
-def _share(sc: Scenario, host: str) -> float:
+def dom0_share(sc: Scenario, host: str) -> float:
+    """The share of a pCPU ``host``'s Domain-0 gives the stream on the analytic server: its cap, if any."""
     d0 = next((d for d in sc.domains_on(host) if d.name in {c[0] for c in CONTROL_DOMAIN.values()}), None)
     return min(1.0, d0.cap / 100) if d0 is not None and d0.cap else 1.0
 
 
-def build_migration(eng, pipe, sc: Scenario, r: Request, index: int, drop_final: bool = False) -> Migration:
+def build_migration(eng, pipe, sc: Scenario, r: Request, index: int, drop_final: bool = False,
+                    cpus=None) -> Migration:
     """The save engine of request ``r`` (the ``index``-th) of scenario ``sc`` on engine ``eng``, its stream
-    on ``pipe`` (the source host's direction of the link)."""
+    on ``pipe`` (the source host's direction of the link); ``cpus``: the (sender, receiver) Domain-0 CPUs
+    (default: analytic FIFO servers at :func:`dom0_share`)."""
     d = next(d for d in sc.domains if d.name == r.domain)
     wl = sc.catalogue.resolve(d.workload, d.params)
     seed = int(eng.rng(f"migrate/{index}/{d.name}").integers(0, 2**62))
     mem = GuestMemory(WriteModel.of(wl.spec.writable, d.memory_mib, seed_offset=seed), seed)
     opts = MigrationOptions(policy=r.policy, pv=MODES[d.mode].pv_guest, vcpus=d.vcpus,
         devices=int(wl.uses_disk) + int(wl.uses_network), adaptive=r.adaptive, auto_converge=r.auto_converge,
-        dom0_share=(_share(sc, d.host), _share(sc, r.to)), live=r.live, drop_final=drop_final,
+        dom0_share=(dom0_share(sc, d.host), dom0_share(sc, r.to)), live=r.live, drop_final=drop_final,
         precopy_rounds=r.precopy_rounds, logdirty=model_for(MODES[d.mode], load_profile(sc.host_named(d.host).profile)))
-    return Migration(eng, pipe, mem, opts)
+    return Migration(eng, pipe, mem, opts, cpus)
 
 
 def summary_row(r: Request, d, m: Migration) -> dict:

@@ -46,11 +46,19 @@ the guest's vCPUs: :mod:`pvsim.migrate.inrun`).
 
 The stream crosses the hosts' link (:class:`pvsim.io.devices.Pipe`, FIFO per direction, so
 concurrent migrations and other traffic interleave batch by batch) and costs Domain-0 CPU on both
-hosts (mapping foreign frames, normalising PV page tables, copying into the socket) on a FIFO
-server per host scaled by the share of a pCPU Domain-0 gets. Simplifications: one batch in flight
-per stream (the next batch is prepared while the previous serialises); the receiver's CPU and the
-sender's overlap the link; no TCP slow start; guest writes arrive at a constant rate (see
-:mod:`pvsim.migrate.dirty`).
+hosts (mapping foreign frames, normalising PV page tables, copying into the socket; the
+``XEN_DOMCTL_SHADOW_OP_CLEAN`` walk), priced by one cost function (:func:`batch_cost`,
+:func:`clean_cost`, by cause) and run by the sender's and receiver's CPU object: in ``pvsim run``
+a kernel thread on each host's Domain-0 vCPUs (:class:`pvsim.migrate.inrun.Dom0Thread`), scheduled
+with the backends under Domain-0's OS and the host scheduler's weight and cap; without a run
+(``pvsim migrate``, ``xl save``, Remus) a FIFO server per host (:class:`_Server`) scaled by the share
+of a pCPU Domain-0's cap gives it. The sender waits for each batch's work before queueing it on the
+link; the receiver's work starts when the batch arrives, and the stream waits for it at each round's
+end. Simplifications: one batch in flight per stream (the next batch is prepared while the previous
+serialises); the receiver's CPU and the sender's overlap the link; no TCP slow start; guest writes
+arrive at a constant rate (see :mod:`pvsim.migrate.dirty`); in a run a post-copy page is placed at
+its link arrival (the receiver's work for it still runs on its Domain-0, and the degraded window
+ends only when it has).
 """
 
 from __future__ import annotations
@@ -214,8 +222,28 @@ class _Abort(Exception):
     """The receiving side failed; the migration is abandoned."""
 
 
+def batch_cost(n: int, pv: bool) -> dict[str, float]:
+    """Domain-0's CPU for one batch of ``n`` pages, by cause (ns): the one cost function of both sides
+    (the sender maps, normalises and copies into the socket; the receiver copies out of it, maps and
+    un-normalises), whether it runs on an analytic server (:class:`_Server`) or on Domain-0's vCPUs
+    in a run (:class:`pvsim.migrate.inrun.Dom0Thread`)."""
+    out = {"dom0.migrate.map": MAP_BATCH_NS}
+    if pv:  # ~0.2 % of a PV guest's pages are page tables [assumption]
+        out["dom0.migrate.normalise"] = n * 0.002 * NORMALISE_PAGE_NS
+    out["dom0.migrate.copy"] = n * PAGE_SIZE * COPY_BYTE_NS
+    return out
+
+
+def clean_cost(n_pages: int) -> dict[str, float]:
+    """Domain-0's CPU for one ``XEN_DOMCTL_SHADOW_OP_CLEAN`` over ``n_pages`` pfns (ns)."""
+    return {"dom0.migrate.logdirty": n_pages * LOGDIRTY_CLEAN_PAGE_NS}
+
+
 class _Server:
-    """A FIFO CPU server (one Domain-0's share of a pCPU)."""
+    """A FIFO CPU server (one Domain-0's share of a pCPU): the analytic Domain-0 of ``pvsim migrate``
+    (no guest runs). The CPU interface of :class:`Migration`: ``post`` queues work and returns the time
+    it is known to be done by, ``settle`` waits for everything posted (nothing to wait for here: the
+    server knows its completion times), ``close`` ends it, ``busy`` is the CPU time it was given."""
 
     def __init__(self, share: float):
         self.free = 0
@@ -228,16 +256,26 @@ class _Server:
         self.busy += t
         return self.free
 
+    def post(self, ready_ns: int, parts: dict) -> int:
+        return self.run(ready_ns, sum(parts.values()))
+
+    def settle(self):
+        yield from ()
+
+    def close(self) -> None:
+        pass
+
 
 class Migration:
     """One live migration of ``mem`` over ``pipe`` (the source host's direction of the link)."""
 
-    def __init__(self, engine, pipe, mem: GuestMemory, opts: MigrationOptions):
+    def __init__(self, engine, pipe, mem: GuestMemory, opts: MigrationOptions, cpus=None):
         if opts.policy not in POLICIES:
             raise ValueError(f"unknown policy {opts.policy!r}")
         self.engine, self.pipe, self.mem, self.o = engine, pipe, mem, opts
         self.recv = np.zeros_like(mem.version)
-        self.src, self.dst = _Server(opts.dom0_share[0]), _Server(opts.dom0_share[1])
+        # the sending and receiving Domain-0's CPU: analytic servers, or (in a run) threads on their vCPUs
+        self.src, self.dst = cpus if cpus is not None else (_Server(opts.dom0_share[0]), _Server(opts.dom0_share[1]))
         self.out = Outcome(opts.policy)
         self.running = True
         self._t = 0
@@ -288,9 +326,9 @@ class Migration:
             yield self.engine.timeout_ns(int(t - self.now))
 
     # ------------------------------------------------------------ the stream
-    def _send(self, nbytes: int, dst_cpu_ns: float = 0.0):
+    def _send(self, nbytes: int, dst_cpu: dict | None = None):
         """Queue ``nbytes`` on the link once the previous batch has serialised; the receiver's CPU
-        takes the batch on arrival."""
+        takes the batch (``dst_cpu``: its work by cause) on arrival."""
         yield from self._wait_until(self._ser_end)
         if self.rate_bps:  # sender-side pacing (ADAPTIVE_SAVE, QEMU max-bandwidth)
             yield from self._wait_until(self._paced)
@@ -298,19 +336,22 @@ class Migration:
         self.pipe.send(nbytes, lambda: None)
         self._ser_end = self.pipe.free_at
         arrive = self._ser_end + self.pipe.latency_ns
-        self._arrive = self.dst.run(arrive, dst_cpu_ns) if (self.cpu and dst_cpu_ns) else max(self._arrive, arrive)
+        self._arrive = self.dst.post(arrive, dst_cpu) if (self.cpu and dst_cpu) else max(self._arrive, arrive)
         self.out.bytes += nbytes
 
     def _drain(self):
         """Wait until the receiver has everything sent so far."""
         yield from self._wait_until(max(self._arrive, self._ser_end + self.pipe.latency_ns))
+        yield from self.dst.settle()  # the receiver's Domain-0 has restored every batch
         self._advance()
 
-    def _batch_cost(self, n: int) -> float:
-        if not self.cpu:
-            return 0.0
-        pt = n * 0.002 if self.o.pv else 0.0  # ~0.2 % of a PV guest's pages are page tables [assumption]
-        return MAP_BATCH_NS + pt * NORMALISE_PAGE_NS + n * PAGE_SIZE * COPY_BYTE_NS
+    def _batch_cost(self, n: int) -> dict:
+        return batch_cost(n, self.o.pv) if self.cpu else {}
+
+    def _cpu(self, side, parts: dict):
+        """Run ``parts`` on ``side``'s Domain-0 now (behind what it was given before) and wait for it."""
+        yield from self._wait_until(side.post(self.now, parts))
+        yield from side.settle()
 
     def _page_bytes(self, pfns: np.ndarray) -> int:
         n = len(pfns)
@@ -346,8 +387,7 @@ class Migration:
             copy_pages(batch, self.mem.version, self.recv)  # mapped and copied now
             cost = self._batch_cost(len(batch))
             if cost:
-                t = self.src.run(self.now, cost)
-                yield from self._wait_until(t)
+                yield from self._cpu(self.src, cost)
             yield from self._send(self._page_bytes(batch), cost)
             r.pages += len(batch)
         yield from self._drain()
@@ -367,7 +407,7 @@ class Migration:
         self._logdirty_flush()
         pfns = self.mem.clean()
         if self.cpu:
-            self.src.run(self.now, self.mem.model.n_pages * LOGDIRTY_CLEAN_PAGE_NS)
+            self.src.post(self.now, clean_cost(self.mem.model.n_pages))
         return pfns
 
     # ------------------------------------------------------------ the process
@@ -402,6 +442,9 @@ class Migration:
             out.guest_writes = self.mem.writes
             if self.on_abort is not None:
                 self.on_abort(self)
+        finally:  # the save helper and the restore helper exit
+            self.src.close()
+            self.dst.close()
 
     def _all(self) -> np.ndarray:
         self.mem.clean()  # round 1 sends everything: the bitmap starts from now
@@ -587,7 +630,7 @@ class Migration:
         rate = mem.model.pages_per_s * (1.0 - mem.throttle) / 1e9  # touches per ns
         buf = np.empty(POSTCOPY_PUSH_PAGES, dtype=np.int64)
         cursor, inflight, first, exhausted = 0, [], True, False
-        lead = int(self._batch_cost(POSTCOPY_PUSH_PAGES) / self.src.share)  # the next batch is mapped and
+        lead = int(sum(self._batch_cost(POSTCOPY_PUSH_PAGES).values()) / self.src.share)  # the next batch is mapped and
         self._t = self.now  # copied while the previous one serialises (as in the pre-copy rounds)
         while True:
             if not exhausted and self.now >= self._ser_end - lead:
@@ -602,7 +645,7 @@ class Migration:
                 if len(batch):
                     cost = self._batch_cost(len(batch))
                     if cost:
-                        yield from self._wait_until(self.src.run(self.now, cost))
+                        yield from self._cpu(self.src, cost)
                     yield from self._send(self._page_bytes(batch), cost)
                     out.pushed_pages += len(batch)
                     inflight.append((batch, max(self._arrive, self._ser_end + self.pipe.latency_ns)))
@@ -638,6 +681,7 @@ class Migration:
             while inflight and inflight[0][1] <= self.now:
                 self._deliver(inflight.pop(0)[0], where, fetched)
             self._t = self.now
+        yield from self.dst.settle()  # the receiver's Domain-0 has placed the last batch
         out.pages_sent += out.pushed_pages
         out.end_ns = self.now
         out.degraded_ns = self.now - out.resumed_at

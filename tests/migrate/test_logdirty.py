@@ -196,8 +196,10 @@ def _during(tmp_path, mode, **kw):
 def test_write_heavy_guest_slows_during_precopy_by_its_faults(tmp_path, monkeypatch):
     ratio, w, rounds, src = _during(tmp_path, "pv")
     assert w["logdirty"] == "shadow" and w["logdirty_faults"] == sum(r["logdirty_faults"] for r in rounds) > 10_000
-    # the row's breakdown is per vCPU (its two vCPUs share the faults); a few charged at the end never ran
-    assert 0.9 < src["breakdown_ns"]["mmu.log_dirty"] * src["vcpus"] / (w["logdirty_guest_ms"] * 1e6) <= 1.0
+    # the row's breakdown is per vCPU (its two vCPUs share the faults); a few charged at the end never ran,
+    # and the per-Run accounting of pending work (Domain-0's migration thread now interleaves with the
+    # guest's Runs) may put it up to 1 % over the charged total
+    assert 0.9 < src["breakdown_ns"]["mmu.log_dirty"] * src["vcpus"] / (w["logdirty_guest_ms"] * 1e6) <= 1.01
     assert src["counts"]["mmu.log_dirty_fault"] == pytest.approx(w["logdirty_faults"], rel=0.02)
     monkeypatch.setattr(live, "model_for", lambda *a: None)  # faults not charged (the old model)
     off, w_off, _, _ = _during(tmp_path, "pv")
