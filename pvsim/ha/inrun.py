@@ -155,7 +155,8 @@ def start(system, f: InRunFailures | None) -> None:
 def _durable(system, r: Restart) -> None:
     """The domain's last durable point before its failure: what it has completed is safe."""
     if r.src in system.domains and r.stopped_ns is None:
-        r.durable_units = float(system.snap(r.src)["units"])
+        system.snap(r.src)  # the dispatcher brought up to now
+        r.durable_units = float(r.src.os.units)  # completed units (one in flight is not durable)
 
 
 def _dead_link(system, ends) -> None:
@@ -190,7 +191,7 @@ def _crash(system, f: InRunFailures, name: str) -> None:
     for r in f.restarts:
         if r.src.host is h and r.stopped_ns is None and r.src in f.stop_snaps:
             r.stopped_ns = now
-            r.units_at_stop = float(f.stop_snaps[r.src]["units"])
+            r.units_at_stop = float(r.src.os.units)  # completed units (the stop snapshot synced it)
             r.snaps["stop"] = f.stop_snaps[r.src]
             # the run waits for the restarted incarnation instead, or no more if it stays down
             r.awaited = r.dst is not None and r.src.finished_ns is None and math.isfinite(r.src.budget)
