@@ -17,10 +17,16 @@ its last durable point (``durable_ms``: its application's commit interval; 0: no
 since it started) is lost. A domain on local disk, or with no host able to take it, stays down with
 the reason.
 
+One mechanism: :func:`run` (detection by :func:`detection_ms`, fencing, and each placement by
+:func:`admit`, the admission policy) is what ``pvsim failover`` reports and what ``pvsim run`` follows
+when a scenario has ``[[failures]]`` (:mod:`pvsim.ha.inrun`: there the failed host's vCPUs really
+stop, and each restarted domain is a new incarnation whose vCPUs join the survivor's dispatcher and
+whose workload continues there, so both agree on detection, placement and restart instant).
+
 Simplifications: detection is by heartbeats only (no storage heartbeat); fencing is instantaneous at
-detection; boots do not contend for the storage link; the restarted domain's vCPUs are not simulated
-on the survivor's scheduler (its admission is by memory, and its vCPUs fit if the host's pCPUs times
-``vcpu_overcommit`` allow).
+detection; boots do not contend for the storage link; admission is by memory (with the reserve) and
+by vCPU count (the host's pCPUs times ``vcpu_overcommit``), not by the CPU load the survivor already
+carries (in a run, the restarted vCPUs then share the survivor's pCPUs through its scheduler).
 """
 
 from __future__ import annotations

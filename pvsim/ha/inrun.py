@@ -22,7 +22,7 @@ timeline of the run follow that plan:
   every domain of the host, its Domain-0 included, leaves the dispatcher at once with
   ``sched_destroy_vcpu``; the host's NIC and the ends of its links go dead, so traffic over them is
   dropped, its storage requests included); a link cut (both directions of the link dropped from the
-  cut on; hosts the cut isolates from the quorum side are fenced, i.e. crashed, at detection); and
+  cut on, a cut to the outside kills the host's NIC; hosts the cut isolates from the quorum side are fenced, i.e. crashed, at detection); and
   each restart (:func:`_restart`: at detection + the guest's boot time, the new incarnation's vCPUs
   join the survivor's dispatcher and its workload starts again, with the budget left at its last
   durable point: the units done since then are lost and redone).
@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 
 from pvsim.core.errors import ScenarioError
 from pvsim.ha import failover as fo
+from pvsim.scenario import OUTSIDE
 
 
 @dataclass
@@ -167,8 +168,13 @@ def _dead_link(system, ends) -> None:
 
 
 def _cut(system, ends) -> None:
-    """A link cut: nothing more crosses it, in either direction (what was on the wire is lost)."""
+    """A link cut: nothing more crosses it, in either direction (what was on the wire is lost); a cut
+    of a host's link to the outside kills that host's NIC (its clients and sinks are beyond it)."""
     _dead_link(system, ends)
+    if OUTSIDE in ends:
+        for h in system.hosts:
+            if h.name in ends:
+                h.nic.dead = True
 
 
 def _crash(system, f: InRunFailures, name: str) -> None:
