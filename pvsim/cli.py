@@ -251,6 +251,26 @@ def run(scenario: Path = typer.Argument(..., help="scenario TOML file, or an xl.
         out.print(t)
         if res.migration_rows:
             out.print(_migration_table(res.migration_rows))
+        if res.failure_rows:
+            out.print(_failure_table(res.failure_rows))
+
+
+def _failure_table(rows) -> Table:
+    """The failures of a run: per domain of a failed host, where it restarted (or why not), when, and
+    what it lost."""
+    t = Table(title="failures (pvsim.ha.inrun: detection and placement as pvsim failover)")
+    for c in ("domain", "from", "to", "in run", "stopped ms", "detect ms", "boot ms", "resumed ms",
+              "downtime ms", "lost work ms", "lost units", "reason"):
+        t.add_column(c)
+
+    def f(v):
+        return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+    for r in rows:
+        if r["kind"] == "restart":
+            t.add_row(r["domain"], r["from"], f(r["to"]), r["in_run"], f(r["stopped_at_ms"]), f(r["detect_ms"]),
+                      f(r["boot_ms"]), f(r["resumed_at_ms"]), f(r["service_downtime_ms"]), f(r["lost_work_ms"]),
+                      f(r["lost_units"]), r["reason"])
+    return t
 
 
 def _migration_table(rows) -> Table:

@@ -43,6 +43,7 @@ class Results:
     sched_rows: list[dict] = field(default_factory=list)
     host_rows: list[dict] = field(default_factory=list)
     migration_rows: list[dict] = field(default_factory=list)  # kind "migration" and "round" rows of a run
+    failure_rows: list[dict] = field(default_factory=list)  # kind "failure" and "restart" rows of a run
 
     # ------------------------------------------------------------------ output
     def to_dict(self) -> dict:
@@ -52,6 +53,8 @@ class Results:
             out["hosts"] = self.host_rows
         if self.migration_rows:
             out["migrations"] = self.migration_rows
+        if self.failure_rows:
+            out["failures"] = self.failure_rows
         return out
 
     def to_json(self, path: str | Path | None = None, outputs: "Outputs | None" = None) -> str:

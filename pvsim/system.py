@@ -45,6 +45,7 @@ from pvsim.core.errors import ScenarioError
 from pvsim.core.meter import Meter, Pricer
 from pvsim.core.profile import load_profile
 from pvsim.core.version import __version__
+from pvsim.ha import inrun as failures_inrun
 from pvsim.hypervisor.domain import Domain
 from pvsim.hypervisor.hypervisor import Hypervisor
 from pvsim.io import evtchn as ev
@@ -563,6 +564,8 @@ class HostRuntime:
         # domains: the control domain first (domid 0), then the others in scenario order
         specs = sc.domains_on(self.name)
         coming = {t.get("domain") for t in sc.migrations if isinstance(t, dict) and t.get("to") == self.name}
+        if system.failure_plan is not None:  # [[failures]]: the domains that will restart here
+            coming |= system.failure_plan.coming(self.name)
         kinds = {MODES[d.mode].control for d in specs + [d for d in sc.domains if d.name in coming]} - {None}
         control_name = None
         if kinds:
@@ -710,6 +713,7 @@ class System:
     def __init__(self, scenario: Scenario):
         scenario.validate()
         self.scenario = scenario
+        self.failure_plan = failures_inrun.prepare(scenario)  # [[failures]]: checked and planned, or None
         self.engine = Engine(seed=scenario.seed)
         self.links: dict[frozenset, Link] = {}
         for ls in scenario.links:
@@ -723,6 +727,7 @@ class System:
         for t in scenario.timeline:
             self._add_timeline(t)
         self.migrations = inrun.plan(self)  # [[migrations]]: the target incarnations built, nothing run
+        self.failures = failures_inrun.plan(self, self.failure_plan)  # the restarts' incarnations built
         self._ran = False
         self._started = False
 
@@ -772,6 +777,18 @@ class System:
             self._finite_left -= 1
         self._finite_left += 1
 
+    def stop_waiting(self, dr: DomainRuntime, snap: dict | None, successor: DomainRuntime | None = None) -> None:
+        """``dr`` stopped for good (its host failed; ``snap`` measured it then): the run no longer waits
+        for its finite workload, but for ``successor``'s (its restarted incarnation) if one is given."""
+        if not math.isfinite(dr.budget) or dr in self._end_snaps:
+            return
+        self._end_snaps[dr] = snap
+        if successor is not None:
+            return  # one incarnation takes the other's place: as many to wait for
+        self._finite_left -= 1
+        if self._finite_left == 0 and not self._all_done.triggered:
+            self._all_done.succeed()
+
     def domain_finished(self, dr: DomainRuntime) -> None:
         if math.isfinite(dr.budget) and dr not in self._end_snaps:
             dr.host.runner.sync()
@@ -787,6 +804,7 @@ class System:
             for h in self.hosts:
                 h.start()
             inrun.start(self, self.migrations)
+            failures_inrun.start(self, self.failures)
 
     def advance(self, until_ns: int) -> None:
         """Run the simulation up to simulated time ``until_ns`` (for harnesses and notebooks)."""
@@ -838,6 +856,15 @@ class System:
             mig_rows = [r for rs in inrun.rows(self.migrations, lambda d, a, b: _row(d, a, b, self), start, end)
                         for r in rs]
         moved = {x for m in self.migrations for x in (m.src, m.dst)}
+        if self.failures is not None:  # each incarnation measured while it ran: to its stop, from its restart
+            for dr, snap in self.failures.stop_snaps.items():
+                end[dr] = snap
+                moved.add(dr)
+            for r in self.failures.restarts:
+                if r.dst is not None and r.dst in end:
+                    moved.add(r.dst)
+                    if r.dst not in start or r.snaps["restart"]["t"] > start[r.dst]["t"]:
+                        start[r.dst] = r.snaps["restart"]
         rows = [_row(d, start[d], end[d], self) for d in self.domains
                 if d not in moved or end[d]["t"] > start[d]["t"]]
         host_rows = [_host_row(h, start, end) for h in self.hosts]
@@ -848,6 +875,8 @@ class System:
         res = Results(rows, meta, sched_rows, host_rows)
         if mig_rows:
             res.migration_rows = mig_rows
+        if self.failures is not None:
+            res.failure_rows = failures_inrun.rows(self.failures)
         return res
 
 

@@ -186,6 +186,11 @@ M = [
            "rel.append(times.copy())", ("tests/ha/test_remus.py",)),
     Mutant("COLO: divergent packet released before its checkpoint's ack", "pvsim/ha/remus.py",
            "                    r_[-1] = -1\n", "                    pass\n", ("tests/ha/test_remus.py",)),
+    Mutant("in-run host crash leaves the vCPUs on the dispatcher", "pvsim/ha/inrun.py",
+           "            h.runner.destroy_vcpu(u)\n", "            pass\n", ("tests/ha/test_failover_inrun.py",)),
+    Mutant("in-run restart hands over the whole budget (the lost work is not redone but skipped)",
+           "pvsim/ha/inrun.py", "dst.budget = max(0.0, src.budget - r.durable_units)",
+           "dst.budget = max(0.0, src.budget - r.units_at_stop)", ("tests/ha/test_failover_inrun.py",)),
 ]
 
 

@@ -17,10 +17,16 @@ its last durable point (``durable_ms``: its application's commit interval; 0: no
 since it started) is lost. A domain on local disk, or with no host able to take it, stays down with
 the reason.
 
+One mechanism: :func:`run` (detection by :func:`detection_ms`, fencing, and each placement by
+:func:`admit`, the admission policy) is what ``pvsim failover`` reports and what ``pvsim run`` follows
+when a scenario has ``[[failures]]`` (:mod:`pvsim.ha.inrun`: there the failed host's vCPUs really
+stop, and each restarted domain is a new incarnation whose vCPUs join the survivor's dispatcher and
+whose workload continues there, so both agree on detection, placement and restart instant).
+
 Simplifications: detection is by heartbeats only (no storage heartbeat); fencing is instantaneous at
-detection; boots do not contend for the storage link; the restarted domain's vCPUs are not simulated
-on the survivor's scheduler (its admission is by memory, and its vCPUs fit if the host's pCPUs times
-``vcpu_overcommit`` allow).
+detection; boots do not contend for the storage link; admission is by memory (with the reserve) and
+by vCPU count (the host's pCPUs times ``vcpu_overcommit``), not by the CPU load the survivor already
+carries (in a run, the restarted vCPUs then share the survivor's pCPUs through its scheduler).
 """
 
 from __future__ import annotations
@@ -144,6 +150,29 @@ def _groups(hosts: list[str], links: set) -> list[list[str]]:
     return out
 
 
+def admit(sc: Scenario, d, failed: str, survivors: list[str], links: set, used: dict, vcpus: dict,
+          s: HaSettings) -> tuple[str | None, str | None]:
+    """The admission policy (one, for ``pvsim failover`` and for failures inside ``pvsim run``): the
+    surviving host that takes domain ``d`` of host ``failed``, or ``None`` and why it stays down. A
+    candidate reaches ``d``'s storage through a live link and keeps ``reserve_frac`` of its memory and
+    its vCPU overcommit limit after ``d``; the one with the most memory left wins (ties: declaration
+    order). ``used`` and ``vcpus`` (per host) are what each host already holds."""
+    if d.disk == "local":
+        return None, f"its disk is on {failed}'s local storage, which failed with it"
+    reach = [x for x in survivors if (x, d.disk) in links or (d.disk, x) in links]
+    if not reach:
+        return None, f"no surviving host has a live link to storage {d.disk!r}"
+    room = {x: sc.host_named(x).memory_mib * (1 - s.reserve_frac) for x in reach}
+    fits = [x for x in reach if used[x] + d.memory_mib <= room[x]
+            and vcpus[x] + d.vcpus <= sc.host_named(x).pcpus * s.vcpu_overcommit]
+    if not fits:
+        best = max(reach, key=lambda x: room[x] - used[x])
+        return None, (f"no host admits {d.memory_mib} MiB / {d.vcpus} vCPUs beyond the "
+                      f"{s.reserve_frac:.0%} reserve (most room: {best}, {room[best] - used[best]:.0f} MiB)")
+    order = [h.name for h in sc.hosts]
+    return max(fits, key=lambda x: (sc.host_named(x).memory_mib - used[x], -order.index(x))), None
+
+
 def run(sc: Scenario, failures: list[Failure], s: HaSettings) -> tuple[list[dict], list[dict]]:
     """(event rows, domain rows) of every failure, in time order."""
     hosts = [h.name for h in sc.hosts]
@@ -193,26 +222,7 @@ def run(sc: Scenario, failures: list[Failure], s: HaSettings) -> tuple[list[dict
                 lost = f.at_ms if s.durable_ms <= 0 else f.at_ms - math.floor(f.at_ms / s.durable_ms) * s.durable_ms
                 row = {"domain": name, "from": h, "failed_at_ms": f.at_ms, "cause": reason_h,
                        "detect_ms": det - f.at_ms, "lost_work_ms": lost, "memory_mib": d.memory_mib}
-                target, reason = None, None
-                if d.disk == "local":
-                    reason = f"its disk is on {h}'s local storage, which failed with it"
-                else:
-                    reach = [x for x in hosts if x in alive and ((x, d.disk) in links or (d.disk, x) in links)]
-                    if not reach:
-                        reason = f"no surviving host has a live link to storage {d.disk!r}"
-                    else:
-                        fits = [x for x in reach
-                                if used[x] + d.memory_mib <= sc.host_named(x).memory_mib * (1 - s.reserve_frac)
-                                and vcpus[x] + d.vcpus <= sc.host_named(x).pcpus * s.vcpu_overcommit]
-                        if not fits:
-                            best = max(reach, key=lambda x: sc.host_named(x).memory_mib * (1 - s.reserve_frac)
-                                       - used[x])
-                            free = sc.host_named(best).memory_mib * (1 - s.reserve_frac) - used[best]
-                            reason = (f"no host admits {d.memory_mib} MiB / {d.vcpus} vCPUs beyond the "
-                                      f"{s.reserve_frac:.0%} reserve (most room: {best}, {free:.0f} MiB)")
-                        else:
-                            target = max(fits, key=lambda x: (sc.host_named(x).memory_mib - used[x],
-                                                              -hosts.index(x)))
+                target, reason = admit(sc, d, h, [x for x in hosts if x in alive], links, used, vcpus, s)
                 if target is None:
                     row.update(status="down", to=None, boot_ms=None, restart_at_ms=None, downtime_ms=None,
                                reason=reason)

@@ -23,7 +23,8 @@ Design note
 * :class:`Link` / :class:`Pipe`: a link between two ends of a scenario (rate, latency, MTU), FIFO
   serialisation each way; :class:`RemoteDisk`: shared storage reached over a link.
 
-Simplifications: no disk cache, no NCQ reordering, no TSO/GRO (a segment is a frame), no loss.
+Simplifications: no disk cache, no NCQ reordering, no TSO/GRO (a segment is a frame), no loss (but a
+failed host's NIC and a cut link, ``dead``, drop everything: :mod:`pvsim.ha.inrun`).
 """
 
 from __future__ import annotations
@@ -195,6 +196,7 @@ class NIC:
         self._space_waiters: list = []
         self.tx_pkts = self.tx_bytes = self.rx_pkts = self.rx_bytes = 0
         self.wire_busy_ns = 0
+        self.dead = False  # the host failed (pvsim.ha.inrun): frames to and from the wire are lost
         if peer is not None:
             peer.nic = self
 
@@ -243,9 +245,9 @@ class NIC:
                 else:
                     keep.append((need, w))
             self._space_waiters = keep
-        if self.peer is not None:
+        if self.peer is not None and not self.dead:
             ev = self.engine.timeout_ns(self.latency_ns)
-            ev.callbacks.append(lambda _e: self.peer.receive(npkts, nbytes, meta))
+            ev.callbacks.append(lambda _e: self.dead or self.peer.receive(npkts, nbytes, meta))
         self._next()
 
     def from_peer(self, npkts: int, nbytes: int, meta=None, delay_ns: int = 0) -> None:
@@ -255,6 +257,8 @@ class NIC:
         ev.callbacks.append(lambda _e: self._arrive(npkts, nbytes, meta))
 
     def _arrive(self, npkts, nbytes, meta) -> None:
+        if self.dead:
+            return
         self.rx_pkts += npkts
         self.rx_bytes += nbytes
         if self.on_rx is not None:
@@ -362,14 +366,25 @@ class Pipe:
         self.latency_ns = int(latency_us * 1000)
         self.free_at = 0
         self.bytes = 0
+        self.dead = False  # cut, or an end failed (pvsim.ha.inrun): what is sent or on the wire is lost
+        self.dropped = 0
 
     def send(self, nbytes: int, done) -> None:
+        if self.dead:
+            self.dropped += 1
+            return
         now = self.engine.now_ns
         start = max(now, self.free_at)
         ser = max(1, int(nbytes * 8 / self.rate_bits_per_ns))
         self.free_at = start + ser
         self.bytes += nbytes
-        self.engine.timeout_ns(self.free_at - now + self.latency_ns).callbacks.append(lambda _e: done())
+        self.engine.timeout_ns(self.free_at - now + self.latency_ns).callbacks.append(lambda _e: self._deliver(done))
+
+    def _deliver(self, done) -> None:
+        if self.dead:
+            self.dropped += 1
+        else:
+            done()
 
 
 class Link:
