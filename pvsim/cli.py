@@ -209,16 +209,21 @@ def run(scenario: Path = typer.Argument(..., help="scenario TOML file, or an xl.
                                                 "timeline (Chrome JSON trace format)"),
         trace_mask: Optional[str] = typer.Option(None, "--trace-mask", "-e", help="xentrace -e event mask for "
                                                  "--trace, e.g. 0x0002f000 (scheduler only); default all"),
+        plot: Optional[Path] = typer.Option(None, "--plot", help="write each of the scenario's [[migrations]] "
+                                            "as a per-round timeline with the guest's throughput (PNG; "
+                                            "several migrations: FILE-1-DOMAIN.png, ...)"),
         no_limit: bool = typer.Option(False, "--no-limit", help=NO_LIMIT_HELP),
         max_wall_s: float = typer.Option(DEFAULT_LIMIT_S, "--max-wall-s", help=MAX_WALL_HELP)):
     """Run one scenario file and print a row per domain."""
     limit = _limit(no_limit, max_wall_s)
-    _check_outputs(json=json_out, csv=csv_out, trace=trace, perfetto=perfetto)
+    _check_outputs(json=json_out, csv=csv_out, trace=trace, perfetto=perfetto, plot=plot)
     parse_mask(trace_mask)
     sc = load_scenario([scenario], host, warn=lambda t: err.print(f"pvsim: {t}", markup=False, highlight=False)) \
         if is_xlcfg(scenario) else Scenario.from_toml(scenario)
     if seed is not None:
         sc = sc.with_seed(seed)
+    if plot and not sc.migrations:
+        raise ScenarioError("--plot", "draws the scenario's [[migrations]], and it has none")
     est = estimate(sc) if limit is not None else None
     if est is not None:
         check_limit(est, limit)
@@ -238,6 +243,8 @@ def run(scenario: Path = typer.Argument(..., help="scenario TOML file, or an xl.
             res.to_json(json_out, outs)
         if csv_out:
             res.to_csv(csv_out, outs)
+        if plot:
+            _migration_plots(res.migration_rows, plot, outs)
     if not quiet:
         sched = ", ".join(f"{h.name}: {h.scheduler.name}" for h in sc.hosts)
         t = Table(title=f"{sc.name} (profile {res.meta['profile']}, seed {sc.seed}, {sched})")
@@ -251,6 +258,29 @@ def run(scenario: Path = typer.Argument(..., help="scenario TOML file, or an xl.
         out.print(t)
         if res.migration_rows:
             out.print(_migration_table(res.migration_rows))
+
+
+def migration_plot_paths(plot: Path, migrations: list[dict]) -> list[Path]:
+    """Where ``pvsim run --plot FILE`` draws each migration: FILE for one, ``FILE-<i>-<domain>`` (i from 1,
+    in the order of ``[[migrations]]``) for several."""
+    if len(migrations) == 1:
+        return [Path(plot)]
+    return [Path(plot).with_name(f"{Path(plot).stem}-{i}-{m['domain']}{Path(plot).suffix}")
+            for i, m in enumerate(migrations, 1)]
+
+
+def _migration_plots(rows: list[dict], plot: Path, outs: Outputs) -> None:
+    """Each in-run migration's rounds as bars with the guest's throughput before / during / after as a
+    line (:func:`plots.migration_timeline`). A run's rows list every ``kind = "migration"`` row, then
+    the ``kind = "round"`` rows of each in the same order (its ``rounds`` of them)."""
+    migs = [r for r in rows if r["kind"] == "migration"]
+    rounds = [r for r in rows if r["kind"] == "round"]
+    at = 0
+    for m, path in zip(migs, migration_plot_paths(plot, migs)):
+        own = rounds[at:at + m["rounds"]]
+        at += m["rounds"]
+        plots.migration_timeline(own, outs.path_for(path), m,
+                                 title=f"{m['domain']}: {m['policy']} {m['from']} -> {m['to']} ({m['state']})")
 
 
 def _migration_table(rows) -> Table:
