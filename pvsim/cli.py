@@ -623,10 +623,13 @@ def sweep(scenario: Path = typer.Argument(..., help="base scenario TOML"),
           csv_out: Optional[Path] = typer.Option(None, "--csv"),
           parquet_out: Optional[Path] = typer.Option(None, "--parquet"),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="no table on stdout"),
+          migrate_only: bool = typer.Option(False, "--migrate", help="run only the scenario's [[migrations]] "
+                                            "(as pvsim migrate: no guest runs) and give a row per migration"),
           no_limit: bool = typer.Option(False, "--no-limit", help=NO_LIMIT_HELP),
           max_wall_s: float = typer.Option(DEFAULT_LIMIT_S, "--max-wall-s", help=MAX_WALL_HELP)):
     """Run a grid of scenario variants (and seeds), each run cached by its run_id as it finishes, so a
-    rerun or a resumed sweep computes only what is missing; rows carry their parameters and run_id."""
+    rerun or a resumed sweep computes only what is missing; rows carry their parameters and run_id.
+    With --migrate each point runs only its migrations (downtime, total time, bytes / RAM, rounds)."""
     limit = _limit(no_limit, max_wall_s)
     _check_outputs(json=json_out, csv=csv_out, parquet=parquet_out)
     if engine not in sw.ENGINES:
@@ -649,8 +652,9 @@ def sweep(scenario: Path = typer.Argument(..., help="base scenario TOML"),
     bad = next((s for s in seed_list if not 0 <= s <= 2 ** 63 - 1), None)
     if bad is not None:
         raise ScenarioError("--seeds", f"a seed is 0..2**63-1 (as in a scenario file), got {bad}")
-    runs = sw.expand(base, grid, seed_list, names)
-    if limit is not None:
+    runner = "migrate" if migrate_only else "run"
+    runs = sw.expand(base, grid, seed_list, names, runner)
+    if limit is not None and runner == "run":  # the estimate probes full runs; migrations alone are quick
         store = None if no_cache else sw.Store(cache)
         todo = [r for r in runs if store is None or store.get(r.run_id) is None]
         check_limit(estimate_sweep(todo), limit, "sweep")
@@ -669,14 +673,24 @@ def sweep(scenario: Path = typer.Argument(..., help="base scenario TOML"),
     if not quiet:
         t = Table(title=f"sweep of {scenario.name}: {len(runs)} runs, {len(rows)} rows")
         pcols = [k for k in rows[0] if k.startswith("param.")] if rows else []
-        for c in ["run_id", *pcols, "seed", "domain", "workload", "metric", "value"]:
-            t.add_column(c)
-        for r in rows:
-            t.add_row(r["run_id"], *[str(r[c]) for c in pcols], str(r.get("seed")), r["domain"], r["workload"],
-                      r["metric"], f"{r['value']:.4g}")
+        if runner == "migrate":
+            for c in ["run_id", *pcols, "seed", "domain", "policy", "total ms", "downtime ms", "x RAM", "rounds",
+                      "stop"]:
+                t.add_column(c)
+            for r in rows:
+                t.add_row(r["run_id"], *[str(r[c]) for c in pcols], str(r.get("seed")), r["domain"], r["policy"],
+                          f"{r['total_ms']:.1f}", f"{r['downtime_ms']:.2f}", f"{r['bytes_over_ram']:.2f}",
+                          str(r["rounds"]), r["stop_reason"])
+        else:
+            for c in ["run_id", *pcols, "seed", "domain", "workload", "metric", "value"]:
+                t.add_column(c)
+            for r in rows:
+                t.add_row(r["run_id"], *[str(r[c]) for c in pcols], str(r.get("seed")), r["domain"], r["workload"],
+                          r["metric"], f"{r['value']:.4g}")
         out.print(t)
     meta = {"pvsim_version": __version__, "profile": base.get("host", {}).get("profile", "modern"),
-            "seed": seed_list, "sweep": {"grid": grid, "names": names, "runs": len(runs)}}
+            "seed": seed_list, "sweep": {"grid": grid, "names": names, "runs": len(runs)}
+            | ({"runner": runner} if runner != "run" else {})}
     res_obj = Results(rows, meta)
     with Outputs() as outs:
         if json_out:
