@@ -84,3 +84,8 @@ def test_run_plot_without_migrations_is_one_line_exit_2(tmp_path):
     assert res.exit_code == 2
     assert "--plot" in res.output and "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_run_plot_into_a_missing_folder_is_refused_before_running(tmp_path):
+    res = CliRunner().invoke(app, ["run", str(_in_run(tmp_path)), "-q", "--plot", str(tmp_path / "no" / "r.png")])
+    assert res.exit_code == 2 and "--plot" in res.output and "does not exist" in res.output
