@@ -209,16 +209,21 @@ def run(scenario: Path = typer.Argument(..., help="scenario TOML file, or an xl.
                                                 "timeline (Chrome JSON trace format)"),
         trace_mask: Optional[str] = typer.Option(None, "--trace-mask", "-e", help="xentrace -e event mask for "
                                                  "--trace, e.g. 0x0002f000 (scheduler only); default all"),
+        plot: Optional[Path] = typer.Option(None, "--plot", help="write each of the scenario's [[migrations]] "
+                                            "as a per-round timeline with the guest's throughput (PNG; "
+                                            "several migrations: FILE-1-DOMAIN.png, ...)"),
         no_limit: bool = typer.Option(False, "--no-limit", help=NO_LIMIT_HELP),
         max_wall_s: float = typer.Option(DEFAULT_LIMIT_S, "--max-wall-s", help=MAX_WALL_HELP)):
     """Run one scenario file and print a row per domain."""
     limit = _limit(no_limit, max_wall_s)
-    _check_outputs(json=json_out, csv=csv_out, trace=trace, perfetto=perfetto)
+    _check_outputs(json=json_out, csv=csv_out, trace=trace, perfetto=perfetto, plot=plot)
     parse_mask(trace_mask)
     sc = load_scenario([scenario], host, warn=lambda t: err.print(f"pvsim: {t}", markup=False, highlight=False)) \
         if is_xlcfg(scenario) else Scenario.from_toml(scenario)
     if seed is not None:
         sc = sc.with_seed(seed)
+    if plot and not sc.migrations:
+        raise ScenarioError("--plot", "draws the scenario's [[migrations]], and it has none")
     est = estimate(sc) if limit is not None else None
     if est is not None:
         check_limit(est, limit)
@@ -238,6 +243,8 @@ def run(scenario: Path = typer.Argument(..., help="scenario TOML file, or an xl.
             res.to_json(json_out, outs)
         if csv_out:
             res.to_csv(csv_out, outs)
+        if plot:
+            _migration_plots(res.migration_rows, plot, outs)
     if not quiet:
         sched = ", ".join(f"{h.name}: {h.scheduler.name}" for h in sc.hosts)
         t = Table(title=f"{sc.name} (profile {res.meta['profile']}, seed {sc.seed}, {sched})")
@@ -271,6 +278,29 @@ def _failure_table(rows) -> Table:
                       f(r["boot_ms"]), f(r["resumed_at_ms"]), f(r["service_downtime_ms"]), f(r["lost_work_ms"]),
                       f(r["lost_units"]), r["reason"])
     return t
+
+
+def migration_plot_paths(plot: Path, migrations: list[dict]) -> list[Path]:
+    """Where ``pvsim run --plot FILE`` draws each migration: FILE for one, ``FILE-<i>-<domain>`` (i from 1,
+    in the order of ``[[migrations]]``) for several."""
+    if len(migrations) == 1:
+        return [Path(plot)]
+    return [Path(plot).with_name(f"{Path(plot).stem}-{i}-{m['domain']}{Path(plot).suffix}")
+            for i, m in enumerate(migrations, 1)]
+
+
+def _migration_plots(rows: list[dict], plot: Path, outs: Outputs) -> None:
+    """Each in-run migration's rounds as bars with the guest's throughput before / during / after as a
+    line (:func:`plots.migration_timeline`). A run's rows list every ``kind = "migration"`` row, then
+    the ``kind = "round"`` rows of each in the same order (its ``rounds`` of them)."""
+    migs = [r for r in rows if r["kind"] == "migration"]
+    rounds = [r for r in rows if r["kind"] == "round"]
+    at = 0
+    for m, path in zip(migs, migration_plot_paths(plot, migs)):
+        own = rounds[at:at + m["rounds"]]
+        at += m["rounds"]
+        plots.migration_timeline(own, outs.path_for(path), m,
+                                 title=f"{m['domain']}: {m['policy']} {m['from']} -> {m['to']} ({m['state']})")
 
 
 def _migration_table(rows) -> Table:
@@ -615,10 +645,13 @@ def sweep(scenario: Path = typer.Argument(..., help="base scenario TOML"),
           csv_out: Optional[Path] = typer.Option(None, "--csv"),
           parquet_out: Optional[Path] = typer.Option(None, "--parquet"),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="no table on stdout"),
+          migrate_only: bool = typer.Option(False, "--migrate", help="run only the scenario's [[migrations]] "
+                                            "(as pvsim migrate: no guest runs) and give a row per migration"),
           no_limit: bool = typer.Option(False, "--no-limit", help=NO_LIMIT_HELP),
           max_wall_s: float = typer.Option(DEFAULT_LIMIT_S, "--max-wall-s", help=MAX_WALL_HELP)):
     """Run a grid of scenario variants (and seeds), each run cached by its run_id as it finishes, so a
-    rerun or a resumed sweep computes only what is missing; rows carry their parameters and run_id."""
+    rerun or a resumed sweep computes only what is missing; rows carry their parameters and run_id.
+    With --migrate each point runs only its migrations (downtime, total time, bytes / RAM, rounds)."""
     limit = _limit(no_limit, max_wall_s)
     _check_outputs(json=json_out, csv=csv_out, parquet=parquet_out)
     if engine not in sw.ENGINES:
@@ -641,8 +674,9 @@ def sweep(scenario: Path = typer.Argument(..., help="base scenario TOML"),
     bad = next((s for s in seed_list if not 0 <= s <= 2 ** 63 - 1), None)
     if bad is not None:
         raise ScenarioError("--seeds", f"a seed is 0..2**63-1 (as in a scenario file), got {bad}")
-    runs = sw.expand(base, grid, seed_list, names)
-    if limit is not None:
+    runner = "migrate" if migrate_only else "run"
+    runs = sw.expand(base, grid, seed_list, names, runner)
+    if limit is not None and runner == "run":  # the estimate probes full runs; migrations alone are quick
         store = None if no_cache else sw.Store(cache)
         todo = [r for r in runs if store is None or store.get(r.run_id) is None]
         check_limit(estimate_sweep(todo), limit, "sweep")
@@ -661,14 +695,24 @@ def sweep(scenario: Path = typer.Argument(..., help="base scenario TOML"),
     if not quiet:
         t = Table(title=f"sweep of {scenario.name}: {len(runs)} runs, {len(rows)} rows")
         pcols = [k for k in rows[0] if k.startswith("param.")] if rows else []
-        for c in ["run_id", *pcols, "seed", "domain", "workload", "metric", "value"]:
-            t.add_column(c)
-        for r in rows:
-            t.add_row(r["run_id"], *[str(r[c]) for c in pcols], str(r.get("seed")), r["domain"], r["workload"],
-                      r["metric"], f"{r['value']:.4g}")
+        if runner == "migrate":
+            for c in ["run_id", *pcols, "seed", "domain", "policy", "total ms", "downtime ms", "x RAM", "rounds",
+                      "stop"]:
+                t.add_column(c)
+            for r in rows:
+                t.add_row(r["run_id"], *[str(r[c]) for c in pcols], str(r.get("seed")), r["domain"], r["policy"],
+                          f"{r['total_ms']:.1f}", f"{r['downtime_ms']:.2f}", f"{r['bytes_over_ram']:.2f}",
+                          str(r["rounds"]), r["stop_reason"])
+        else:
+            for c in ["run_id", *pcols, "seed", "domain", "workload", "metric", "value"]:
+                t.add_column(c)
+            for r in rows:
+                t.add_row(r["run_id"], *[str(r[c]) for c in pcols], str(r.get("seed")), r["domain"], r["workload"],
+                          r["metric"], f"{r['value']:.4g}")
         out.print(t)
     meta = {"pvsim_version": __version__, "profile": base.get("host", {}).get("profile", "modern"),
-            "seed": seed_list, "sweep": {"grid": grid, "names": names, "runs": len(runs)}}
+            "seed": seed_list, "sweep": {"grid": grid, "names": names, "runs": len(runs)}
+            | ({"runner": runner} if runner != "run" else {})}
     res_obj = Results(rows, meta)
     with Outputs() as outs:
         if json_out:

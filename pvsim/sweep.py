@@ -23,8 +23,18 @@ rows by run index at the end.
   after the domain (``param.batch.cap``), ``hosts[1].pcpus`` after the host, other paths keep their
   spelling (``param.host.pcpus``), and ``names`` gives aliases. The seed is the rows' own ``seed``.
 
+* **What each run is.** ``runner="run"`` (the default) builds and runs the scenario and gives its
+  per-domain rows. ``runner="migrate"`` (``pvsim sweep --migrate``) runs only the scenario's
+  ``[[migrations]]`` on an engine of their own, as ``pvsim migrate`` does
+  (:func:`pvsim.migrate.live.run`: no guest runs, so a point costs a fraction of a second), and gives
+  one ``kind = "migration"`` row per migration: total time, downtime and its parts, bytes and their
+  ratio to RAM, rounds, stop reason. Each migration is checked against its scenario before any run.
+  A migrate run's ``run_id`` hashes the runner too, so it never meets a full run's in the cache.
+
 Field paths use the scenario's own names: ``host.pcpus``, ``scheduler.name``, ``run.duration_ms``,
-``domains[1].weight``, ``domains[0].options.batch``.
+``domains[1].weight``, ``domains[0].options.batch``; for a migration sweep ``migrations[0].policy``,
+``domains[0].memory_mib``, ``links[0].rate_mbps``, ``hosts[1].memory_mib`` and a scenario workload's
+dirty rate ``workloads[0].writable.mb_per_s``.
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from pvsim.core.errors import ScenarioError
 from pvsim.core.version import __version__
+from pvsim.migrate import live as migration
 from pvsim.scenario import Scenario
 from pvsim.system import build
 
@@ -57,6 +68,7 @@ else:  # pragma: no cover
 
 _PATH = re.compile(r"^([a-z_]+)(?:\[(\d+)\])?$")
 ENGINES = ("local", "dask")
+RUNNERS = ("run", "migrate")
 #: How many times a chunk lost with a dead worker is resubmitted before its runs count as failed.
 POOL_RETRIES = 3
 
@@ -92,10 +104,12 @@ def set_path(data: dict, path: str, value: Any) -> None:
                 raise ScenarioError(f"--param {path}", f"{here} is a value, not a table")
 
 
-def run_id(data: dict) -> str:
-    """A run's identity: its scenario (with the swept values and the seed) and the pvsim version."""
+def run_id(data: dict, runner: str = "run") -> str:
+    """A run's identity: its scenario (with the swept values and the seed), the pvsim version, and
+    what is run if it is not the whole scenario (a full run's identity is as it always was)."""
     d = {k: v for k, v in data.items() if k != "_base_dir"}
-    blob = json.dumps({"scenario": d, "pvsim_version": __version__}, sort_keys=True, default=str)
+    ident = {"scenario": d, "pvsim_version": __version__} | ({} if runner == "run" else {"runner": runner})
+    blob = json.dumps(ident, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -131,6 +145,7 @@ class Run:
     data: dict
     params: dict
     run_id: str
+    runner: str = "run"  # "run": the whole scenario; "migrate": its [[migrations]] only
 
 
 def column_names(base: dict, paths: Iterable[str], names: dict[str, str] | None = None) -> dict[str, str]:
@@ -163,8 +178,11 @@ def column_names(base: dict, paths: Iterable[str], names: dict[str, str] | None 
 
 
 def expand(base: dict, grid: dict[str, Iterable], seeds: Iterable[int] = (0,),
-           names: dict[str, str] | None = None) -> list[Run]:
-    """Every combination of the grid's values, for every seed, validated before any runs."""
+           names: dict[str, str] | None = None, runner: str = "run") -> list[Run]:
+    """Every combination of the grid's values, for every seed, validated before any runs (with
+    ``runner="migrate"``, each point's migrations against its scenario too)."""
+    if runner not in RUNNERS:
+        raise ScenarioError("runner", f"unknown runner {runner!r}; allowed: {', '.join(RUNNERS)}")
     keys = list(grid)
     cols = column_names(base, keys, names)
     seeds = [int(s) for s in seeds]
@@ -179,10 +197,28 @@ def expand(base: dict, grid: dict[str, Iterable], seeds: Iterable[int] = (0,),
                 set_path(data, k, v)
             data["seed"] = seed
             params = {cols[k]: v for k, v in zip(keys, combo)}
-            runs.append(Run(len(runs), data, params, run_id(data)))
+            runs.append(Run(len(runs), data, params, run_id(data, runner), runner))
     for r in runs:
-        scenario_of(deepcopy(r.data))
+        sc = scenario_of(deepcopy(r.data))
+        if runner == "migrate":
+            try:
+                migration.check(sc, migration_requests(sc))
+            except ScenarioError as e:  # name the point of the grid it fails at
+                raise ScenarioError(e.field, f"{e.message} (at {_point(r)})") from None
     return runs
+
+
+def _point(run: Run) -> str:
+    """How an error names a point of the grid: its swept values."""
+    return ", ".join(f"{k}={v}" for k, v in run.params.items()) or "the base scenario"
+
+
+def migration_requests(sc: Scenario) -> list:
+    """The ``[[migrations]]`` of a migration sweep's scenario (refused if it has none)."""
+    reqs = migration.parse_requests(list(sc.migrations))
+    if not reqs:
+        raise ScenarioError("migrations", "a migration sweep (--migrate) needs [[migrations]] in the scenario")
+    return reqs
 
 
 def timeline_overrides(base: dict, paths: Iterable[str]) -> list[str]:
@@ -204,9 +240,14 @@ def timeline_overrides(base: dict, paths: Iterable[str]) -> list[str]:
 
 # ------------------------------------------------------------------------------------------ one run
 def _rows_of(run: Run) -> list[dict]:
-    res = build(scenario_of(run.data)).run()
+    if run.runner == "migrate":
+        sc = scenario_of(run.data)
+        mig, _rounds = migration.run(sc, migration_requests(sc))
+        got = [{"kind": "migration", **r, "seed": sc.seed} for r in mig]
+    else:
+        got = build(scenario_of(run.data)).run().rows
     rows = []
-    for r in res.rows:
+    for r in got:
         row = dict(r)
         row["run_id"] = run.run_id
         row.update({f"param.{k}": v for k, v in run.params.items()})
@@ -240,17 +281,26 @@ def _run_chunk(chunk: list[Run], cache: str | None = None) -> list[tuple[int, li
 _WARM: set = set()
 
 
-def warm(base: dict) -> None:
+def warm(base: dict, runner: str = "run") -> None:
     """Load the compiled kernels this sweep's runs need, once per process: a 1 ms run of the base
-    scenario (forked pool workers inherit them)."""
-    key = json.dumps({k: v for k, v in base.items() if k in ("scheduler", "host", "hosts")}, sort_keys=True, default=str)
+    scenario, or for a migration sweep its migrations with every domain shrunk to 16 MiB (forked
+    pool workers inherit them)."""
+    key = json.dumps({k: v for k, v in base.items() if k in ("scheduler", "host", "hosts")}, sort_keys=True,
+                     default=str) + runner
     if key in _WARM:
         return
     data = deepcopy(base)
     data["run"] = {"duration_ms": 1.0}
     data.pop("timeline", None)
     try:
-        build(scenario_of(data)).run()
+        if runner == "migrate":
+            for d in data.get("domains") or []:
+                if isinstance(d, dict):
+                    d["memory_mib"] = 16
+            sc = scenario_of(data)
+            migration.run(sc, migration_requests(sc))
+        else:
+            build(scenario_of(data)).run()
     except ScenarioError:  # a base that only the swept values make valid: nothing to warm with
         pass
     _WARM.add(key)
@@ -439,7 +489,7 @@ def run_sweep(runs: list[Run], *, workers: int = 1, engine: str = "local", addre
     failures: dict[int, str] = {}
     if todo:
         if engine == "local" and workers > 1 and base is not None:
-            warm(base)  # forked workers inherit the loaded kernels
+            warm(base, todo[0].runner)  # forked workers inherit the loaded kernels
         run_on = _dask if engine == "dask" else (_local if workers > 1 else _serial)
         by_index = {r.index: r for r in runs}
         for index, rows, error in run_on(todo, workers=workers, chunk=chunk, address=address,
@@ -467,9 +517,9 @@ def run_sweep(runs: list[Run], *, workers: int = 1, engine: str = "local", addre
 def sweep(base: dict, grid: dict[str, Iterable], seeds: Iterable[int] = (0,), *, workers: int = 1,
           engine: str = "local", address: str | None = None, cache: str | Path | None = None,
           names: dict[str, str] | None = None, chunk: int | None = None,
-          progress: Callable[[Progress], None] | None = None) -> list[dict]:
+          progress: Callable[[Progress], None] | None = None, runner: str = "run") -> list[dict]:
     """The rows of every point of the grid (for every seed), in grid order, whatever the engine."""
-    res = run_sweep(expand(base, grid, seeds, names), workers=workers, engine=engine, address=address,
+    res = run_sweep(expand(base, grid, seeds, names, runner), workers=workers, engine=engine, address=address,
                     chunk=chunk, cache=cache, progress=progress, base=base)
     if res.failures:
         i, msg = next(iter(sorted(res.failures.items())))

@@ -418,8 +418,7 @@ class Migration:
         self._paced = self.now
         if self.records:  # image + domain headers, static data, STATIC_DATA_END
             yield from self._send(IHDR_BYTES + DHDR_BYTES + 2 * (RHDR_BYTES + POLICY_BYTES) + RHDR_BYTES)
-        loop = {"xen": self._xen, "xen-legacy": self._legacy, "qemu": self._qemu, "simgrid": self._simgrid,
-                "postcopy": self._precopy_first, "hybrid": self._precopy_first}
+        loop = {"xen": self._xen, "xen-legacy": self._legacy, "qemu": self._qemu, "simgrid": self._simgrid}
         try:
             if o.live and o.policy in POSTCOPY_POLICIES:
                 remote = yield from self._precopy_first()
