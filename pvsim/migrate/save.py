@@ -38,13 +38,16 @@ assumed untouched while the guest runs degraded, so they arrive by the push. Sim
 request crosses the reverse direction as latency only (a 16-byte message); a fetched page queues
 behind the push batch on the link (no postcopy-preempt channel); one push batch in flight.
 
-The stream crosses the hosts' link (:class:`pvsim.io.devices.Pipe`, FIFO per direction, so
-concurrent migrations and other traffic interleave batch by batch) and costs Domain-0 CPU on both
+The stream is one flow on the hosts' link (:class:`pvsim.io.flows.Pipe`: flows sharing a direction
+get max-min fair shares, so concurrent migrations and guest streams crossing the link each get their
+share; the end of a batch on the link is re-read while the stream waits for it, as a flow arriving
+later slows it) and costs Domain-0 CPU on both
 hosts (mapping foreign frames, normalising PV page tables, copying into the socket) on a FIFO
 server per host scaled by the share of a pCPU Domain-0 gets. Simplifications: one batch in flight
 per stream (the next batch is prepared while the previous serialises); the receiver's CPU and the
 sender's overlap the link; no TCP slow start; guest writes arrive at a constant rate (see
-:mod:`pvsim.migrate.dirty`).
+:mod:`pvsim.migrate.dirty`); under post-copy a batch's or a fetched page's arrival is taken as the
+link predicted it when it was sent (exact unless another flow starts sharing the link meanwhile).
 """
 
 from __future__ import annotations
@@ -229,6 +232,11 @@ class Migration:
         self._t = 0
         self._ser_end = 0
         self._arrive = 0
+        # this stream's transfers whose end on the link may still move (another flow may start sharing
+        # it), each with the receiver's CPU for it (None: not the receiver's work), and the receiver's
+        # state before the first of them: _sync replays the receiver's FIFO from there
+        self._txs: list = []
+        self._base = (self.dst.free, self.dst.busy, 0)
         self.rate_bps: float | None = None  # sender-side rate limit (bytes/s), if any
         self.cpu = opts.policy != "simgrid"
         self.records = opts.policy in ("xen", "xen-legacy", "postcopy", "hybrid")
@@ -262,19 +270,45 @@ class Migration:
     def _send(self, nbytes: int, dst_cpu_ns: float = 0.0):
         """Queue ``nbytes`` on the link once the previous batch has serialised; the receiver's CPU
         takes the batch on arrival."""
-        yield from self._wait_until(self._ser_end)
+        yield from self._wait_link()
         if self.rate_bps:  # sender-side pacing (ADAPTIVE_SAVE, QEMU max-bandwidth)
             yield from self._wait_until(self._paced)
             self._paced = self.now + int(nbytes * 1e9 / self.rate_bps)
-        self.pipe.send(nbytes, lambda: None)
-        self._ser_end = self.pipe.free_at
-        arrive = self._ser_end + self.pipe.latency_ns
-        self._arrive = self.dst.run(arrive, dst_cpu_ns) if (self.cpu and dst_cpu_ns) else max(self._arrive, arrive)
+        self._txs.append((self.pipe.send(nbytes, flow=self), dst_cpu_ns))
+        self._sync()
         self.out.bytes += nbytes
+
+    def _sync(self) -> None:
+        """``_ser_end`` (the end of this stream's last transfer on the link) and ``_arrive`` (the
+        receiver's CPU done after each arrival) from the link's current prediction."""
+        self.dst.free, self.dst.busy, self._arrive = self._base
+        settled = True
+        for tx, cost in self._txs:
+            if cost is not None:
+                a = tx.arrive_ns
+                self._arrive = self.dst.run(a, cost) if (self.cpu and cost) else max(self._arrive, a)
+            self._ser_end = tx.end_ns
+            settled = settled and tx.end_ns <= self.now  # in the past: it can no longer move
+            if settled:
+                self._base = (self.dst.free, self.dst.busy, self._arrive)
+                self._txs = self._txs[1:]
+
+    def _wait_link(self):
+        """Wait until this stream's last transfer has left the sender (re-read: sharing moves it)."""
+        while True:
+            self._sync()
+            if self._ser_end <= self.now:
+                return
+            yield self.engine.timeout_ns(int(self._ser_end - self.now))
 
     def _drain(self):
         """Wait until the receiver has everything sent so far."""
-        yield from self._wait_until(max(self._arrive, self._ser_end + self.pipe.latency_ns))
+        while True:
+            self._sync()
+            t = max(self._arrive, self._ser_end + self.pipe.latency_ns)
+            if t <= self.now:
+                break
+            yield self.engine.timeout_ns(int(t - self.now))
         self._advance()
 
     def _batch_cost(self, n: int) -> float:
@@ -557,6 +591,7 @@ class Migration:
         lead = int(self._batch_cost(POSTCOPY_PUSH_PAGES) / self.src.share)  # the next batch is mapped and
         self._t = self.now  # copied while the previous one serialises (as in the pre-copy rounds)
         while True:
+            self._sync()
             if not exhausted and self.now >= self._ser_end - lead:
                 k, cursor = (_next_remote_kernel if mem.compiled else next_remote_ref)(where, cursor,
                                                                                       POSTCOPY_PUSH_PAGES, buf)
@@ -594,11 +629,12 @@ class Migration:
                 else:  # MIG_RP_MSG_REQ_PAGES to the source, the page back behind what the link holds
                     yield from self._wait_until(tf + self.pipe.latency_ns)
                     page = np.array([pfn], dtype=np.int64)
-                    self.pipe.send(self._page_bytes(page), lambda: None)
+                    tx = self.pipe.send(self._page_bytes(page), flow=self)
+                    self._txs.append((tx, None))
+                    self._sync()
                     out.bytes += self._page_bytes(page)
-                    self._ser_end = self.pipe.free_at
                     out.pages_sent += 1
-                    end = self.pipe.free_at + self.pipe.latency_ns + POSTCOPY_FAULT_NS
+                    end = tx.end_ns + self.pipe.latency_ns + POSTCOPY_FAULT_NS
                     self._deliver(page, where, fetched)  # placed at arrival; the guest touches it only after
                 out.stall_ns.append(int(end - tf))
                 yield from self._wait_until(end)
