@@ -6,7 +6,7 @@ Design note
 Binds :mod:`pvsim.migrate.save` to a :class:`~pvsim.scenario.Scenario`, as ``xl migrate`` binds
 libxc's save engine to a domain (``tools/xl/xl_migrate.c``): the domain's RAM, vCPUs, mode (PV or
 HVM records) and devices, its workload's writable working set, the link between the hosts (one
-:class:`~pvsim.io.devices.Pipe` per direction, shared by every migration that crosses it) and the
+:class:`~pvsim.io.flows.Pipe` per direction: each migration one flow, max-min fair shares) and the
 Domain-0 of each host (the share of a pCPU it gives the stream: its cap, if any). Checks before time
 0, each naming its field: the domain exists, the target host exists and differs from the source, a
 link joins them, and the target has the memory (``xl migrate-receive`` fails to create the domain

@@ -607,10 +607,14 @@ class Migration:
                         yield from self._wait_until(self.src.run(self.now, cost))
                     yield from self._send(self._page_bytes(batch), cost)
                     out.pushed_pages += len(batch)
-                    inflight.append((batch, max(self._arrive, self._ser_end + self.pipe.latency_ns)))
+                    inflight.append((batch, max(self._arrive, self._ser_end + self.pipe.latency_ns),
+                                     self._txs[-1][0]))
+            # a batch arrives no earlier than the link now says (later than predicted if the link is shared)
+            inflight = [(b, max(arr, tx.arrive_ns), tx) for b, arr, tx in inflight]
             if not inflight:
                 if exhausted:  # the push has passed the last pfn and everything sent has arrived
                     break
+                yield from self._wait_until(self._ser_end - lead)  # a fetched page still on the link
                 continue
             horizon = inflight[0][1] if exhausted else min(inflight[0][1], max(self._ser_end - lead, self.now))
             budget = mem._carry + rate * max(0, horizon - self._t)
@@ -625,7 +629,7 @@ class Migration:
                 yield from self._wait_until(tf)
                 out.remote_faults += 1
                 if where[pfn] == 2:  # already on its way: wait for its batch
-                    end = next(arr for b, arr in inflight if pfn in b) + POSTCOPY_FAULT_NS
+                    end = next(arr for b, arr, _tx in inflight if pfn in b) + POSTCOPY_FAULT_NS
                 else:  # MIG_RP_MSG_REQ_PAGES to the source, the page back behind what the link holds
                     yield from self._wait_until(tf + self.pipe.latency_ns)
                     page = np.array([pfn], dtype=np.int64)

@@ -138,3 +138,10 @@ def test_bad_net_peer(tmp_path, peer, msg):
 def test_example_runs():
     ex = Path(__file__).resolve().parents[2] / "examples" / "migrate_shared_link.toml"
     assert Scenario.from_toml(ex).domains[1].net_peer == "h2"
+
+
+def test_shared_link_is_deterministic():
+    _p, (a, b) = _together(["xen", "postcopy"])
+    _p, (c, d) = _together(["xen", "postcopy"])
+    assert (a.total_ns, a.bytes, b.total_ns, b.stall_ns) == (c.total_ns, c.bytes, d.total_ns, d.stall_ns)
+    assert int((a.receiver != a.sender).sum()) == 0
