@@ -26,7 +26,8 @@ guest's behalf (its backends, grant operations, device model) is also reported o
 (``dom0_breakdown_ns``, counts merged), so per-request costs include it.
 
 Simplifications: hosts are joined only by the links the scenario declares; each link is a separate
-NIC port; event channels and device interrupts are delivered to vCPU 0; a domain's structural MMU
+NIC port (a domain with ``net_peer`` gets one on the link to that host); event channels and device
+interrupts are delivered to vCPU 0; a domain's structural MMU
 (for its memory steps) is vCPU 0's.
 """
 
