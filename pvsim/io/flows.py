@@ -136,10 +136,14 @@ class Pipe:
             f = self._active[flow] = _Flow(flow, self._caps.get(flow, math.inf))
             f.left = float(tx.work)
             self.max_flows = max(self.max_flows, len(self._active))
+        solo = len(self._active) == 1 and f.cap == math.inf  # alone on the link at its full rate
         f.queue.append(tx)
         self.bytes += tx.nbytes
         self.flow_bytes[flow] = self.flow_bytes.get(flow, 0) + tx.nbytes
-        self._project()
+        if solo:  # the FIFO pipe: after what the flow already has queued (no other end moves)
+            self._place(tx, (f.queue[-2].end_f if len(f.queue) > 1 else float(now)) + tx.work)
+        else:
+            self._project()
         return tx
 
     def active_flows(self) -> int:
@@ -181,6 +185,16 @@ class Pipe:
             self._t = max(self._t, now)
             return
         fl = list(self._active.values())
+        if len(fl) == 1 and fl[0].cap == math.inf:  # alone at full rate: the projected ends are exact
+            f = fl[0]
+            while f.queue and f.queue[0].end_f <= now + _EPS:
+                f.queue.popleft()
+            if f.queue:
+                f.left = f.queue[0].end_f - now
+            else:
+                del self._active[f.key]
+            self._t = now
+            return
         flows = [(f.cap, f.queue) for f in fl]
         lefts = [f.left for f in fl]
         self._step(flows, lefts, float(self._t), float(now), lambda _tx, _t: None)
