@@ -34,7 +34,8 @@ Several hosts: ``[[hosts]]`` tables (each with ``name``, ``pcpus``, ``memory_mib
 ``between = ["h1", "h2"]`` (a host, a storage name or ``"outside"``, the peer beyond the
 datacentre), ``rate_mbps``, ``latency_us``, ``mtu``; ``[[storage]]`` (``name``, ``kind`` nfs or
 iscsi, ``latency_us``, ``throughput_mbps``, ``iops``) reached over a link; and ``host = "h1"`` and
-``disk = "local"`` or a storage name in each domain. A host with virtualized domains gets its own
+``disk = "local"`` or a storage name in each domain, and ``net_peer = "h2"`` for a domain whose
+network peer is on another host (its traffic crosses the link between them). A host with virtualized domains gets its own
 control domain (``Domain-0`` under Xen, ``host`` under the KVM-style mode) unless the scenario
 names one. User workloads: ``[[workloads]]`` tables or ``workload_files = ["mine.toml"]``.
 
@@ -239,6 +240,9 @@ class DomainSpec(_M):
     sched: dict[str, Any] = {}
     host: str = ""
     disk: str = "local"
+    # the host its network peer sits on: its traffic then crosses the link between the hosts, one flow
+    # sharing it with migrations and other streams (pvsim.io.flows); "" = the peer beyond "outside"
+    net_peer: str = ""
     os: OsKind = "linux"  # the guest's OS kind (guest_kernels.oskinds)
     bits: Literal[32, 64] | None = None  # None: the mode's own width
     processes: list[ProcessSpec] = []  # a bare-metal OS running several workloads as its processes
@@ -454,6 +458,14 @@ class Scenario:
                 if not self.link_between(d.host, d.disk):
                     raise ScenarioError(f"{where}.disk", f"storage {d.disk!r} is not linked to host {d.host!r}; "
                                                          "add [[links]] between them")
+            if d.net_peer:
+                if d.net_peer not in host_names:
+                    raise unknown(f"{where}.net_peer", d.net_peer, host_names, what="host")
+                if d.net_peer == d.host:
+                    raise ScenarioError(f"{where}.net_peer", f"must be another host than the domain's own ({d.host!r})")
+                if not self.link_between(d.host, d.net_peer):
+                    raise ScenarioError(f"{where}.net_peer", f"no link joins {d.host!r} and {d.net_peer!r}; "
+                                                             "add [[links]] between them")
             per_host[d.host].append(d)
         for hname, doms in per_host.items():
             h = self.host_named(hname)

@@ -26,7 +26,8 @@ guest's behalf (its backends, grant operations, device model) is also reported o
 (``dom0_breakdown_ns``, counts merged), so per-request costs include it.
 
 Simplifications: hosts are joined only by the links the scenario declares; each link is a separate
-NIC port; event channels and device interrupts are delivered to vCPU 0; a domain's structural MMU
+NIC port (a domain with ``net_peer`` gets one on the link to that host); event channels and device
+interrupts are delivered to vCPU 0; a domain's structural MMU
 (for its memory steps) is vCPU 0's.
 """
 
@@ -555,6 +556,7 @@ class HostRuntime:
         self.nic = NIC(self.engine, self.pricer, self.outside, rate_mbps=out.rate_mbps if out else None,
                        latency_us=out.latency_us if out else None)
         self.bridge = Bridge(self.nic)
+        self.ports: dict[str, tuple] = {}  # NIC ports on links to other hosts (domains' net_peer)
         self.remote: dict[str, RemoteDisk] = {}
         for st in sc.storage:
             link = system.links.get(frozenset((self.name, st.name)))
@@ -684,9 +686,26 @@ class HostRuntime:
                 req = next((dr.packets_for(a.args[0]) for s in w.action_steps() for a in s.body
                             if a.name == "net_io" and not a.args[1]), 300)
             kind = w.peer if w.peer != "none" else "sink"
-            dr.peer = self.outside.add(Peer(self.engine, self.pricer, kind, resp_bytes=int(resp), mss=dr.mss,
-                                            domid=dr.domid, request_bytes=int(req)))
-            dr.net = path.net(att, self.nic, dr.sock, dr.mss, dr.dm, o)
+            nic, outside = self._port_to(dr.spec.net_peer)
+            dr.peer = outside.add(Peer(self.engine, self.pricer, kind, resp_bytes=int(resp), mss=dr.mss,
+                                       domid=dr.domid, request_bytes=int(req)))
+            dr.net = path.net(att, nic, dr.sock, dr.mss, dr.dm, o)
+
+    def _port_to(self, peer_host: str):
+        """The NIC and the network beyond it for a domain whose peer is on ``peer_host``: the outside
+        link's NIC, or (another host, linked to this one) a NIC port on the link between the two
+        hosts, its frames one flow on the link's pipe each way, received by this host's bridge. A
+        domain migrated to its peer's host talks to it over the outside NIC [simplification]."""
+        link = self.system.links.get(frozenset((self.name, peer_host))) if peer_host else None
+        if link is None or peer_host == self.name:
+            return self.nic, self.outside
+        if peer_host not in self.ports:
+            ls = self.system.scenario.link_between(self.name, peer_host)
+            port = NIC(self.engine, self.pricer, Outside(), rate_mbps=ls.rate_mbps, latency_us=ls.latency_us,
+                       tx_pipe=link.pipe_from(self.name), rx_pipe=link.pipe_from(peer_host))
+            port.on_rx = self.bridge.rx
+            self.ports[peer_host] = (port, port.peer)
+        return self.ports[peer_host]
 
     def start(self) -> None:
         for dr in self.domains:  # threads first: a vCPU's first decision is its workload, not idling

@@ -24,7 +24,7 @@ PKGS = ("pvsim", "guest_kernels", "hypercalls")
 RANKS = [  # (module prefix, rank); the longest matching prefix wins
     ("hypercalls", 0),
     ("pvsim.core", 1),
-    ("pvsim.mm", 2), ("pvsim.io.devices", 2), ("pvsim.io.ring", 2),
+    ("pvsim.mm", 2), ("pvsim.io.devices", 2), ("pvsim.io.flows", 2), ("pvsim.io.ring", 2),
     ("pvsim.hypervisor", 3), ("pvsim.sched", 3), ("pvsim.io", 3), ("guest_kernels", 3),
     ("pvsim.workloads", 4), ("pvsim.migrate", 4), ("pvsim.migrate.live", 6), ("pvsim.migrate.inrun", 6),
     ("pvsim.ha.remus", 4), ("pvsim.ha.disk", 4),

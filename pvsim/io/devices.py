@@ -20,8 +20,12 @@ Design note
   ``io.peer_turnaround_us``), ``clients`` (closed-loop clients, one per connection);
   :class:`Outside` routes each frame to its domain's peer, :class:`Bridge` each arriving frame to
   its domain's receive path (the software bridge of dom0 or the host kernel).
-* :class:`Link` / :class:`Pipe`: a link between two ends of a scenario (rate, latency, MTU), FIFO
-  serialisation each way; :class:`RemoteDisk`: shared storage reached over a link.
+* :class:`Link`: a link between two ends of a scenario (rate, latency, MTU), one
+  :class:`~pvsim.io.flows.Pipe` each way, whose flows share its rate max-min fairly (see
+  :mod:`pvsim.io.flows`); :class:`RemoteDisk`: shared storage reached over a link (its requests are
+  the link's default FIFO flow). A NIC may sit on a link between hosts instead of the outside link
+  (a domain's ``net_peer``): its frames are then one flow on that link's pipe, and the peer's frames
+  come back on the other direction's pipe.
 
 Simplifications: no disk cache, no NCQ reordering, no TSO/GRO (a segment is a frame), no loss (but a
 failed host's NIC and a cut link, ``dead``, drop everything: :mod:`pvsim.ha.inrun`).
@@ -37,6 +41,7 @@ from numba import njit
 
 from pvsim.core import kernels
 from pvsim.core.errors import ScenarioError
+from pvsim.io.flows import Pipe
 
 ETH_FRAMING_BYTES = 38
 TCPIP_HEADER_BYTES = 40
@@ -183,8 +188,10 @@ class NIC:
     else the profile's ``io.nic_rate_mbps`` and ``io.wire_latency_us``)."""
 
     def __init__(self, engine, pricer, peer: "Peer | Outside | None" = None, *, rate_mbps: float | None = None,
-                 latency_us: float | None = None):
+                 latency_us: float | None = None, tx_pipe: Pipe | None = None, rx_pipe: Pipe | None = None):
         self.engine = engine
+        # on a link between hosts (a domain's net_peer): frames are this NIC's flow on the link's pipes
+        self.tx_pipe, self.rx_pipe = tx_pipe, rx_pipe
         rate = pricer.value("io.nic_rate_mbps") if rate_mbps is None else float(rate_mbps)
         self.rate_bits_per_ns = rate / 1e3
         self.latency_ns = int(pricer.ns("io.wire_latency_us")) if latency_us is None else int(latency_us * 1000)
@@ -228,10 +235,18 @@ class NIC:
             return
         self.busy = True
         npkts, nbytes, meta = self.queue.popleft()
+        if self.tx_pipe is not None:
+            tx = self.tx_pipe.send(nbytes + npkts * ETH_FRAMING_BYTES, self._to_peer(npkts, nbytes, meta), flow=self,
+                                   serialised=lambda: self._sent(npkts, nbytes, meta))
+            self.wire_busy_ns += tx.work
+            return
         t = self.wire_ns(npkts, nbytes)
         self.wire_busy_ns += t
         ev = self.engine.timeout_ns(t)
         ev.callbacks.append(lambda _e: self._sent(npkts, nbytes, meta))
+
+    def _to_peer(self, npkts, nbytes, meta):
+        return None if self.peer is None else (lambda: self.peer.receive(npkts, nbytes, meta))
 
     def _sent(self, npkts, nbytes, meta) -> None:
         self.queued_pkts -= npkts
@@ -245,13 +260,19 @@ class NIC:
                 else:
                     keep.append((need, w))
             self._space_waiters = keep
-        if self.peer is not None and not self.dead:
+        if self.peer is not None and self.tx_pipe is None and not self.dead:
             ev = self.engine.timeout_ns(self.latency_ns)
             ev.callbacks.append(lambda _e: self.dead or self.peer.receive(npkts, nbytes, meta))
         self._next()
 
     def from_peer(self, npkts: int, nbytes: int, meta=None, delay_ns: int = 0) -> None:
         """The peer sends a frame batch: it arrives after its serialisation + the wire latency."""
+        if self.rx_pipe is not None:
+            if delay_ns > 0:
+                self.engine.timeout_ns(delay_ns).callbacks.append(lambda _e: self.from_peer(npkts, nbytes, meta))
+                return
+            self.rx_pipe.send(nbytes + npkts * ETH_FRAMING_BYTES, lambda: self._arrive(npkts, nbytes, meta), flow=self)
+            return
         t = delay_ns + self.wire_ns(npkts, nbytes) + self.latency_ns
         ev = self.engine.timeout_ns(t)
         ev.callbacks.append(lambda _e: self._arrive(npkts, nbytes, meta))
@@ -357,36 +378,6 @@ class Bridge:
 
 
 # ---------------------------------------------------------------------------- links and remote storage
-class Pipe:
-    """One direction of a link: FIFO serialisation at the link rate, then the propagation latency."""
-
-    def __init__(self, engine, rate_mbps: float, latency_us: float):
-        self.engine = engine
-        self.rate_bits_per_ns = float(rate_mbps) / 1e3
-        self.latency_ns = int(latency_us * 1000)
-        self.free_at = 0
-        self.bytes = 0
-        self.dead = False  # cut, or an end failed (pvsim.ha.inrun): what is sent or on the wire is lost
-        self.dropped = 0
-
-    def send(self, nbytes: int, done) -> None:
-        if self.dead:
-            self.dropped += 1
-            return
-        now = self.engine.now_ns
-        start = max(now, self.free_at)
-        ser = max(1, int(nbytes * 8 / self.rate_bits_per_ns))
-        self.free_at = start + ser
-        self.bytes += nbytes
-        self.engine.timeout_ns(self.free_at - now + self.latency_ns).callbacks.append(lambda _e: self._deliver(done))
-
-    def _deliver(self, done) -> None:
-        if self.dead:
-            self.dropped += 1
-        else:
-            done()
-
-
 class Link:
     """A link between two ends (hosts, storage, the outside), one :class:`Pipe` each way."""
 

@@ -6,7 +6,7 @@ Design note
 Binds :mod:`pvsim.migrate.save` to a :class:`~pvsim.scenario.Scenario`, as ``xl migrate`` binds
 libxc's save engine to a domain (``tools/xl/xl_migrate.c``): the domain's RAM, vCPUs, mode (PV or
 HVM records) and devices, its workload's writable working set, the link between the hosts (one
-:class:`~pvsim.io.devices.Pipe` per direction, shared by every migration that crosses it) and the
+:class:`~pvsim.io.flows.Pipe` per direction: each migration one flow, max-min fair shares) and the
 Domain-0 of each host (here an analytic FIFO server at the share of a pCPU it gives the stream: its
 cap, if any; inside a run, :mod:`pvsim.migrate.inrun` puts Domain-0's vCPUs behind the same cost
 function). Checks before time

@@ -44,21 +44,24 @@ event; each ``CLEAN``/``PEEK`` flushes PML buffers -- is counted per vCPU by
 ``MigrationOptions.logdirty``), reported per round, and handed to ``on_logdirty`` (a run charges it to
 the guest's vCPUs: :mod:`pvsim.migrate.inrun`).
 
-The stream crosses the hosts' link (:class:`pvsim.io.devices.Pipe`, FIFO per direction, so
-concurrent migrations and other traffic interleave batch by batch) and costs Domain-0 CPU on both
-hosts (mapping foreign frames, normalising PV page tables, copying into the socket; the
-``XEN_DOMCTL_SHADOW_OP_CLEAN`` walk), priced by one cost function (:func:`batch_cost`,
-:func:`clean_cost`, by cause) and run by the sender's and receiver's CPU object: in ``pvsim run``
-a kernel thread on each host's Domain-0 vCPUs (:class:`pvsim.migrate.inrun.Dom0Thread`), scheduled
-with the backends under Domain-0's OS and the host scheduler's weight and cap; without a run
-(``pvsim migrate``, ``xl save``, Remus) a FIFO server per host (:class:`_Server`) scaled by the share
-of a pCPU Domain-0's cap gives it. The sender waits for each batch's work before queueing it on the
-link; the receiver's work starts when the batch arrives, and the stream waits for it at each round's
+The stream is one flow on the hosts' link (:class:`pvsim.io.flows.Pipe`: flows sharing a direction
+get max-min fair shares, so concurrent migrations and guest streams crossing the link each get their
+share; the end of a batch on the link is re-read while the stream waits for it, as a flow arriving
+later slows it) and costs Domain-0 CPU on both hosts (mapping foreign frames, normalising PV page
+tables, copying into the socket; the ``XEN_DOMCTL_SHADOW_OP_CLEAN`` walk), priced by one cost function
+(:func:`batch_cost`, :func:`clean_cost`, by cause) and run by the sender's and receiver's CPU object:
+in ``pvsim run`` a kernel thread on each host's Domain-0 vCPUs (:class:`pvsim.migrate.inrun.Dom0Thread`),
+scheduled with the backends under Domain-0's OS and the host scheduler's weight and cap, which is
+given a batch's work when the batch lands; without a run (``pvsim migrate``, ``xl save``, Remus) a FIFO
+server per host (:class:`_Server`) scaled by the share of a pCPU Domain-0's cap gives it, whose
+completions are computed ahead and recomputed when the link moves an arrival. The sender waits for
+each batch's work before queueing it on the link; the stream waits for the receiver at each round's
 end. Simplifications: one batch in flight per stream (the next batch is prepared while the previous
 serialises); the receiver's CPU and the sender's overlap the link; no TCP slow start; guest writes
-arrive at a constant rate (see :mod:`pvsim.migrate.dirty`); in a run a post-copy page is placed at
-its link arrival (the receiver's work for it still runs on its Domain-0, and the degraded window
-ends only when it has).
+arrive at a constant rate (see :mod:`pvsim.migrate.dirty`); under post-copy a batch's or a fetched
+page's arrival is taken as the link predicted it when it was sent (exact unless another flow starts
+sharing the link meanwhile), and in a run a post-copy page is placed at its link arrival (the
+receiver's work for it still runs on its Domain-0, and the degraded window ends only when it has).
 """
 
 from __future__ import annotations
@@ -245,6 +248,8 @@ class _Server:
     it is known to be done by, ``settle`` waits for everything posted (nothing to wait for here: the
     server knows its completion times), ``close`` ends it, ``busy`` is the CPU time it was given."""
 
+    analytic = True  # completions known ahead: Migration._sync recomputes them when an arrival moves
+
     def __init__(self, share: float):
         self.free = 0
         self.share = share
@@ -281,6 +286,13 @@ class Migration:
         self._t = 0
         self._ser_end = 0
         self._arrive = 0
+        # this stream's transfers whose end on the link may still move (another flow may start sharing
+        # it), each with the receiver's CPU for it (None: not the receiver's work), and the receiver's
+        # state before the first of them: _sync replays the receiver's FIFO from there
+        self._txs: list = []
+        self._analytic = getattr(self.dst, "analytic", False)
+        self._base = self._state(0)
+        self._posting = 0  # batches on the link whose work a Domain-0 thread is given when they land
         self.rate_bps: float | None = None  # sender-side rate limit (bytes/s), if any
         self.cpu = opts.policy != "simgrid"
         self.records = opts.policy in ("xen", "xen-legacy", "postcopy", "hybrid")
@@ -328,20 +340,66 @@ class Migration:
     # ------------------------------------------------------------ the stream
     def _send(self, nbytes: int, dst_cpu: dict | None = None):
         """Queue ``nbytes`` on the link once the previous batch has serialised; the receiver's CPU
-        takes the batch (``dst_cpu``: its work by cause) on arrival."""
-        yield from self._wait_until(self._ser_end)
+        takes the batch (``dst_cpu``: its work by cause) on arrival: an analytic server's completion is
+        computed ahead (and recomputed by :meth:`_sync`), a Domain-0 thread is given the work as the
+        batch lands."""
+        yield from self._wait_link()
         if self.rate_bps:  # sender-side pacing (ADAPTIVE_SAVE, QEMU max-bandwidth)
             yield from self._wait_until(self._paced)
             self._paced = self.now + int(nbytes * 1e9 / self.rate_bps)
-        self.pipe.send(nbytes, lambda: None)
-        self._ser_end = self.pipe.free_at
-        arrive = self._ser_end + self.pipe.latency_ns
-        self._arrive = self.dst.post(arrive, dst_cpu) if (self.cpu and dst_cpu) else max(self._arrive, arrive)
+        work = dst_cpu if (self.cpu and dst_cpu) else {}
+        if work and not getattr(self.dst, "analytic", False):
+            self._posting += 1
+            tx = self.pipe.send(nbytes, lambda w=work: self._landed(w), flow=self)
+            work = {}
+        else:
+            tx = self.pipe.send(nbytes, flow=self)
+        self._txs.append((tx, work))
+        self._sync()
         self.out.bytes += nbytes
+
+    def _sync(self) -> None:
+        """``_ser_end`` (the end of this stream's last transfer on the link) and ``_arrive`` (the
+        receiver's CPU done after each arrival) from the link's current prediction."""
+        if self._analytic:
+            self.dst.free, self.dst.busy = self._base[0], self._base[1]
+        self._arrive = self._base[2]
+        settled = True
+        for tx, cost in self._txs:
+            if cost is not None:
+                a = tx.arrive_ns
+                self._arrive = self.dst.post(a, cost) if cost else max(self._arrive, a)
+            self._ser_end = tx.end_ns
+            settled = settled and tx.end_ns <= self.now  # in the past: it can no longer move
+            if settled:
+                self._base = self._state(self._arrive)
+                self._txs = self._txs[1:]
+
+    def _state(self, arrive: int) -> tuple:
+        """The receiver's state :meth:`_sync` replays from (an analytic server's queue, the last arrival)."""
+        return (self.dst.free, self.dst.busy, arrive) if self._analytic else (None, None, arrive)
+
+    def _landed(self, work: dict) -> None:
+        """A batch has arrived: the receiver's Domain-0 thread takes its work now."""
+        self._posting -= 1
+        self.dst.post(self.now, work)
+
+    def _wait_link(self):
+        """Wait until this stream's last transfer has left the sender (re-read: sharing moves it)."""
+        while True:
+            self._sync()
+            if self._ser_end <= self.now:
+                return
+            yield self.engine.timeout_ns(int(self._ser_end - self.now))
 
     def _drain(self):
         """Wait until the receiver has everything sent so far."""
-        yield from self._wait_until(max(self._arrive, self._ser_end + self.pipe.latency_ns))
+        while True:
+            self._sync()
+            t = max(self._arrive, self._ser_end + self.pipe.latency_ns)
+            if t <= self.now and not self._posting:
+                break
+            yield self.engine.timeout_ns(int(max(0, t - self.now)))
         yield from self.dst.settle()  # the receiver's Domain-0 has restored every batch
         self._advance()
 
@@ -632,6 +690,7 @@ class Migration:
         lead = int(sum(self._batch_cost(POSTCOPY_PUSH_PAGES).values()) / self.src.share)  # the next batch is mapped and
         self._t = self.now  # copied while the previous one serialises (as in the pre-copy rounds)
         while True:
+            self._sync()
             if not exhausted and self.now >= self._ser_end - lead:
                 k, cursor = (_next_remote_kernel if mem.compiled else next_remote_ref)(where, cursor,
                                                                                       POSTCOPY_PUSH_PAGES, buf)
@@ -647,10 +706,14 @@ class Migration:
                         yield from self._cpu(self.src, cost)
                     yield from self._send(self._page_bytes(batch), cost)
                     out.pushed_pages += len(batch)
-                    inflight.append((batch, max(self._arrive, self._ser_end + self.pipe.latency_ns)))
+                    inflight.append((batch, max(self._arrive, self._ser_end + self.pipe.latency_ns),
+                                     self._txs[-1][0]))
+            # a batch arrives no earlier than the link now says (later than predicted if the link is shared)
+            inflight = [(b, max(arr, tx.arrive_ns), tx) for b, arr, tx in inflight]
             if not inflight:
                 if exhausted:  # the push has passed the last pfn and everything sent has arrived
                     break
+                yield from self._wait_until(self._ser_end - lead)  # a fetched page still on the link
                 continue
             horizon = inflight[0][1] if exhausted else min(inflight[0][1], max(self._ser_end - lead, self.now))
             budget = mem._carry + rate * max(0, horizon - self._t)
@@ -665,21 +728,24 @@ class Migration:
                 yield from self._wait_until(tf)
                 out.remote_faults += 1
                 if where[pfn] == 2:  # already on its way: wait for its batch
-                    end = next(arr for b, arr in inflight if pfn in b) + POSTCOPY_FAULT_NS
+                    end = next(arr for b, arr, _tx in inflight if pfn in b) + POSTCOPY_FAULT_NS
                 else:  # MIG_RP_MSG_REQ_PAGES to the source, the page back behind what the link holds
                     yield from self._wait_until(tf + self.pipe.latency_ns)
                     page = np.array([pfn], dtype=np.int64)
-                    self.pipe.send(self._page_bytes(page), lambda: None)
+                    tx = self.pipe.send(self._page_bytes(page), flow=self)
+                    self._txs.append((tx, None))
+                    self._sync()
                     out.bytes += self._page_bytes(page)
-                    self._ser_end = self.pipe.free_at
                     out.pages_sent += 1
-                    end = self.pipe.free_at + self.pipe.latency_ns + POSTCOPY_FAULT_NS
+                    end = tx.end_ns + self.pipe.latency_ns + POSTCOPY_FAULT_NS
                     self._deliver(page, where, fetched)  # placed at arrival; the guest touches it only after
                 out.stall_ns.append(int(end - tf))
                 yield from self._wait_until(end)
             while inflight and inflight[0][1] <= self.now:
                 self._deliver(inflight.pop(0)[0], where, fetched)
             self._t = self.now
+        while self._posting:  # a batch landing now has not yet been handed to the receiver's thread
+            yield self.engine.timeout_ns(int(max(0, self._ser_end + self.pipe.latency_ns - self.now)))
         yield from self.dst.settle()  # the receiver's Domain-0 has placed the last batch
         out.pages_sent += out.pushed_pages
         out.end_ns = self.now
