@@ -153,6 +153,13 @@ class MachineMMU:
     def _flush_tlb_state(self):
         if self.tagged:
             self.asid = (self.asid % 4095) + 1  # a fresh PCID/ASID instead of a flush
+            # The paging-structure caches are tagged like the TLB (Intel SDM vol. 3A 4.10.3.1: each
+            # PML4E/PDPTE/PDE-cache entry is associated with a PCID; 28.3.1: and with a VPID), so
+            # the new tag can use none of the old tag's entries. The model's walk caches carry no
+            # tag: drop them, or the next walk starts from the previous address space's tables
+            # (issue 12: wrong translations, and shadow fix-ups that never stick). The nested TLB
+            # (guest-physical -> host-physical) does not depend on the guest's CR3 and is kept.
+            self.tlb.pwc_tag[:] = -1
         else:
             self.tlb.flush()
 
