@@ -45,6 +45,10 @@ Option ``oos`` (HVM shadow only, ``shadow/oos.c``): the first emulated write to 
 unsyncs it (at most ``SHADOW_OOS_PAGES`` = 3, oldest evicted and resynced); further writes to it
 are plain stores; CR3 loads and flushes resync every out-of-sync L1.
 
+A CR3 load under a tagged TLB (PCID/VPID) takes a fresh tag and drops the walk caches, which
+carry no tag of their own (real ones are tagged, Intel SDM vol. 3A 4.10.3.1: the new tag could use
+none of the old entries).
+
 Simplifications: one TLB per vCPU (no SMT sharing); no OOS snapshots (a resync compares every
 entry with its recomputed shadow); PV log-dirty
 detects first writes through the leaf entries' dirty bits (cleared at each round) instead of
@@ -223,8 +227,9 @@ class MachineMMU:
                 break
             stop = int(out[W.O_STOP])
             if stop == last_stop:
-                # the fix-up did not stick (e.g. the shadow pool recycled the shadow it just built):
-                # count it and let the access complete rather than fault forever
+                # the fix-up did not stick: a model defect, never Xen's behaviour (a fix-up keeps
+                # the shadows on its path out of the pool's victims, and a tagged CR3 load drops
+                # the walk caches); a guard the tests assert stays 0, rather than faulting forever
                 retries += 1
                 if retries >= 4:
                     self.meter.count("mmu.fixup_livelock")
