@@ -186,6 +186,12 @@ M = [
            "rel.append(times.copy())", ("tests/ha/test_remus.py",)),
     Mutant("COLO: divergent packet released before its checkpoint's ack", "pvsim/ha/remus.py",
            "                    r_[-1] = -1\n", "                    pass\n", ("tests/ha/test_remus.py",)),
+    Mutant("tagged CR3 load keeps the untagged walk caches (issue 12 fix-up livelock)", "pvsim/mm/machine.py",
+           "does not depend on the guest's CR3 and is kept.\n            self.tlb.pwc_tag[:] = -1",
+           "does not depend on the guest's CR3 and is kept.", ("tests/mm/test_fixup_livelock.py",)),
+    Mutant("HAP domains with 1 GiB host pages placed on a 2 MiB boundary only", "pvsim/wiring.py",
+           "return span if span > ALIGN_2M and pages >= span else ALIGN_2M", "return ALIGN_2M",
+           ("tests/mm/test_hugepages.py",)),
 ]
 
 

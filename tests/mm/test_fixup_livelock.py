@@ -131,7 +131,7 @@ ACTIONS = _actions(WORKLOADS)
 
 @pytest.mark.parametrize("mode", ["hvm-shadow", "bt"])
 @pytest.mark.parametrize("profile", ["modern", "p4-2006"])
-@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(order=st.lists(st.integers(0, len(ACTIONS) - 1), min_size=20, max_size=120),
        pool=st.sampled_from([None, 16, 24, 48]))
 def test_workload_op_orders_never_livelock(mode, profile, order, pool):
@@ -149,7 +149,7 @@ def test_workload_op_orders_never_livelock(mode, profile, order, pool):
 
 @pytest.mark.parametrize("mode", ["hvm-shadow", "bt"])
 @settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(seq=st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 1000)), min_size=1, max_size=60),
+@given(seq=st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 1000)), min_size=20, max_size=150),
        pool=st.sampled_from([None, 16, 32]))
 def test_guest_mmu_op_orders_never_livelock_on_modern(mode, seq, pool):
     """The coherence test's operations (fork, exit, exec, quicklists shuffled or freed, ...) on the
