@@ -67,7 +67,7 @@ from pvsim.sched.costs import switch_cost_from_profile
 from pvsim.sched.footprint import NONE, FootprintTracker, cache_model, footprint_of
 from pvsim.sched.hk.runner import CompiledRunner, has_kernel
 from pvsim.sched.topology import HostTopology, placement
-from pvsim.wiring import MAX_STRUCTURAL_PAGES, attach_guest
+from pvsim.wiring import ALIGN_2M, MAX_STRUCTURAL_PAGES, attach_guest, host_leaf_level
 from pvsim.workloads.spec import RATE_METRICS, A
 from pvsim.workloads.threads import thread
 
@@ -644,6 +644,7 @@ class HostRuntime:
     def _plan_memory(self, specs) -> dict:
         """Frames modelled as data for each domain with memory steps, and the host frame table."""
         pages = {}
+        pad = 0
         for d in specs:
             w = self.system.scenario.catalogue.resolve(d.workload, d.params)
             if w.uses_memory and d.options.mmu == "structural":
@@ -658,9 +659,16 @@ class HostRuntime:
                     raise ScenarioError(f"domains.{d.name}.memory_mib",
                                         f"large pages need {want} frames ({-(-want // 256)} MiB) of modelled memory,"
                                         f" at most {min(d.memory_mib * 256, MAX_STRUCTURAL_PAGES)}")
-                pages[d.name] = min(d.memory_mib * 256, MAX_STRUCTURAL_PAGES, want)
+                have = min(d.memory_mib * 256, MAX_STRUCTURAL_PAGES)
+                # 1 GiB host leaves (HAP): model at least the first aligned gigabyte of the guest's
+                # memory, which the p2m maps with one PDPTE leaf (fewer frames could get none)
+                host = 1 << (9 * (host_leaf_level(MODES[d.mode], self.profile, d.options.host_page_size) - 1))
+                if host > ALIGN_2M and have >= host:
+                    want = max(want, host)
+                    pad += host  # the padding up to a 1 GiB boundary (wiring.ensure_memory)
+                pages[d.name] = min(have, want)
         if pages:
-            attach_machine_memory(self.hv, sum(pages.values()) + 8192 + 4096 + 1024 * len(pages))
+            attach_machine_memory(self.hv, sum(pages.values()) + 8192 + 4096 + 1024 * len(pages) + pad)
         return pages
 
     def _attach_devices(self, dr: DomainRuntime) -> None:

@@ -12,7 +12,10 @@ vCPU of every domain; :mod:`pvsim.pricing` calls it on a scratch hypervisor to p
 
 Memory: :func:`ensure_memory` gives the host a frame table (``hv.machine_mm``) when it has none and
 the domain its frames, starting on a 2 MiB boundary so the p2m can use superpages (Xen allocates
-domain memory in high-order chunks where it can).
+domain memory in high-order chunks where it can: libxc's ``meminit_hvm`` asks ``populate_physmap``
+for 1 GiB extents first, then 2 MiB, then 4 KiB, xc_dom_x86.c). A HAP domain whose p2m may use
+1 GiB leaves (:func:`memory_alignment`) and has at least 1 GiB of frames starts on a 1 GiB
+boundary, so its first gigabyte is one PDPTE leaf.
 """
 
 from __future__ import annotations
@@ -24,23 +27,48 @@ from pvsim.hypervisor.hypervisor import Hypervisor
 from pvsim.hypervisor.platform import HvPlatform
 from pvsim.mm.host import add_domain_memory, attach_machine_memory
 from pvsim.mm.machine import PAGING
+from pvsim.mm.x86 import PAGE_LEVELS
 
 DEFAULT_PAGES = 65536  # 256 MiB of guest memory when the domain does not say
 MAX_STRUCTURAL_PAGES = 1 << 20  # frames modelled as data per domain (4 GiB)
 SHADOW_OPTIONS = ("early_unshadow", "pool_pages", "prefetch", "keep_shadows_on_switch", "oos", "oos_pages")
 
 
-def ensure_memory(hv, dom, nr_pages: int | None = None) -> None:
-    """The host's frame table (created if absent) and ``dom``'s frames in it."""
+ALIGN_2M = 512  # frames per 2 MiB: every domain's memory starts on such a boundary
+
+
+def host_leaf_level(spec: ModeSpec, profile, host_page_size: str | None) -> int:
+    """The largest leaf of the domain's p2m (1: no p2m of its own, or 4 KiB host pages): the
+    domain option beats the profile's default (``mmu.hap_host_leaf_level_count``), as in
+    :class:`~pvsim.mm.machine.HapMMU`."""
+    if spec.paging != "hap":
+        return 1
+    if host_page_size is not None:
+        return PAGE_LEVELS[host_page_size]
+    if profile is not None and profile.has("mmu.hap_host_leaf_level_count"):
+        return int(profile.value("mmu.hap_host_leaf_level_count"))
+    return 2
+
+
+def memory_alignment(spec: ModeSpec, profile, host_page_size: str | None, pages: int) -> int:
+    """Frames the domain's memory is aligned to: 1 GiB when its p2m may use 1 GiB leaves and it
+    has at least that much memory (else no such leaf could be installed), else 2 MiB."""
+    span = 1 << (9 * (host_leaf_level(spec, profile, host_page_size) - 1))
+    return span if span > ALIGN_2M and pages >= span else ALIGN_2M
+
+
+def ensure_memory(hv, dom, nr_pages: int | None = None, align: int = ALIGN_2M) -> None:
+    """The host's frame table (created if absent) and ``dom``'s frames in it, from a multiple of
+    ``align`` frames."""
     pages = int(nr_pages or min(dom.tot_pages or DEFAULT_PAGES, MAX_STRUCTURAL_PAGES))
+    pad = align if align > ALIGN_2M else 0  # room to reach a 1 GiB boundary
     if hv.machine_mm is None:
-        attach_machine_memory(hv, pages + 8192 + (1 << 12))
+        attach_machine_memory(hv, pages + 8192 + (1 << 12) + pad)
     if dom.mm is None:
         mm = hv.machine_mm
-        if len(mm._free_frames) < pages + 512:
+        if len(mm._free_frames) < pages + max(align, ALIGN_2M):
             raise MemoryError(f"host frame table too small for domain {dom.domid} ({pages} pages)")
-        while mm._free_frames and mm._free_frames.peek() % 512:
-            mm.alloc_domheap_page(0x7FF2)  # DOMID_XEN: padding up to the next 2 MiB boundary
+        mm.pad_to(align, 0x7FF2)  # DOMID_XEN: padding up to the next boundary
         add_domain_memory(hv, dom, pages)
 
 
@@ -53,8 +81,10 @@ def attach_guest(hv, dom, spec: ModeSpec, *, vcpu_id: int = 0, structural: bool 
     platform = HvPlatform(hv, vcpu)
     kopts = dict(kernel_options or {})
     if structural:
-        ensure_memory(hv, dom, nr_pages)
         mopts = {k: v for k, v in (mmu_options or {}).items() if v is not None}
+        pages = int(nr_pages or min(dom.tot_pages or DEFAULT_PAGES, MAX_STRUCTURAL_PAGES))
+        ensure_memory(hv, dom, nr_pages,
+                      memory_alignment(spec, getattr(hv, "profile", None), mopts.get("host_page_size"), pages))
         if spec.paging != "shadow":
             mopts = {k: v for k, v in mopts.items() if k not in SHADOW_OPTIONS}
         if spec.paging != "hap":

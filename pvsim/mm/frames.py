@@ -192,6 +192,30 @@ class MachineMemory:
         self.m2p[mfn] = -1
         return int(mfn)
 
+    def pad_to(self, align: int, domid: int) -> int:
+        """Give ``domid`` free frames until the next frame :meth:`alloc_domheap_page` (or
+        :meth:`add_domain`) hands out is a multiple of ``align``; returns how many. The same as
+        that many single allocations, done in one step over the never-used tail."""
+        ff, n = self._free_frames, 0
+        while ff.recycled and ff.peek() % align:
+            self.alloc_domheap_page(domid)
+            n += 1
+        if ff.recycled or not ff:
+            return n
+        k = min((-ff.next) % align, ff.n - ff.next)
+        if k:
+            mf = ff.take(k)
+            self.owner[mf] = domid
+            self.count[mf] = 1
+            self.allocated[mf] = True
+            self.type[mf] = PGT_none
+            self.type_count[mf] = 0
+            self.pinned[mf] = False
+            self.validated[mf] = False
+            self.linear_count[mf] = 0
+            self.m2p[mf] = -1
+        return n + k
+
     def free_domheap_page(self, domid: int, mfn: int) -> int:
         """Return ``mfn`` to the heap. -EINVAL if not owned by ``domid``; -EBUSY if still referenced."""
         if not (0 <= mfn < self.nr_frames) or self.owner[mfn] != domid or not self.allocated[mfn]:

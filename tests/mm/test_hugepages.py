@@ -7,7 +7,9 @@ import pytest
 from pvsim.core.errors import ScenarioError
 from pvsim.core.meter import Meter
 from pvsim.core.profile import load_profile
+from pvsim.mm import x86 as C
 from pvsim.mm.audit import audit
+from pvsim.mm.frames import MachineMemory
 from pvsim.mm.walk import O_MISSES, O_REFS
 from pvsim.scenario import Scenario
 from pvsim.system import build
@@ -131,3 +133,90 @@ def test_host_page_size_the_processor_lacks_is_refused():
         scratch_platform("hvm", prof, nr_pages=8192, host_page_size="1g")
     p = scratch_platform("hvm", prof, nr_pages=8192, host_page_size="2m")
     assert p.machine_mmu.host_leaf_level == 2 and p.mmu.page_level(3) == 2
+
+
+def _p2m_leaves(p2m) -> dict:
+    """Leaves of the p2m per level (3: 1 GiB PDPTE leaves, 2: 2 MiB, 1: 4 KiB)."""
+    mm, found = p2m.mm, {}
+    stack = [(p2m.radix.root, p2m.radix.levels)]
+    while stack:
+        t, lv = stack.pop()
+        ents = mm.entries(t)
+        for i in np.flatnonzero(ents & np.uint64(1)):
+            e = int(ents[i])
+            if lv == 1 or C.get_pte_flags(e) & C._PAGE_PSE:
+                found[lv] = found.get(lv, 0) + 1
+            else:
+                stack.append((C.pte_mfn(e), lv - 1))
+    return found
+
+
+def test_1g_host_leaves_make_the_2d_walk_one_level_shorter():
+    """Issue 12: with ``host_page_size = "1g"`` no 1 GiB leaf was ever installed, because every
+    domain's memory started on a 2 MiB boundary only (machine frame 512: gfn 0 is 1 GiB-aligned,
+    its mfn is not, so ``P2M.map_range`` fell back to 2 MiB leaves). A HAP domain with 1 GiB of
+    frames now starts on a 1 GiB boundary: its first gigabyte is one PDPTE leaf. Hand calculation
+    of a cold 2-D walk, (n + 1)(m + 1) - 1 references with n = 5 - guest leaf level and m = 5 - host
+    leaf level: 4 KiB guest pages 5 x 4 - 1 = 19 over 2 MiB host leaves, 5 x 3 - 1 = 14 over 1 GiB;
+    2 MiB guest pages 4 x 4 - 1 = 15 and 4 x 3 - 1 = 11."""
+    prof = load_profile("modern")
+    refs = {}
+    for host in ("2m", "1g"):
+        p = scratch_platform("hvm", prof, nr_pages=1 << 18, host_page_size=host)
+        mm = p.machine_mmu
+        leaves = _p2m_leaves(mm.p2m)
+        if host == "1g":
+            assert int(mm.dmm.p2m[0]) % (1 << 18) == 0 and leaves == {3: 1}
+        else:
+            assert int(mm.dmm.p2m[0]) == 512 and leaves == {2: 512}
+        for level in (1, 2):
+            vas = p.mmu.huge_region(512, level)
+            assert p.mmu.page_level(level) == level
+            refs[(level, host)] = mm.refs_per_miss(int(vas[0]))
+    assert refs == {(1, "2m"): 19, (1, "1g"): 14, (2, "2m"): 15, (2, "1g"): 11}
+
+
+def test_domains_without_1g_host_pages_keep_the_2mb_placement():
+    """Less than 1 GiB of frames (no 1 GiB leaf could fit) or 2 MiB host pages: memory still
+    starts at the first 2 MiB boundary (frame 512), as before, and the p2m has no 1 GiB leaf."""
+    prof = load_profile("modern")
+    for opts in ({"host_page_size": "1g"}, {}, {"host_page_size": "2m"}):
+        p = scratch_platform("hvm", prof, nr_pages=40000, **opts)
+        assert int(p.machine_mmu.dmm.p2m[0]) == 512
+        assert 3 not in _p2m_leaves(p.machine_mmu.p2m)
+    p = scratch_platform("native", prof, nr_pages=1 << 18)
+    assert int(p.machine_mmu.dmm.p2m[0]) == 512  # no p2m of its own: nothing to align for
+
+
+def test_a_scenario_domain_with_1g_host_pages_gets_a_pdpte_leaf():
+    """gups (2 MiB guest pages) in a 4 GiB hvm domain with host_page_size 1g: the builder models
+    the first aligned gigabyte (262,144 frames, not the 57,344 the table alone needs), and the p2m
+    maps it with one 1 GiB leaf; with 2 MiB host pages the plan is unchanged."""
+    for host, frames, leaves in (("1g", 1 << 18, {3: 1}), ("2m", None, None)):
+        s = build(_scenario("hvm", {"page_size": "2m"}, {"host_page_size": host}))
+        d = next(d for d in s.domains if d.domain.mm is not None)
+        mm = d.os.mmu.p.machine_mmu
+        if frames is None:
+            assert len(mm.dmm.p2m) < 1 << 18 and int(mm.dmm.p2m[0]) % 512 == 0
+            assert 3 not in _p2m_leaves(mm.p2m)
+        else:
+            assert len(mm.dmm.p2m) == frames and int(mm.dmm.p2m[0]) % frames == 0
+            assert _p2m_leaves(mm.p2m) == leaves
+
+
+def test_padding_in_one_step_equals_single_allocations():
+    """``MachineMemory.pad_to`` leaves the frame table as the loop of single allocations it
+    replaces (recycled frames first, then the never-used tail)."""
+    a, b = MachineMemory(4096), MachineMemory(4096)
+    for m in (a, b):
+        got = [m.alloc_domheap_page(1) for _ in range(700)]
+        for f in got[600:690:3]:
+            m.free_domheap_page(1, f)
+    n = a.pad_to(1024, 0x7FF2)
+    k = 0
+    while b._free_frames and b._free_frames.peek() % 1024:
+        b.alloc_domheap_page(0x7FF2)
+        k += 1
+    assert n == k > 0 and a._free_frames.peek() == b._free_frames.peek() == 1024
+    for f in ("owner", "count", "allocated", "type", "type_count", "pinned", "validated", "linear_count", "m2p"):
+        assert np.array_equal(getattr(a, f), getattr(b, f)), f
