@@ -8,7 +8,10 @@ arena opens with a header giving each region's offset, rows and columns; :func:`
 struct of views the kernels work on (``A.G``, ``A.V``, ...: a Numba StructRef, so passing it between
 compiled functions is cheap), a 1-D globals row and 2-D regions of *fields x items*
 (``V[F_REMAINING, v]``). Python code reads the same regions through
-:meth:`Arena.region`.
+:meth:`Arena.region`. The compiled views own no reference (their meminfo is NULL, as
+``numba.carray``'s): reading an owned array member of a StructRef increfs and decrefs its meminfo,
+two atomic operations per ``A.<region>`` read in the hottest loops, and the arena ``M`` is kept
+alive by the kernel call that made the views (a :class:`HostState` never outlives it).
 
 Regions: ``G`` globals; ``V`` vCPUs (the dispatcher's unit: runstates, demand, program state);
 ``P`` pCPUs; ``Q`` the event heap (time, id, kind, a, b); ``D`` domains; ``TM`` scheduler timers;
@@ -22,8 +25,9 @@ records; ``LB`` unit latencies; ``WB`` wake-to-run latencies.
 from __future__ import annotations
 
 import numpy as np
-from numba import config, njit, types
+from numba import carray, config, njit, types
 from numba.experimental import structref
+from numba.extending import intrinsic
 
 # ---------------------------------------------------------------- regions (order in the header)
 G, V, P, Q, D, TM, SV, SP, SD, SG, RQ, HARD, SOFT, SX, PR, PC, RB, T, LB, WB = range(20)
@@ -164,12 +168,30 @@ else:
     structref.define_proxy(HostState, HostStateType, list(FIELDS))
 
 
-@njit(cache=True)
-def _r2(M, i):
-    o = M[4 + 3 * i]
-    r = M[5 + 3 * i]
-    c = M[6 + 3 * i]
-    return M[o:o + r * c].reshape((r, c))
+if config.DISABLE_JIT:  # plain Python: views that keep the arena alive
+    def _r2(M, i):
+        o = M[4 + 3 * i]
+        r = M[5 + 3 * i]
+        c = M[6 + 3 * i]
+        return M[o:o + r * c].reshape((r, c))
+else:
+    @intrinsic
+    def _int64_ptr(typingctx, addr):
+        """The address ``addr`` (an integer) as an ``int64*``."""
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(types.CPointer(types.int64)))
+        return types.CPointer(types.int64)(addr), codegen
+
+    @njit(cache=True)
+    def _r2(M, i):
+        # a view with no reference of its own (meminfo NULL, like numba.carray's): the kernels read
+        # ``A.<region>`` in their hottest loops, and each read of an owned array member of a
+        # StructRef increfs and decrefs its meminfo (two atomic operations). Safe because a
+        # HostState lives only inside the kernel call whose argument ``M`` keeps the arena alive.
+        o = M[4 + 3 * i]
+        r = M[5 + 3 * i]
+        c = M[6 + 3 * i]
+        return carray(_int64_ptr(M.ctypes.data + 8 * o), (r, c))
 
 
 @njit(cache=True)

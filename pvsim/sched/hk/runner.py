@@ -65,6 +65,7 @@ class CompiledRunner(HostRunner):
         self.switch_costs = (int(switch_costs[0]), int(switch_costs[1]))
         self.arena: L.Arena | None = None
         self.M = None
+        self._g = self._V = self._Q = None  # the arena's globals, vCPU and heap views (the hot paths')
         self._programs: list = []
         self._prog_units: list = []  # (unit, ProgramVcpu)
         self._dom_index: dict[int, int] = {}
@@ -111,8 +112,7 @@ class CompiledRunner(HostRunner):
                 rn, cn = a.dims[r]
                 a.region(r)[:min(ro, rn), :min(co, cn)] = old.region(r)[:min(ro, rn), :min(co, cn)]
             a.g[L.G_MAXOPS] = maxops
-        self.arena = a
-        self.M = a.M
+        self._set_arena(a)
         g = a.g
         g[L.G_SCHED] = K.KINDS[self.sched.name]
         g[L.G_NV], g[L.G_ND] = nv, len(doms)
@@ -207,12 +207,12 @@ class CompiledRunner(HostRunner):
 
     # ------------------------------------------------------------------ kernel calls
     def _enter(self) -> None:
-        g = self.arena.g
+        g = self._g
         g[L.G_SEQ] = self.engine.eids.n
         g[L.G_NOW] = int(self.env._now)
 
     def _leave(self) -> None:
-        g = self.arena.g
+        g = self._g
         self.engine.eids.n = int(g[L.G_SEQ])
         ev = int(g[L.G_EVENTS])
         if ev:
@@ -274,7 +274,7 @@ class CompiledRunner(HostRunner):
 
     def _run_kernel(self, st: int) -> None:
         """Serve the kernel until it is done with the current limit."""
-        g = self.arena.g
+        g = self._g
         while True:
             if st == L.ST_DONE:
                 return
@@ -287,7 +287,7 @@ class CompiledRunner(HostRunner):
                 self.env._now = int(g[L.G_NOW])
                 u = self.units[v]
                 pre = getattr(u.behaviour, "preempt", None)
-                r = 1 if (pre is not None and pre(int(self.arena.region(L.V)[L.F_REMAINING, v]))) else 0
+                r = 1 if (pre is not None and pre(int(self._V[L.F_REMAINING, v]))) else 0
             elif st == L.ST_DRAIN:
                 self._service()
                 r = -1
@@ -296,6 +296,7 @@ class CompiledRunner(HostRunner):
             else:  # pragma: no cover
                 raise RuntimeError(f"compiled dispatcher: unknown status {st}")
             self._lower_limit()
+            g = self._g  # _service may have grown the arena
             self._enter()
             st = K.k_resume(self.M, r)
             self._leave()
@@ -342,11 +343,15 @@ class CompiledRunner(HostRunner):
             new.M[4 + 3 * r: 7 + 3 * r] = (new.offsets[r], rows, c)
             oc = old.dims[r][1]
             new.region(r)[:, :min(c, oc)] = old.region(r)[:, :min(c, oc)]
-        self.arena, self.M = new, new.M
+        self._set_arena(new)
+
+    def _set_arena(self, a) -> None:
+        self.arena, self.M = a, a.M
+        self._g, self._V, self._Q = a.g, a.region(L.V), a.region(L.Q)
 
     def _lower_limit(self) -> None:
         """A SimPy event (or another host's) that appeared while Python worked may come first now."""
-        g = self.arena.g
+        g = self._g
         lim = (int(g[L.G_LIM_T]), int(g[L.G_LIM_P]), int(g[L.G_LIM_E]))
         q = self.env._queue
         if q:
@@ -366,10 +371,9 @@ class CompiledRunner(HostRunner):
         a = self.arena
         if a is None or not self.started:
             return None
-        g = a.g
-        if g[L.G_QN] == 0:
+        if self._g[L.G_QN] == 0:
             return None
-        Q = a.region(L.Q)
+        Q = self._Q
         return (int(Q[L.Q_T, 0]), 1, int(Q[L.Q_SEQ, 0]))
 
     def advance(self, limit) -> None:
@@ -382,7 +386,7 @@ class CompiledRunner(HostRunner):
     # ------------------------------------------------------------------ demands of external vCPUs
     def _py_demand(self, unit, now: int) -> int:
         """``HostRunner._next_demand`` for a full guest OS, writing the arena."""
-        V = self.arena.region(L.V)
+        V = self._V
         v = unit.uid
         for _ in range(_ZERO_LIMIT):
             if V[L.F_BLOCK_AFTER, v]:
