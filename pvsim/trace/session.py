@@ -57,11 +57,13 @@ _RS_MASK = ~0xFF0 & 0x0FFFFFFF
 
 
 class _ArenaCounters:
-    """A program vCPU's counters read from the compiled dispatcher's arena (what ``sync`` copies)."""
+    """A program vCPU's counters read from the compiled dispatcher's arena (what ``sync`` copies),
+    with the counts charged to it from outside its program (kept on the Python side)."""
 
-    def __init__(self, arena, uid: int):
+    def __init__(self, arena, uid: int, extra_counts: dict):
         self.PC, self.V, self.uid = arena.region(L.PC), arena.region(L.V), uid
         self.maxops = int(arena.g[L.G_MAXOPS])
+        self.extra_counts = extra_counts
 
     def op_exec(self, i):
         return int(self.PC[i, self.uid])
@@ -100,7 +102,7 @@ class MeteredCalls:
     def _counts(self, h, unit, ov) -> dict:
         arena = getattr(h.runner, "arena", None)
         if isinstance(ov, ProgramVcpu) and arena is not None and getattr(unit, "uid", None) is not None:
-            return ProgramMeter(ov.prog, _ArenaCounters(arena, unit.uid)).counts
+            return ProgramMeter(ov.prog, _ArenaCounters(arena, unit.uid, ov.extra_counts)).counts
         return ov.meter.counts
 
     def _host(self, cpu: int) -> int:
