@@ -178,6 +178,11 @@ M = [
     Mutant("post-copy demand fault does not place the page", "pvsim/migrate/save.py",
            "self._deliver(page, where, fetched)  # placed", "where[pfn] = 0  # placed",
            ("tests/migrate/test_nothing_lost.py",)),
+    # the drop-final mutant in the shipped code (the drop_final option is its in-test twin)
+    Mutant("pre-copy stop-and-copy drops the final dirty set", "pvsim/migrate/save.py",
+           "yield from self._send_pages(last, len(out.rounds) + 1, False)",
+           "yield from self._send_pages(last[:0], len(out.rounds) + 1, False)",
+           ("tests/migrate/test_nothing_lost.py",)),
     Mutant("memory_op: tot_pages not decremented", "pvsim/hypervisor/handlers/memory.py",
            "    dom.tot_pages -= 1\n", "", ("tests/hypercalls/test_hc_memory.py",)),
     # ---------------------------------------------------------------- Remus / COLO (pvsim/ha)
