@@ -155,6 +155,7 @@ def availability(scenario: Path = typer.Argument(..., help="scenario TOML with s
     rates = av.parse_rates(rate)
     seed = sc.seed if seed is None else seed
     av.check_sweep(rates, years, reps, repair_h, seed, len(sc.hosts))
+    fo.parse_failures(list(sc.failures), sc)  # the sweep draws its own crashes, but a bad entry is refused
     s = fo.parse_settings(sc.ha)
     prot = av.protections(sc, remus, remus_interval_ms)
     rows, means = av.sweep(sc, rates, years, reps, repair_h, seed, prot, s)
