@@ -99,7 +99,7 @@ class PvsimGroup(TyperGroup):
         except click_exc.UsageError as e:
             typer.echo(f"pvsim: error: {usage_line(e, _command_path(self, argv))}", err=True)
             rv = 2
-        except click_exc.Abort:
+        except typer.Abort:  # Typer's own (its vendored Click has no Abort)
             typer.echo("pvsim: interrupted; no output written", err=True)
             rv = 130
         except click_exc.ClickException as e:  # e.g. a file Click itself could not open
@@ -199,7 +199,7 @@ def _emit(rows, meta, json_out, csv_out, plot_fns=()) -> None:
 @user_errors
 def run(scenario: Path = typer.Argument(..., help="scenario TOML file, or an xl.cfg domain file"),
         host: Optional[Path] = typer.Option(None, "--host", help="for an xl.cfg file: a TOML file with the host "
-                                            "([host], [scheduler], [run]); default a 4-pCPU modern host"),
+                                            "(\\[host], \\[scheduler], \\[run]); default a 4-pCPU modern host"),
         seed: Optional[int] = typer.Option(None, help="override the scenario's seed (0..2**63-1)"),
         json_out: Optional[Path] = typer.Option(None, "--json", help="write results as JSON"),
         csv_out: Optional[Path] = typer.Option(None, "--csv", help="write results as CSV"),
@@ -209,7 +209,7 @@ def run(scenario: Path = typer.Argument(..., help="scenario TOML file, or an xl.
                                                 "timeline (Chrome JSON trace format)"),
         trace_mask: Optional[str] = typer.Option(None, "--trace-mask", "-e", help="xentrace -e event mask for "
                                                  "--trace, e.g. 0x0002f000 (scheduler only); default all"),
-        plot: Optional[Path] = typer.Option(None, "--plot", help="write each of the scenario's [[migrations]] "
+        plot: Optional[Path] = typer.Option(None, "--plot", help="write each of the scenario's \\[\\[migrations]] "
                                             "as a per-round timeline with the guest's throughput (PNG; "
                                             "several migrations: FILE-1-DOMAIN.png, ...)"),
         no_limit: bool = typer.Option(False, "--no-limit", help=NO_LIMIT_HELP),
@@ -645,7 +645,7 @@ def sweep(scenario: Path = typer.Argument(..., help="base scenario TOML"),
           csv_out: Optional[Path] = typer.Option(None, "--csv"),
           parquet_out: Optional[Path] = typer.Option(None, "--parquet"),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="no table on stdout"),
-          migrate_only: bool = typer.Option(False, "--migrate", help="run only the scenario's [[migrations]] "
+          migrate_only: bool = typer.Option(False, "--migrate", help="run only the scenario's \\[\\[migrations]] "
                                             "(as pvsim migrate: no guest runs) and give a row per migration"),
           no_limit: bool = typer.Option(False, "--no-limit", help=NO_LIMIT_HELP),
           max_wall_s: float = typer.Option(DEFAULT_LIMIT_S, "--max-wall-s", help=MAX_WALL_HELP)):

@@ -102,8 +102,8 @@ def run_remus(scenario: Path, domain: str, to: str, interval_ms: float, colo: bo
     _table(f"{title} {sc.name} {domain} -> {to}", rows, cols)
 
 
-def failover(scenario: Path = typer.Argument(..., help="scenario TOML with [[failures]] (and [ha])"),
-             fail: Optional[str] = typer.Option(None, "--fail", help="crash this host (besides [[failures]])"),
+def failover(scenario: Path = typer.Argument(..., help="scenario TOML with \\[\\[failures]] (and \\[ha])"),
+             fail: Optional[str] = typer.Option(None, "--fail", help="crash this host (besides \\[\\[failures]])"),
              at_ms: float = typer.Option(0.0, "--at-ms", help="when --fail happens"),
              heartbeat_ms: Optional[float] = typer.Option(None, "--heartbeat-ms"),
              missed: Optional[int] = typer.Option(None, "--missed", help="beats missed before declared dead"),
@@ -131,7 +131,7 @@ def failover(scenario: Path = typer.Argument(..., help="scenario TOML with [[fai
     out.print(f"availability over {horizon_ms:g} ms: {av:.6f}")
 
 
-def availability(scenario: Path = typer.Argument(..., help="scenario TOML with several hosts (and [ha])"),
+def availability(scenario: Path = typer.Argument(..., help="scenario TOML with several hosts (and \\[ha])"),
                  rate: str = typer.Option("0.5,1,2,4", "--rate", help="comma-separated host failure rates, "
                                           "failures per host-year"),
                  years: float = typer.Option(10.0, "--years", help="horizon of each repetition, years"),
@@ -155,6 +155,7 @@ def availability(scenario: Path = typer.Argument(..., help="scenario TOML with s
     rates = av.parse_rates(rate)
     seed = sc.seed if seed is None else seed
     av.check_sweep(rates, years, reps, repair_h, seed, len(sc.hosts))
+    fo.parse_failures(list(sc.failures), sc)  # the sweep draws its own crashes, but a bad entry is refused
     s = fo.parse_settings(sc.ha)
     prot = av.protections(sc, remus, remus_interval_ms)
     rows, means = av.sweep(sc, rates, years, reps, repair_h, seed, prot, s)

@@ -181,7 +181,7 @@ def _finish(system, r, text_fn, shares: bool, rows_fn=None, json_out=None, csv_o
 
 JSON = typer.Option(None, "--json", help="also write the view as JSON ('-': print JSON instead of the table)")
 CSV = typer.Option(None, "--csv", help="also write the view's rows as CSV")
-HOST = typer.Option(None, "--host", help="for xl.cfg files: a TOML file with the host ([host], [scheduler], [run])")
+HOST = typer.Option(None, "--host", help="for xl.cfg files: a TOML file with the host (\\[host], \\[scheduler], \\[run])")
 
 
 @app.command("list")

@@ -79,3 +79,16 @@ def test_xl_remus_default_interval_is_200(tmp_path):
     assert run("xl", "remus", SC, "db", "h2", "--duration-ms", "380", "--json", str(p)).exit_code == 0
     row = json.loads(p.read_text())["results"][0]
     assert row["interval_ms"] == 200 and row["checkpoints"] == 2  # epochs start at 0 and ~204.5 ms (< 380), the next at ~409
+
+
+def test_availability_refuses_a_failure_of_a_host_that_does_not_exist(tmp_path):
+    """The sweep draws its own crashes, but a scenario whose [[failures]] names an unknown host is bad
+    input there too (it used to be ignored silently), and nothing is written."""
+    text = open("examples/ha.toml").read()
+    assert text.count('at_ms = 2700\nhost = "h1"') == 1
+    f = tmp_path / "bad.toml"
+    f.write_text(text.replace('at_ms = 2700\nhost = "h1"', 'at_ms = 2700\nhost = "h9"'))
+    out = tmp_path / "a.csv"
+    r = run("availability", str(f), "--rate", "1", "--reps", "2", "--csv", str(out))
+    assert r.exit_code == 2 and r.output.strip() == "pvsim: error: failures[0].host: unknown host 'h9'; allowed: h1, h2"
+    assert not out.exists()
