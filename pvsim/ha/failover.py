@@ -234,6 +234,14 @@ def run(sc: Scenario, failures: list[Failure], s: HaSettings) -> tuple[list[dict
                     placed[name] = target
                     row.update(status="restarted", to=target, boot_ms=b, restart_at_ms=det + b,
                                downtime_ms=det + b - f.at_ms, reason="")
+                    # the target crashes before the boot ends (before or after this detection: the
+                    # manager does not know yet): the restart never serves; the domain is down until
+                    # that crash, whose own rows place it again
+                    doom = min((g.at_ms for g in failures if g.host == target and f.at_ms < g.at_ms < det + b),
+                               default=None)
+                    if doom is not None:
+                        row.update(status="restart-failed", downtime_ms=doom - f.at_ms,
+                                   reason=f"{target} crashed at {doom:g} ms, before the restart finished")
                 rows.append(row)
     return events, rows
 
@@ -241,6 +249,6 @@ def run(sc: Scenario, failures: list[Failure], s: HaSettings) -> tuple[list[dict
 def availability(rows: list[dict], sc: Scenario, horizon_ms: float) -> float:
     """The fraction of domain-time in service over ``horizon_ms`` (a down domain counts to the end)."""
     n = len([d for d in sc.domains if d.name not in {c[0] for c in CONTROL_DOMAIN.values()}])
-    down = sum(min(horizon_ms, r["downtime_ms"]) if r["status"] == "restarted"
+    down = sum(min(horizon_ms, r["downtime_ms"]) if r["status"] in ("restarted", "restart-failed")
                else max(0.0, horizon_ms - r["failed_at_ms"]) for r in rows)
     return 1.0 - down / (n * horizon_ms) if n else 1.0

@@ -50,6 +50,8 @@ from pvsim.core.errors import ScenarioError
 from pvsim.ha import failover as fo
 from pvsim.scenario import OUTSIDE
 
+RESTARTING = ("restarted", "restart-failed")  # the rows whose target incarnation is built (the run finds a doomed one dead)
+
 
 @dataclass
 class Prepared:
@@ -61,7 +63,7 @@ class Prepared:
 
     def coming(self, host: str) -> set[str]:
         """The domains that will be restarted on ``host``."""
-        return {r["domain"] for r in self.rows if r["status"] == "restarted" and r["to"] == host}
+        return {r["domain"] for r in self.rows if r["status"] in RESTARTING and r["to"] == host}
 
 
 @dataclass
@@ -116,7 +118,7 @@ def plan(system, prep: Prepared | None) -> InRunFailures | None:
     for k, r in enumerate(prep.rows):
         src = current[r["domain"]]
         dst = None
-        if r["status"] == "restarted":
+        if r["status"] in RESTARTING:  # a restart-failed one too: the run finds its target dead
             dst = hosts[r["to"]].receive(src.spec.model_copy(update={"host": r["to"]}),
                                          incarnation=f"@{r['to']}/restart{k}")
             current[r["domain"]] = dst

@@ -42,6 +42,24 @@ def test_local_disk_stays_down_and_shared_restarts():
     assert by["web"]["status"] == "down" and "local storage" in by["web"]["reason"]
 
 
+def test_a_restart_onto_a_host_that_crashes_before_it_ends_never_serves():
+    # examples/ha.toml: h2 crashes at 1000 ms (detected 3 s later); logs (shared storage) is sent to h1,
+    # which has itself crashed at 2700 ms, before the 6 s boot could end: the restart fails
+    sc = Scenario.from_toml("examples/ha.toml")
+    fails = fo.parse_failures([{"at_ms": 1000, "host": "h2"}, *sc.failures], sc)
+    _, rows = fo.run(sc, fails, fo.parse_settings(sc.ha))
+    logs = [r for r in rows if r["domain"] == "logs"]
+    assert [r["status"] for r in logs] == ["restart-failed", "down"]
+    assert logs[0]["to"] == "h1" and "h1 crashed at 2700" in logs[0]["reason"]
+    assert logs[0]["downtime_ms"] == pytest.approx(2700 - 1000)  # then the h1 crash's row takes over
+    assert logs[1]["failed_at_ms"] == 2700
+    # down from 1000 ms to the horizon, counted once
+    horizon = 3.6e6
+    a = fo.availability([r for r in rows if r["domain"] == "logs"], sc, horizon)
+    n = len([d for d in sc.domains if d.name != "Domain-0"])
+    assert 1 - a == pytest.approx((horizon - 1000) / (n * horizon))
+
+
 def test_the_reserve_refuses_what_does_not_fit():
     s = fo.HaSettings(reserve_frac=0.9)
     _, rows = fo.run(SC, fo.parse_failures([{"at_ms": 500, "host": "h1"}], SC), s)
