@@ -72,6 +72,9 @@ from pvsim.mm.hap import P2M
 
 PREFETCH_DISTANCE = 32  # shadow/multi.c
 SHADOW_OOS_PAGES = 3  # shadow/private.h: out-of-sync L1s per vCPU
+# Tags a tagged TLB hands out: 1..4095 (a 12-bit PCID, Intel SDM vol. 3A 4.10.1; 0 is the tag
+# of the untagged/first address space, as Xen keeps ASID/VPID 0 for itself, hvm/asid.c)
+ASID_MAX = 4095
 SKIP = 2  # _fixup result: the access was completed by emulation (MMIO); resume after it
 
 
@@ -160,7 +163,7 @@ class MachineMMU:
 
     def _flush_tlb_state(self):
         if self.tagged:
-            self.asid = (self.asid % 4095) + 1  # a fresh PCID/ASID instead of a flush
+            self.asid = (self.asid % ASID_MAX) + 1  # a fresh PCID/ASID instead of a flush
             # The paging-structure caches are tagged like the TLB (Intel SDM vol. 3A 4.10.3.1: each
             # PML4E/PDPTE/PDE-cache entry is associated with a PCID; 28.3.1: and with a VPID), so
             # the new tag can use none of the old tag's entries. The model's walk caches carry no
