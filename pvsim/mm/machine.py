@@ -47,7 +47,10 @@ are plain stores; CR3 loads and flushes resync every out-of-sync L1.
 
 A CR3 load under a tagged TLB (PCID/VPID) takes a fresh tag and drops the walk caches, which
 carry no tag of their own (real ones are tagged, Intel SDM vol. 3A 4.10.3.1: the new tag could use
-none of the old entries).
+none of the old entries). The tags run 1..``ASID_MAX`` (4095); when they are exhausted the next load
+starts a new generation with a full flush of the TLB and walk caches and tag 1
+(``hvm/asid.c``: ``hvm_asid_handle_vmenter``, ``hvm_asid_flush_core``), counted as
+``tlb.asid_rollover``; its price is only the refills (no separate cost constant).
 
 Simplifications: one TLB per vCPU (no SMT sharing); no OOS snapshots (a resync compares every
 entry with its recomputed shadow); PV log-dirty
@@ -72,6 +75,9 @@ from pvsim.mm.hap import P2M
 
 PREFETCH_DISTANCE = 32  # shadow/multi.c
 SHADOW_OOS_PAGES = 3  # shadow/private.h: out-of-sync L1s per vCPU
+# Tags a tagged TLB hands out: 1..4095 (a 12-bit PCID, Intel SDM vol. 3A 4.10.1; 0 is the tag
+# of the untagged/first address space, as Xen keeps ASID/VPID 0 for itself, hvm/asid.c)
+ASID_MAX = 4095
 SKIP = 2  # _fixup result: the access was completed by emulation (MMIO); resume after it
 
 
@@ -109,6 +115,7 @@ class MachineMMU:
         self.tagged = bool(prof is not None and prof.has("mmu.tlb_tagged_count")
                            and prof.value("mmu.tlb_tagged_count") >= 1)
         self.asid = 0
+        self.asid_generation = 1  # hvm/asid.c: generation 0 means "invalid", the count starts at 1
         self.root = 0
         self._free: list[int] = []
 
@@ -159,8 +166,21 @@ class MachineMMU:
         self._flush_tlb_state()
 
     def _flush_tlb_state(self):
-        if self.tagged:
-            self.asid = (self.asid % 4095) + 1  # a fresh PCID/ASID instead of a flush
+        if self.tagged and self.asid >= ASID_MAX:
+            # The tag space is exhausted: a new generation, as Xen does on VM entry
+            # (xen/arch/x86/hvm/asid.c: hvm_asid_handle_vmenter finds next_asid > max_asid, calls
+            # hvm_asid_flush_core -- core_asid_generation++ -- restarts at ASID 1 and returns "flush
+            # all", which vmx/svm turn into a flush of every VPID/ASID). Without it, tag 1 would hit
+            # the TLB entries another address space left under tag 1 a generation ago. Full flush:
+            # TLB and walk caches (the nested TLB with them: TLB_CTRL_FLUSH_ALL drops everything).
+            # flushtlb.c's pre_flush does the same for HVM on every TLB flush (hvm_flush_guest_tlbs
+            # -> hvm_asid_flush_core). No cost of its own: the refills are charged as walks.
+            self.asid = 1
+            self.asid_generation += 1
+            self.meter.count("tlb.asid_rollover")
+            self.tlb.flush()
+        elif self.tagged:
+            self.asid += 1  # a fresh PCID/ASID instead of a flush
             # The paging-structure caches are tagged like the TLB (Intel SDM vol. 3A 4.10.3.1: each
             # PML4E/PDPTE/PDE-cache entry is associated with a PCID; 28.3.1: and with a VPID), so
             # the new tag can use none of the old tag's entries. The model's walk caches carry no
