@@ -132,12 +132,16 @@ def test_save_loop_aborts_when_the_receiver_cannot_populate():
     assert m.out.rounds == [] and m.out.bytes < 4096 * 4096
 
 
-def test_postcopy_stalls_are_taken_from_the_guest_on_the_target(tmp_path):
+@pytest.mark.parametrize("target", ["python", "compiled"])
+def test_postcopy_stalls_are_taken_from_the_guest_on_the_target(tmp_path, target):
     """Each remote fault's stall is charged to a vCPU of the target's incarnation: its throughput
     after the resume drops below the same run's pre-copy guest by the total stall per vCPU over the
-    window (the hand calculation from the rows)."""
+    window (the hand calculation from the rows), under either dispatcher on the target."""
     def one(policy):
-        res = _run(tmp_path, policy=policy)
+        p = tmp_path / f"{policy}.toml"
+        p.write_text(_text(policy=policy).replace('{ name = "credit2" }',
+                                                  f'{{ name = "credit2", dispatcher = "{target}" }}'))
+        res = build(Scenario.from_toml(p)).run()
         m = next(r for r in res.migration_rows if r["kind"] == "migration")
         dst = next(r for r in res.rows if (r["host"], r["domain"]) == ("h2", "app"))
         return m, dst
