@@ -15,7 +15,9 @@ the target Domain-0's backends, and the workload continues there. The guest's th
 before the migration, during pre-copy and after the resume, each with the run's own metric. While
 log-dirty mode is on, the guest pays its own log-dirty work (:mod:`pvsim.hypervisor.logdirty`: a
 shadow write fault or an EPT violation per first write per round, or PML-full exits and flushes) on
-its own vCPUs (:func:`_logdirty`), so its throughput during pre-copy drops as a real guest's does. The
+its own vCPUs (:func:`_logdirty`), so its throughput during pre-copy drops as a real guest's does;
+after a post-copy switch-over each remote fault's stall is taken from the target's vCPUs
+(:func:`_stall`), so its throughput after the resume drops by the stalls. The
 save helper's and the restore helper's CPU (``xl``'s ``libxl-save-helper`` on each side: mapping,
 normalising, copying, the log-dirty ``CLEAN``) runs as a kernel thread of each host's Domain-0
 (:class:`Dom0Thread`, spawned on first use the way the backends' threads are), so a capped Domain-0,
@@ -25,7 +27,9 @@ Simplifications: the target's domain is built with the system (its structures ex
 vCPUs join the dispatcher only at resume); a unit of work in flight at suspend is lost (the workload
 restarts its loop on the target, with what is left of its budget); guest writes follow the
 workload's declared writable working set (:mod:`pvsim.migrate.dirty`), not the instructions it runs;
-a domain whose memory steps run on the structural MMU is not migrated in-run.
+a domain whose memory steps run on the structural MMU is not migrated in-run; a post-copy stall keeps
+the faulting vCPU busy on its pCPU (charged work) instead of blocking it and freeing the pCPU, and the
+faulting vCPU is taken round-robin.
 
 Tracing: Xen's trace has no migration records (the save loop is the toolstack's; its log-dirty
 ``XEN_DOMCTL_SHADOW_OP_CLEAN``/``PEEK`` calls are domctls, which Xen does not trace), so each round,
@@ -168,6 +172,7 @@ def plan(system) -> list[InRun]:
         mig.on_abort = lambda _mig, m=m: _abort(system, m)
         mig.on_round = lambda r, m=m: _traced_round(m, r)
         mig.on_logdirty = lambda items, m=m: _logdirty(m, items)
+        mig.on_stall = lambda k, ns, m=m: _stall(m, k, ns)
         out.append(m)
     return out
 
@@ -211,6 +216,16 @@ def _logdirty(m: InRun, items) -> None:
         for (cause, price), n in work.work.items():
             ns[cause] = ns.get(cause, 0.0) + n * times * p.ns(price)
         vcpus[v % len(vcpus)].charge(ns, {k: c * times for k, c in work.counts.items()})
+
+
+def _stall(m: InRun, k: int, ns: int) -> None:
+    """Post-copy: remote fault ``k`` stalls the vCPU that took it for ``ns`` (the userfaultfd wait for
+    the page). The save engine's touch stream is the whole guest's, so the faulting vCPU is taken
+    round-robin (fault ``k`` on vCPU ``k mod n``); the wait is charged to it as ``postcopy.stall``
+    work pending with its next Run, so it does no useful work for that time (modelled as busy, not
+    blocked: the vCPU keeps its pCPU rather than yielding it to another domain)."""
+    vcpus = m.dst.os.vcpus
+    vcpus[k % len(vcpus)].charge({"postcopy.stall": float(ns)}, {"postcopy.remote_fault": 1})
 
 
 def _populate(m: InRun, n: int) -> bool:

@@ -310,6 +310,10 @@ class Migration:
         # items [(vcpu, Meter, times)] (pvsim.migrate.inrun); without the hook it is only reported
         self.ld = LogDirtyLog(opts.logdirty, opts.vcpus) if opts.logdirty is not None else None
         self.on_logdirty = None
+        # post-copy: on_stall(fault, ns) as each remote fault is served, ``fault`` its 0-based index and
+        # ``ns`` the time the faulting vCPU waits for the page (a run takes it from the guest's vCPUs:
+        # pvsim.migrate.inrun); without the hook the stall is only reported
+        self.on_stall = None
 
     # ------------------------------------------------------------ time and the guest
     @property
@@ -740,6 +744,8 @@ class Migration:
                     end = tx.end_ns + self.pipe.latency_ns + POSTCOPY_FAULT_NS
                     self._deliver(page, where, fetched)  # placed at arrival; the guest touches it only after
                 out.stall_ns.append(int(end - tf))
+                if self.on_stall is not None:
+                    self.on_stall(out.remote_faults - 1, int(end - tf))
                 yield from self._wait_until(end)
             while inflight and inflight[0][1] <= self.now:
                 self._deliver(inflight.pop(0)[0], where, fetched)

@@ -130,3 +130,33 @@ def test_save_loop_aborts_when_the_receiver_cannot_populate():
     assert seen == [m] and m.out.stop_reason.startswith("aborted: target out of memory")
     assert not mem.logdirty and m.running  # log-dirty off, the guest still runs at the source
     assert m.out.rounds == [] and m.out.bytes < 4096 * 4096
+
+
+@pytest.mark.parametrize("target", ["python", "compiled"])
+def test_postcopy_stalls_are_taken_from_the_guest_on_the_target(tmp_path, target):
+    """Each remote fault's stall is charged to a vCPU of the target's incarnation: its throughput
+    after the resume drops below the same run's pre-copy guest by the total stall per vCPU over the
+    window (the hand calculation from the rows), under either dispatcher on the target."""
+    def one(policy):
+        p = tmp_path / f"{policy}.toml"
+        p.write_text(_text(policy=policy).replace('{ name = "credit2" }',
+                                                  f'{{ name = "credit2", dispatcher = "{target}" }}'))
+        res = build(Scenario.from_toml(p)).run()
+        m = next(r for r in res.migration_rows if r["kind"] == "migration")
+        dst = next(r for r in res.rows if (r["host"], r["domain"]) == ("h2", "app"))
+        return m, dst
+
+    pre, pre_dst = one("xen")
+    pc, pc_dst = one("postcopy")
+    assert pre["state"] == pc["state"] == "done"
+    assert pc["remote_faults"] > 0 and pc["stall_total_ms"] > 0.5
+    assert "postcopy.stall" not in pre_dst["breakdown_ns"]
+    assert pc_dst["counts"]["postcopy.remote_fault"] == pc["remote_faults"]
+    assert pc_dst["breakdown_ns"]["postcopy.stall"] > 0
+    # the vCPU does no useful work while it waits: after = pre-copy's after x (1 - stall / (vcpus x window))
+    window_ns = pc_dst["elapsed_ns"]
+    lost = pc["stall_total_ms"] * 1e6 / (pc_dst["vcpus"] * window_ns)
+    expect = pre["throughput"]["after"] * (1.0 - lost)
+    got = pc["throughput"]["after"]
+    assert got < pre["throughput"]["after"] * (1.0 - 0.5 * lost)
+    assert abs(got - expect) / expect < 0.005, (got, expect, lost)
