@@ -181,16 +181,21 @@ class MachineMemory:
         if not self._free_frames:
             return -1
         mfn = self._free_frames.pop()
-        self.owner[mfn] = domid
-        self.count[mfn] = 1
-        self.allocated[mfn] = True
-        self.type[mfn] = PGT_none
-        self.type_count[mfn] = 0
-        self.pinned[mfn] = False
-        self.validated[mfn] = False
-        self.linear_count[mfn] = 0
-        self.m2p[mfn] = -1
+        self._claim(mfn, domid)
         return int(mfn)
+
+    def _claim(self, mf, domid: int) -> None:
+        """Frame ``mf`` (or an array of frames) becomes ``domid``'s: allocated, one general
+        reference, untyped, unpinned, no m2p entry."""
+        self.owner[mf] = domid
+        self.count[mf] = 1
+        self.allocated[mf] = True
+        self.type[mf] = PGT_none
+        self.type_count[mf] = 0
+        self.pinned[mf] = False
+        self.validated[mf] = False
+        self.linear_count[mf] = 0
+        self.m2p[mf] = -1
 
     def pad_to(self, align: int, domid: int) -> int:
         """Give ``domid`` free frames until the next frame :meth:`alloc_domheap_page` (or
@@ -204,16 +209,7 @@ class MachineMemory:
             return n
         k = min((-ff.next) % align, ff.n - ff.next)
         if k:
-            mf = ff.take(k)
-            self.owner[mf] = domid
-            self.count[mf] = 1
-            self.allocated[mf] = True
-            self.type[mf] = PGT_none
-            self.type_count[mf] = 0
-            self.pinned[mf] = False
-            self.validated[mf] = False
-            self.linear_count[mf] = 0
-            self.m2p[mf] = -1
+            self._claim(ff.take(k), domid)
         return n + k
 
     def free_domheap_page(self, domid: int, mfn: int) -> int:
