@@ -352,7 +352,7 @@ class Migration:
             yield from self._wait_until(self._paced)
             self._paced = self.now + int(nbytes * 1e9 / self.rate_bps)
         work = dst_cpu if (self.cpu and dst_cpu) else {}
-        if work and not getattr(self.dst, "analytic", False):
+        if work and not self._analytic and not self.pipe.dead:  # (a dead link never lands it)
             self._posting += 1
             tx = self.pipe.send(nbytes, lambda w=work: self._landed(w), flow=self)
             work = {}
