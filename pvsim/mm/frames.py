@@ -160,14 +160,7 @@ class MachineMemory:
         self.domains[domid] = dmm
         # allocate the lowest free frames in one step (as many alloc_domheap_page calls would)
         mf = self._free_frames.take(nr_pages)
-        self.owner[mf] = domid
-        self.count[mf] = 1
-        self.allocated[mf] = True
-        self.type[mf] = PGT_none
-        self.type_count[mf] = 0
-        self.pinned[mf] = False
-        self.validated[mf] = False
-        self.linear_count[mf] = 0
+        self._claim(mf, domid)
         dmm.p2m[:] = mf
         self.m2p[mf] = np.arange(nr_pages, dtype=np.int64)
         return dmm
